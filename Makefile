@@ -1,0 +1,44 @@
+# The two commands the README opens with: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps lint typecheck test unit integration demo down bench clean
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,devstack]'
+	@touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+lint: install
+	$(BIN)/ruff check streaming connectors tests bench
+	$(BIN)/ruff format --check streaming connectors tests bench
+
+typecheck: install
+	$(BIN)/mypy streaming connectors
+
+test: lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: install
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+demo: install
+	@bash scripts/demo.sh
+
+down:
+	$(BIN)/streaming dev down
+
+clean: down
+	rm -rf .streaming .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Connectors that move data between Kafka and other systems (audit sink, outbox relay)."""

@@ -1,0 +1,5 @@
+"""``python -m streaming`` runs the CLI."""
+
+from streaming.cli import main
+
+main()

@@ -1,0 +1,89 @@
+"""pytest fixtures: a real Kafka + PostgreSQL (+ registry) per session, topics per test.
+
+Fixtures (all lazy):
+- ``streaming_stack``: :class:`StackEndpoints` for the session.
+- ``kafka_settings`` / ``kafka_transport`` / ``kafka_admin``: clients for that broker.
+- ``topic_factory``: ``await topic_factory(partitions=3, config={...})`` -> a fresh topic
+  name, deleted after the test.
+- ``database_settings`` / ``database``: PostgreSQL settings and a :class:`Database`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+
+import pytest
+import pytest_asyncio
+from pydantic import SecretStr
+
+from streaming.config import DatabaseSettings, KafkaSettings
+from streaming.db import Database
+from streaming.testing.stack import StackEndpoints, ensure_stack
+from streaming.transport.base import AdminTransport, TopicSpec
+from streaming.transport.kafka import KafkaTransport
+
+TopicFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture(scope="session")
+def streaming_stack() -> Iterator[StackEndpoints]:
+    endpoints = ensure_stack()
+    try:
+        yield endpoints
+    finally:
+        endpoints.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(streaming_stack: StackEndpoints) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=streaming_stack.bootstrap_servers)
+
+
+@pytest.fixture(scope="session")
+def kafka_transport(kafka_settings: KafkaSettings) -> KafkaTransport:
+    return KafkaTransport(kafka_settings)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def kafka_admin(kafka_transport: KafkaTransport) -> AsyncIterator[AdminTransport]:
+    admin = kafka_transport.admin()
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def topic_factory(kafka_admin: AdminTransport) -> AsyncIterator[TopicFactory]:
+    created: list[str] = []
+
+    async def make(
+        partitions: int = 1,
+        *,
+        prefix: str = "test",
+        config: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> str:
+        topic = name or f"{prefix}-{uuid.uuid4().hex[:12]}"
+        await kafka_admin.create_topics([TopicSpec(topic, partitions, 1, dict(config or {}))])
+        created.append(topic)
+        return topic
+
+    yield make
+    await kafka_admin.delete_topics(created)
+
+
+@pytest.fixture(scope="session")
+def database_settings(streaming_stack: StackEndpoints) -> DatabaseSettings:
+    return DatabaseSettings(url=SecretStr(streaming_stack.database_url))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def database(database_settings: DatabaseSettings) -> AsyncIterator[Database]:
+    db = Database(database_settings)
+    try:
+        yield db
+    finally:
+        await db.close()

@@ -1,0 +1,490 @@
+"""The real-Kafka transport: the only module that imports aiokafka.
+
+aiokafka errors are translated here into :mod:`streaming.errors` types so nothing above
+the boundary ever sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import aiokafka
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import TopicPartition as KTP
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NoBrokersAvailable,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+    for_code,
+)
+
+from streaming.config import KafkaSettings
+from streaming.errors import BrokerUnavailableError, TopicError, TransactionError, TransportError
+from streaming.transport.base import (
+    ClusterInfo,
+    GroupInfo,
+    OutgoingRecord,
+    RebalanceCallback,
+    Record,
+    RecordMetadata,
+    TopicPartition,
+    TopicSpec,
+)
+
+T = TypeVar("T")
+_TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+_UNKNOWN_TOPIC = 3
+
+
+def _ktp(tp: TopicPartition) -> KTP:
+    return KTP(tp.topic, tp.partition)
+
+
+def _tp(ktp: Any) -> TopicPartition:
+    return TopicPartition(ktp.topic, ktp.partition)
+
+
+def translate(exc: BaseException, what: str) -> TransportError:
+    """Map an aiokafka error to our tree (callers ``raise translate(e, ...) from e``)."""
+    if isinstance(exc, NoBrokersAvailable | KafkaConnectionError | KafkaTimeoutError):
+        return BrokerUnavailableError(f"{what}: Kafka did not answer ({exc}); is the broker up?")
+    if isinstance(exc, ProducerFenced):
+        return TransactionError(f"{what}: producer fenced by a newer instance ({exc})")
+    if isinstance(exc, aiokafka.errors.KafkaError) and getattr(exc, "retriable", False):
+        err = TransportError(f"{what}: {exc}")
+        err.retriable = True
+        return err
+    return TransportError(f"{what}: {exc}")
+
+
+@asynccontextmanager
+async def _translated(what: str):  # type: ignore[no-untyped-def]
+    try:
+        yield
+    except (KafkaError, OSError) as exc:
+        raise translate(exc, what) from exc
+
+
+async def _call(what: str, fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await fn()
+    except (KafkaError, OSError) as exc:
+        raise translate(exc, what) from exc
+
+
+def _record(msg: Any) -> Record:
+    return Record(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        timestamp_ms=msg.timestamp,
+        key=msg.key,
+        value=msg.value,
+        headers=tuple((k, bytes(v) if v is not None else b"") for k, v in (msg.headers or ())),
+    )
+
+
+class KafkaProducerTransport:
+    """Idempotent (``acks=all``) aiokafka producer behind :class:`ProducerTransport`."""
+
+    def __init__(self, settings: KafkaSettings, **options: Any) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_list,
+            client_id=settings.client_id,
+            security_protocol=settings.security_protocol,
+            request_timeout_ms=settings.request_timeout_ms,
+            acks="all",
+            enable_idempotence=True,
+            **options,
+        )
+
+    async def start(self) -> None:
+        await _call("start producer", self._producer.start)
+
+    async def stop(self) -> None:
+        await _call("stop producer", self._producer.stop)
+
+    async def send(self, record: OutgoingRecord) -> RecordMetadata:
+        async with _translated(f"send to {record.topic}"):
+            fut = await self._producer.send(
+                record.topic,
+                value=record.value,
+                key=record.key,
+                headers=list(record.headers),
+                partition=record.partition,
+                timestamp_ms=record.timestamp_ms,
+            )
+            meta = await fut
+        return RecordMetadata(meta.topic, meta.partition, meta.offset, meta.timestamp)
+
+    async def send_many(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        async with _translated("send batch"):
+            futures = [
+                await self._producer.send(
+                    r.topic,
+                    value=r.value,
+                    key=r.key,
+                    headers=list(r.headers),
+                    partition=r.partition,
+                    timestamp_ms=r.timestamp_ms,
+                )
+                for r in records
+            ]
+            metas = await asyncio.gather(*futures)
+        return [RecordMetadata(m.topic, m.partition, m.offset, m.timestamp) for m in metas]
+
+    async def flush(self) -> None:
+        await _call("flush", self._producer.flush)
+
+    async def begin_transaction(self) -> None:
+        await _call("begin transaction", self._producer.begin_transaction)
+
+    async def commit_transaction(self) -> None:
+        await _call("commit transaction", self._producer.commit_transaction)
+
+    async def abort_transaction(self) -> None:
+        await _call("abort transaction", self._producer.abort_transaction)
+
+    async def send_offsets_to_transaction(
+        self, offsets: Mapping[TopicPartition, int], group_id: str
+    ) -> None:
+        payload = {_ktp(tp): off for tp, off in offsets.items()}
+        await _call(
+            "send offsets to transaction",
+            lambda: self._producer.send_offsets_to_transaction(payload, group_id),
+        )
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, assigned: RebalanceCallback | None, revoked: RebalanceCallback | None):
+        self._assigned = assigned
+        self._revoked = revoked
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        if self._revoked is not None:
+            await self._revoked(sorted(_tp(t) for t in revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if self._assigned is not None:
+            await self._assigned(sorted(_tp(t) for t in assigned))
+
+
+class KafkaConsumerTransport:
+    """aiokafka consumer with auto-commit off behind :class:`ConsumerTransport`."""
+
+    def __init__(self, settings: KafkaSettings, **options: Any) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_list,
+            security_protocol=settings.security_protocol,
+            request_timeout_ms=settings.request_timeout_ms,
+            enable_auto_commit=False,
+            **options,
+        )
+
+    async def start(self) -> None:
+        await _call("start consumer", self._consumer.start)
+
+    async def stop(self) -> None:
+        await _call("stop consumer", self._consumer.stop)
+
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        *,
+        on_assigned: RebalanceCallback | None = None,
+        on_revoked: RebalanceCallback | None = None,
+    ) -> None:
+        self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
+
+    def assign(self, partitions: Sequence[TopicPartition]) -> None:
+        self._consumer.assign([_ktp(tp) for tp in partitions])
+
+    def assignment(self) -> set[TopicPartition]:
+        return {_tp(t) for t in self._consumer.assignment()}
+
+    async def poll(
+        self, timeout_ms: int = 1000, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Record]]:
+        async with _translated("poll"):
+            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return {_tp(tp): [_record(m) for m in msgs] for tp, msgs in batches.items() if msgs}
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        payload = {_ktp(tp): off for tp, off in offsets.items()}
+        await _call("commit offsets", lambda: self._consumer.commit(payload))
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        result: int | None = await _call("committed", lambda: self._consumer.committed(_ktp(tp)))
+        return result
+
+    async def position(self, tp: TopicPartition) -> int:
+        result: int = await _call("position", lambda: self._consumer.position(_ktp(tp)))
+        return result
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._consumer.seek(_ktp(tp), offset)
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        await _call("seek", lambda: self._consumer.seek_to_beginning(*(_ktp(t) for t in tps)))
+
+    async def seek_to_end(self, *tps: TopicPartition) -> None:
+        await _call("seek", lambda: self._consumer.seek_to_end(*(_ktp(t) for t in tps)))
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self._consumer.pause(*(_ktp(t) for t in tps))
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self._consumer.resume(*(_ktp(t) for t in tps))
+
+    def paused(self) -> set[TopicPartition]:
+        return {_tp(t) for t in self._consumer.paused()}
+
+    async def beginning_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        result = await _call(
+            "beginning offsets", lambda: self._consumer.beginning_offsets([_ktp(t) for t in tps])
+        )
+        return {_tp(k): v for k, v in result.items()}
+
+    async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        result = await _call(
+            "end offsets", lambda: self._consumer.end_offsets([_ktp(t) for t in tps])
+        )
+        return {_tp(k): v for k, v in result.items()}
+
+    async def offsets_for_times(
+        self, timestamps: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, int | None]:
+        payload = {_ktp(tp): ts for tp, ts in timestamps.items()}
+        result = await _call("offsets for times", lambda: self._consumer.offsets_for_times(payload))
+        return {_tp(k): (v.offset if v is not None else None) for k, v in result.items()}
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        async with _translated(f"partitions for {topic}"):
+            parts = self._consumer.partitions_for_topic(topic)
+            if parts is None:
+                await self._consumer._client.force_metadata_update()
+                parts = self._consumer.partitions_for_topic(topic)
+        if not parts:
+            raise TopicError(f"topic {topic!r} does not exist")
+        return set(parts)
+
+
+class KafkaAdminTransport:
+    """aiokafka admin client behind :class:`AdminTransport`."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_list,
+            client_id=f"{settings.client_id}-admin",
+            security_protocol=settings.security_protocol,
+            request_timeout_ms=settings.request_timeout_ms,
+        )
+
+    async def start(self) -> None:
+        await _call("start admin client", self._admin.start)
+
+    async def stop(self) -> None:
+        await _call("stop admin client", self._admin.close)
+
+    async def describe_cluster(self) -> ClusterInfo:
+        meta = await _call("describe cluster", self._admin.describe_cluster)
+        brokers = tuple(
+            f"{b['host']}:{b['port']}" for b in sorted(meta["brokers"], key=lambda b: b["node_id"])
+        )
+        return ClusterInfo(meta.get("cluster_id"), meta.get("controller_id"), brokers)
+
+    async def list_topics(self) -> set[str]:
+        return set(await _call("list topics", self._admin.list_topics))
+
+    async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        if not specs:
+            return
+        new = [
+            NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.config))
+            for s in specs
+        ]
+        response = await _call("create topics", lambda: self._admin.create_topics(new))
+        for entry in response.topic_errors:
+            name, code = entry[0], entry[1]
+            if code in (0, _TOPIC_ALREADY_EXISTS):
+                continue
+            message = entry[2] if len(entry) > 2 else ""
+            raise TopicError(f"cannot create topic {name!r}: {for_code(code).__name__} {message}")
+        await self._wait_for_metadata([s.name for s in specs])
+
+    async def _wait_for_metadata(self, names: Sequence[str], timeout_s: float = 30.0) -> None:
+        """Block until every broker's metadata shows the topics with leaders."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        wanted = set(names)
+        while True:
+            topics = await _call(
+                "describe topics", lambda: self._admin.describe_topics(list(wanted))
+            )
+            ready = {
+                t["topic"]
+                for t in topics
+                if t["error_code"] == 0
+                and t["partitions"]
+                and all(p["leader"] >= 0 for p in t["partitions"])
+            }
+            if ready >= wanted:
+                return
+            if loop.time() > deadline:
+                raise TopicError(
+                    f"topics {sorted(wanted - ready)} have no leader after {timeout_s}s"
+                )
+            await asyncio.sleep(0.05)  # poll
+
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        if names:
+            await _call("delete topics", lambda: self._admin.delete_topics(list(names)))
+
+    async def partition_count(self, topic: str) -> int:
+        topics = await _call("describe topic", lambda: self._admin.describe_topics([topic]))
+        for t in topics:
+            if t["topic"] == topic and t["error_code"] == 0:
+                return len(t["partitions"])
+        raise TopicError(f"topic {topic!r} does not exist")
+
+    async def describe_topic_config(self, topic: str) -> dict[str, str]:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+        responses = await _call(
+            "describe configs", lambda: self._admin.describe_configs([resource])
+        )
+        out: dict[str, str] = {}
+        for response in responses:
+            for res in response.resources:
+                error_code, resources_entries = res[0], res[4]
+                if error_code:
+                    raise TopicError(
+                        f"cannot describe topic {topic!r}: {for_code(error_code).__name__}"
+                    )
+                for entry in resources_entries:
+                    out[entry[0]] = entry[1]
+        return out
+
+    async def alter_topic_config(self, topic: str, config: Mapping[str, str]) -> None:
+        """Set ``config`` on the topic. Kafka's legacy AlterConfigs replaces all
+        non-default values, so the current overrides are merged in first."""
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+        current = await _call(
+            "describe configs",
+            lambda: self._admin.describe_configs([resource], include_synonyms=True),
+        )
+        merged: dict[str, str] = {}
+        for response in current:
+            for res in response.resources:
+                for entry in res[4]:
+                    # (name, value, read_only, source, is_sensitive, synonyms) for v1+
+                    name, value, source = entry[0], entry[1], entry[3]
+                    if source == 1 and value is not None:  # DYNAMIC_TOPIC_CONFIG
+                        merged[name] = value
+        merged.update(config)
+        await _call(
+            "alter configs",
+            lambda: self._admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic, merged)]
+            ),
+        )
+
+    async def list_groups(self) -> list[str]:
+        groups = await _call("list groups", self._admin.list_consumer_groups)
+        return sorted(g[0] for g in groups)
+
+    async def describe_group(self, group_id: str) -> GroupInfo:
+        responses = await _call(
+            "describe group", lambda: self._admin.describe_consumer_groups([group_id])
+        )
+        for response in responses:
+            for group in response.groups:
+                # (error_code, group_id, state, protocol_type, protocol, members, ...)
+                if group[1] == group_id:
+                    return GroupInfo(group_id=group_id, state=group[2], members=len(group[5]))
+        return GroupInfo(group_id=group_id, state="Dead", members=0)
+
+    async def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        result = await _call(
+            "group offsets", lambda: self._admin.list_consumer_group_offsets(group_id)
+        )
+        return {_tp(tp): om.offset for tp, om in result.items() if om.offset >= 0}
+
+    async def alter_group_offsets(
+        self, group_id: str, offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        """Commit offsets for an *empty* group through a member-less consumer."""
+        consumer = KafkaConsumerTransport(self._settings, group_id=group_id)
+        await consumer.start()
+        try:
+            consumer.assign(sorted(offsets))
+            await consumer.commit(offsets)
+        finally:
+            await consumer.stop()
+
+
+class KafkaTransport:
+    """Factory for real-Kafka producer, consumer and admin transports."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+
+    def producer(
+        self,
+        *,
+        transactional_id: str | None = None,
+        linger_ms: int = 5,
+        max_batch_size: int = 1_048_576,
+        compression: str | None = None,
+    ) -> KafkaProducerTransport:
+        return KafkaProducerTransport(
+            self.settings,
+            transactional_id=transactional_id,
+            linger_ms=linger_ms,
+            max_batch_size=max_batch_size,
+            compression_type=compression,
+        )
+
+    def consumer(
+        self,
+        *,
+        group_id: str | None = None,
+        auto_offset_reset: str = "earliest",
+        isolation_level: str = "read_uncommitted",
+        max_poll_records: int = 500,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
+        client_id: str | None = None,
+    ) -> KafkaConsumerTransport:
+        return KafkaConsumerTransport(
+            self.settings,
+            group_id=group_id,
+            auto_offset_reset=auto_offset_reset,
+            isolation_level=isolation_level,
+            max_poll_records=max_poll_records,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            client_id=client_id or self.settings.client_id,
+        )
+
+    def admin(self) -> KafkaAdminTransport:
+        return KafkaAdminTransport(self.settings)
+
+
+__all__ = [
+    "KafkaAdminTransport",
+    "KafkaConsumerTransport",
+    "KafkaProducerTransport",
+    "KafkaTransport",
+    "translate",
+]
