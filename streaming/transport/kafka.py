@@ -7,8 +7,8 @@ the boundary ever sees them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import aiokafka
@@ -17,12 +17,14 @@ from aiokafka import TopicPartition as KTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
+    IllegalOperation,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     NoBrokersAvailable,
     ProducerFenced,
     TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
     for_code,
 )
 
@@ -58,6 +60,11 @@ def translate(exc: BaseException, what: str) -> TransportError:
         return BrokerUnavailableError(f"{what}: Kafka did not answer ({exc}); is the broker up?")
     if isinstance(exc, ProducerFenced):
         return TransactionError(f"{what}: producer fenced by a newer instance ({exc})")
+    if isinstance(exc, UnknownTopicOrPartitionError):
+        return TopicError(f"{what}: topic or partition does not exist; create it first ({exc})")
+    if isinstance(exc, IllegalOperation):  # not a KafkaError: misuse such as no transaction
+        kind = TransactionError if "transaction" in str(exc).lower() else TransportError
+        return kind(f"{what}: {exc}")
     if isinstance(exc, aiokafka.errors.KafkaError) and getattr(exc, "retriable", False):
         err = TransportError(f"{what}: {exc}")
         err.retriable = True
@@ -65,19 +72,22 @@ def translate(exc: BaseException, what: str) -> TransportError:
     return TransportError(f"{what}: {exc}")
 
 
-@asynccontextmanager
-async def _translated(what: str):  # type: ignore[no-untyped-def]
+# IllegalOperation is aiokafka's misuse error and does not derive from KafkaError.
+_AIOKAFKA_ERRORS = (KafkaError, IllegalOperation, OSError)
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Translate aiokafka errors raised inside the block (sync or async code)."""
     try:
         yield
-    except (KafkaError, OSError) as exc:
+    except _AIOKAFKA_ERRORS as exc:
         raise translate(exc, what) from exc
 
 
 async def _call(what: str, fn: Callable[[], Awaitable[T]]) -> T:
-    try:
+    with _translated(what):
         return await fn()
-    except (KafkaError, OSError) as exc:
-        raise translate(exc, what) from exc
 
 
 def _record(msg: Any) -> Record:
@@ -113,7 +123,7 @@ class KafkaProducerTransport:
         await _call("stop producer", self._producer.stop)
 
     async def send(self, record: OutgoingRecord) -> RecordMetadata:
-        async with _translated(f"send to {record.topic}"):
+        with _translated(f"send to {record.topic}"):
             fut = await self._producer.send(
                 record.topic,
                 value=record.value,
@@ -126,7 +136,7 @@ class KafkaProducerTransport:
         return RecordMetadata(meta.topic, meta.partition, meta.offset, meta.timestamp)
 
     async def send_many(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
-        async with _translated("send batch"):
+        with _translated("send batch"):
             futures = [
                 await self._producer.send(
                     r.topic,
@@ -202,10 +212,12 @@ class KafkaConsumerTransport:
         on_assigned: RebalanceCallback | None = None,
         on_revoked: RebalanceCallback | None = None,
     ) -> None:
-        self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
+        with _translated(f"subscribe to {list(topics)}"):
+            self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
 
     def assign(self, partitions: Sequence[TopicPartition]) -> None:
-        self._consumer.assign([_ktp(tp) for tp in partitions])
+        with _translated("assign partitions"):
+            self._consumer.assign([_ktp(tp) for tp in partitions])
 
     def assignment(self) -> set[TopicPartition]:
         return {_tp(t) for t in self._consumer.assignment()}
@@ -213,7 +225,7 @@ class KafkaConsumerTransport:
     async def poll(
         self, timeout_ms: int = 1000, max_records: int | None = None
     ) -> dict[TopicPartition, list[Record]]:
-        async with _translated("poll"):
+        with _translated("poll"):
             batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         return {_tp(tp): [_record(m) for m in msgs] for tp, msgs in batches.items() if msgs}
 
@@ -232,7 +244,8 @@ class KafkaConsumerTransport:
         return result
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
-        self._consumer.seek(_ktp(tp), offset)
+        with _translated(f"seek {tp}"):
+            self._consumer.seek(_ktp(tp), offset)
 
     async def seek_to_beginning(self, *tps: TopicPartition) -> None:
         await _call("seek", lambda: self._consumer.seek_to_beginning(*(_ktp(t) for t in tps)))
@@ -241,10 +254,12 @@ class KafkaConsumerTransport:
         await _call("seek", lambda: self._consumer.seek_to_end(*(_ktp(t) for t in tps)))
 
     def pause(self, *tps: TopicPartition) -> None:
-        self._consumer.pause(*(_ktp(t) for t in tps))
+        with _translated("pause"):
+            self._consumer.pause(*(_ktp(t) for t in tps))
 
     def resume(self, *tps: TopicPartition) -> None:
-        self._consumer.resume(*(_ktp(t) for t in tps))
+        with _translated("resume"):
+            self._consumer.resume(*(_ktp(t) for t in tps))
 
     def paused(self) -> set[TopicPartition]:
         return {_tp(t) for t in self._consumer.paused()}
@@ -269,7 +284,7 @@ class KafkaConsumerTransport:
         return {_tp(k): (v.offset if v is not None else None) for k, v in result.items()}
 
     async def partitions_for(self, topic: str) -> set[int]:
-        async with _translated(f"partitions for {topic}"):
+        with _translated(f"partitions for {topic}"):
             parts = self._consumer.partitions_for_topic(topic)
             if parts is None:
                 await self._consumer._client.force_metadata_update()
