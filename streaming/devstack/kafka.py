@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -183,6 +184,8 @@ def start_local_kafka(
     libs = resolve_jars(progress)
     classpath = f"{libs}/*"
     root = state_dir / "kafka"
+    # A stopped stack's logs belong to another cluster id; every start is a fresh cluster.
+    shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     (root / "log4j2.yaml").write_text(_LOG4J2)
     cluster_id = _random_cluster_id()

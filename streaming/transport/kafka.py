@@ -122,8 +122,20 @@ class KafkaProducerTransport:
     async def stop(self) -> None:
         await _call("stop producer", self._producer.stop)
 
+    async def _check_partition(self, record: OutgoingRecord) -> None:
+        """aiokafka only asserts an explicit partition exists; say it as a TopicError."""
+        if record.partition is None:
+            return
+        parts = await self._producer.partitions_for(record.topic)
+        if record.partition not in parts:
+            raise TopicError(
+                f"send to {record.topic}: partition {record.partition} does not exist "
+                f"(it has {len(parts)})"
+            )
+
     async def send(self, record: OutgoingRecord) -> RecordMetadata:
         with _translated(f"send to {record.topic}"):
+            await self._check_partition(record)
             fut = await self._producer.send(
                 record.topic,
                 value=record.value,
@@ -137,6 +149,8 @@ class KafkaProducerTransport:
 
     async def send_many(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         with _translated("send batch"):
+            for r in records:
+                await self._check_partition(r)
             futures = [
                 await self._producer.send(
                     r.topic,
@@ -244,6 +258,8 @@ class KafkaConsumerTransport:
         return result
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
+        if offset < 0:
+            raise TransportError(f"seek: offset {offset} for {tp} is negative")
         with _translated(f"seek {tp}"):
             self._consumer.seek(_ktp(tp), offset)
 
