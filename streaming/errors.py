@@ -10,6 +10,7 @@ errors are translated at the boundary with ``raise ... from exc``.
     |   +-- BrokerUnavailableError  no broker answered (retriable)
     |   +-- TopicError              topic missing / cannot be created
     |   +-- TransactionError        transactional producer fenced or aborted
+    |   +-- GroupNotEmptyError      offsets of a group with active members cannot change
     +-- DatabaseError               talking to PostgreSQL failed
     |   +-- DatabaseUnavailableError
     |   +-- CircuitOpenError        fail-fast while the breaker is open (retriable)
@@ -62,6 +63,10 @@ class TopicError(TransportError):
     """A topic is missing, misconfigured or could not be created."""
 
 
+class GroupNotEmptyError(TransportError):
+    """A consumer group still has active members, so its offsets cannot be changed."""
+
+
 class TransactionError(TransportError):
     """A transactional producer was fenced or its transaction aborted."""
 
@@ -112,6 +117,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseUnavailableError",
     "DevStackError",
+    "GroupNotEmptyError",
     "PermissionDenied",
     "SecurityError",
     "SerializationError",

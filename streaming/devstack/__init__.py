@@ -170,11 +170,9 @@ class DevStack:
                 from streaming.devstack.postgres import stop_embedded_postgres
 
                 stop_embedded_postgres(svc.data_dir)
-                for pid in svc.pids:
-                    terminate(pid)
+                terminate(*svc.pids)
             else:
-                for pid in svc.pids:
-                    terminate(pid)
+                terminate(*svc.pids)
             stopped.append(svc.name)
         self.state_path.unlink(missing_ok=True)
         return stopped

@@ -34,20 +34,23 @@ def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
 
 
 def pid_alive(pid: int | None) -> bool:
+    """True while ``pid`` runs; zombies (exited, not yet reaped) count as dead."""
     if not pid:
         return False
+    # Reap it if it is our exited child; not our child is fine too.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # A zombie child still answers kill(0); treat it as dead.
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def spawn(
@@ -72,20 +75,25 @@ def spawn(
     return proc.pid
 
 
-def terminate(pid: int | None, *, timeout_s: float = 20.0) -> None:
-    """SIGTERM, wait up to ``timeout_s`` for a clean exit, then SIGKILL."""
-    if not pid_alive(pid):
-        return
-    assert pid is not None
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+def terminate(*pids: int | None, timeout_s: float = 20.0) -> None:
+    """SIGTERM them all at once, wait up to ``timeout_s`` for clean exits, then SIGKILL."""
+    running = [p for p in pids if p and pid_alive(p)]
+    for pid in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return
-        time.sleep(0.1)  # poll
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    while running and time.monotonic() < deadline:
+        running = [p for p in running if pid_alive(p)]
+        if running:
+            time.sleep(0.1)  # poll
+    for pid in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    kill_deadline = time.monotonic() + 5
+    while running and time.monotonic() < kill_deadline:
+        running = [p for p in running if pid_alive(p)]
+        if running:
+            time.sleep(0.05)  # poll
 
 
 def wait_until(

@@ -29,7 +29,13 @@ from aiokafka.errors import (
 )
 
 from streaming.config import KafkaSettings
-from streaming.errors import BrokerUnavailableError, TopicError, TransactionError, TransportError
+from streaming.errors import (
+    BrokerUnavailableError,
+    GroupNotEmptyError,
+    TopicError,
+    TransactionError,
+    TransportError,
+)
 from streaming.transport.base import (
     ClusterInfo,
     GroupInfo,
@@ -455,6 +461,12 @@ class KafkaAdminTransport:
         self, group_id: str, offsets: Mapping[TopicPartition, int]
     ) -> None:
         """Commit offsets for an *empty* group through a member-less consumer."""
+        info = await self.describe_group(group_id)
+        if info.members:
+            raise GroupNotEmptyError(
+                f"alter offsets of group {group_id!r}: the group has {info.members} active "
+                "member(s); stop its consumers first"
+            )
         consumer = KafkaConsumerTransport(self._settings, group_id=group_id)
         await consumer.start()
         try:

@@ -1,0 +1,226 @@
+"""Errors of the serde layer, all under :class:`streaming.errors.SerializationError`.
+
+    SerializationError
+    +-- SchemaLoadError              a local .avsc is missing or invalid
+    +-- SerializeError               a value does not fit its writer schema
+    +-- DeserializationError         carries data, topic, partition, offset, headers, schema id
+    |   +-- BadMagicByteError        first byte is not 0: not Confluent wire format
+    |   +-- CorruptRecordError       body does not decode, or bytes are left over
+    |   |   +-- TruncatedRecordError shorter than the 5-byte header or the body ends early
+    |   +-- UnknownSchemaIdError     the registry has no schema with this id
+    |   +-- SchemaMismatchError      writer schema cannot be read as the reader schema/type
+    |   +-- SchemaLookupError        the registry could not be asked (retriable: not poison)
+    +-- RegistryError                the registry answered with an error (status, error_code)
+        +-- RegistryUnavailableError network failure, timeout, 408/429/5xx after retries
+        +-- RegistryAuthError        401 / 403
+        +-- SubjectNotFoundError     40401
+        +-- VersionNotFoundError     40402
+        +-- SchemaNotFoundError      40403
+        +-- IncompatibleSchemaError  409
+        +-- InvalidSchemaError       42201
+        +-- InvalidVersionError      42202
+
+Every ``DeserializationError`` except ``SchemaLookupError`` is a poison pill: retrying
+the same bytes cannot succeed, so the consumer routes it to the DLQ with ``data`` intact.
+"""
+
+from __future__ import annotations
+
+from streaming.errors import SerializationError
+from streaming.serde.context import MessageField, SerializationContext
+from streaming.transport.base import Headers
+
+
+class SchemaLoadError(SerializationError):
+    """A local schema file is missing, unreadable or not valid Avro."""
+
+
+class SerializeError(SerializationError):
+    """A value could not be encoded with its writer schema."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ctx: SerializationContext | None = None,
+        subject: str | None = None,
+        schema_id: int | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.subject = subject
+        self.schema_id = schema_id
+        where = f" (topic {ctx.topic!r} {ctx.field})" if ctx is not None else ""
+        super().__init__(f"{message}{where}")
+
+
+class DeserializationError(SerializationError):
+    """Bytes could not be decoded; holds everything a DLQ router needs."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        data: bytes | None,
+        ctx: SerializationContext | None = None,
+        schema_id: int | None = None,
+    ) -> None:
+        self.data = data
+        self.ctx = ctx
+        self.schema_id = schema_id
+        super().__init__(message + _where(ctx, schema_id))
+
+    @property
+    def topic(self) -> str | None:
+        return self.ctx.topic if self.ctx is not None else None
+
+    @property
+    def partition(self) -> int | None:
+        return self.ctx.partition if self.ctx is not None else None
+
+    @property
+    def offset(self) -> int | None:
+        return self.ctx.offset if self.ctx is not None else None
+
+    @property
+    def field(self) -> MessageField | None:
+        return self.ctx.field if self.ctx is not None else None
+
+    @property
+    def headers(self) -> Headers:
+        return self.ctx.headers if self.ctx is not None else ()
+
+    @property
+    def cause(self) -> BaseException | None:
+        """The underlying library error (also chained as ``__cause__``)."""
+        return self.__cause__
+
+
+def _where(ctx: SerializationContext | None, schema_id: int | None) -> str:
+    parts = []
+    if ctx is not None:
+        parts.append(f"topic {ctx.topic!r} {ctx.field}")
+        if ctx.partition is not None:
+            parts.append(f"partition {ctx.partition}")
+        if ctx.offset is not None:
+            parts.append(f"offset {ctx.offset}")
+    if schema_id is not None:
+        parts.append(f"schema id {schema_id}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+class BadMagicByteError(DeserializationError):
+    """The record does not start with magic byte 0 (not Confluent wire format)."""
+
+
+class CorruptRecordError(DeserializationError):
+    """The Avro body does not decode with its writer schema."""
+
+
+class TruncatedRecordError(CorruptRecordError):
+    """The record ends before the header or the body is complete."""
+
+
+class UnknownSchemaIdError(DeserializationError):
+    """The registry knows no schema with the id in the header."""
+
+
+class SchemaMismatchError(DeserializationError):
+    """The writer schema cannot be resolved to the reader schema or the expected type."""
+
+
+class SchemaLookupError(DeserializationError):
+    """The registry could not be reached to fetch the writer schema; retry later."""
+
+    retriable = True
+
+
+class RegistryError(SerializationError):
+    """The schema registry refused a request; ``error_code`` is Confluent's code."""
+
+    def __init__(self, message: str, *, status: int | None = None, error_code: int | None = None):
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+        code = f" [http {status}, error_code {error_code}]" if status is not None else ""
+        super().__init__(f"{message}{code}")
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry did not answer usefully (network, timeout, 408/429/5xx) after retries."""
+
+    retriable = True
+
+
+class RegistryAuthError(RegistryError):
+    """The registry rejected our credentials (401) or permissions (403)."""
+
+
+class SubjectNotFoundError(RegistryError):
+    """40401: no such subject."""
+
+
+class VersionNotFoundError(RegistryError):
+    """40402: no such version under the subject."""
+
+
+class SchemaNotFoundError(RegistryError):
+    """40403: no such schema (by id, or not registered under the subject)."""
+
+
+class IncompatibleSchemaError(RegistryError):
+    """409: the schema breaks the subject's compatibility level."""
+
+
+class InvalidSchemaError(RegistryError):
+    """42201: the schema text is not a valid schema."""
+
+
+class InvalidVersionError(RegistryError):
+    """42202: the version is not a positive integer or 'latest'."""
+
+
+_BY_ERROR_CODE: dict[int, type[RegistryError]] = {
+    40401: SubjectNotFoundError,
+    40402: VersionNotFoundError,
+    40403: SchemaNotFoundError,
+    409: IncompatibleSchemaError,
+    42201: InvalidSchemaError,
+    42202: InvalidVersionError,
+}
+
+
+def registry_error(status: int, error_code: int | None, message: str) -> RegistryError:
+    """The typed error for a registry error response."""
+    cls: type[RegistryError]
+    if error_code is not None and error_code in _BY_ERROR_CODE:
+        cls = _BY_ERROR_CODE[error_code]
+    elif status in (401, 403):
+        cls = RegistryAuthError
+    elif status in (408, 429) or status >= 500:
+        cls = RegistryUnavailableError
+    else:
+        cls = RegistryError
+    return cls(message, status=status, error_code=error_code)
+
+
+__all__ = [
+    "BadMagicByteError",
+    "CorruptRecordError",
+    "DeserializationError",
+    "IncompatibleSchemaError",
+    "InvalidSchemaError",
+    "InvalidVersionError",
+    "RegistryAuthError",
+    "RegistryError",
+    "RegistryUnavailableError",
+    "SchemaLoadError",
+    "SchemaLookupError",
+    "SchemaMismatchError",
+    "SchemaNotFoundError",
+    "SerializeError",
+    "SubjectNotFoundError",
+    "TruncatedRecordError",
+    "UnknownSchemaIdError",
+    "VersionNotFoundError",
+    "registry_error",
+]

@@ -1,0 +1,46 @@
+"""`dev up --brokers 3` forms a three-voter KRaft quorum that replicates topics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streaming.config import KafkaSettings
+from streaming.devstack import DevStack, StackState
+from streaming.devstack.procs import pid_alive
+from streaming.testing import StackEndpoints
+from streaming.transport import TopicSpec
+from streaming.transport.kafka import KafkaTransport
+
+
+@pytest.fixture
+def three_brokers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streaming_stack: StackEndpoints
+) -> Iterator[StackState]:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.setenv("DATABASE_URL", streaming_stack.database_url)  # reuse the session's
+    stack = DevStack(tmp_path / "stack")
+    state = stack.up(brokers=3, registry=False)
+    assert state.kafka is not None
+    pids = state.kafka.pids
+    yield state
+    assert stack.down() == ["kafka"], "down must leave the external database alone"
+    assert not any(pid_alive(pid) for pid in pids)
+
+
+async def test_three_node_quorum_replicates(three_brokers: StackState) -> None:
+    kafka = three_brokers.kafka
+    assert kafka is not None
+    assert len(kafka.pids) == 3
+    admin = KafkaTransport(KafkaSettings(bootstrap_servers=kafka.address)).admin()
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+        assert len(cluster.brokers) == 3
+        await admin.create_topics([TopicSpec("replicated", 3, 3, {"min.insync.replicas": "2"})])
+        assert await admin.partition_count("replicated") == 3
+        assert (await admin.describe_topic_config("replicated"))["min.insync.replicas"] == "2"
+    finally:
+        await admin.stop()
