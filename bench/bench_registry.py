@@ -29,13 +29,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server() -> tuple[str, subprocess.Popen[bytes]]:
+async def delete_topic(topic: str) -> None:
+    from streaming.config import KafkaSettings
+    from streaming.transport.kafka import KafkaTransport
+
+    admin = KafkaTransport(KafkaSettings()).admin()
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.stop()
+
+
+def start_server() -> tuple[str, subprocess.Popen[bytes], str]:
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         sys.exit("set KAFKA_BOOTSTRAP_SERVERS (or pass --url of a running registry)")
     port = free_port()
     topic = f"_schemas-bench-{uuid.uuid4().hex[:8]}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streaming.registry.cli", "serve", "--port", str(port), "--topic", topic],
+        [
+            sys.executable,
+            "-m",
+            "streaming.registry.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--topic",
+            topic,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -44,7 +65,7 @@ def start_server() -> tuple[str, subprocess.Popen[bytes]]:
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return url, proc
+                return url, proc, topic
         except httpx.HTTPError:
             pass
         time.sleep(0.1)  # poll
@@ -91,23 +112,34 @@ def main() -> None:
     parser.add_argument("--schemas", type=int, default=20)
     args = parser.parse_args()
     proc = None
+    topic = None
     url = args.url
     if url is None:
-        url, proc = start_server()
+        url, proc, topic = start_server()
     try:
         ids = []
         for n in range(args.schemas):
-            schema = {"type": "record", "name": f"Bench{n}", "fields": [{"name": "v", "type": "long"}]}
-            r = httpx.post(f"{url}/subjects/bench-{n}/versions", json={"schema": json.dumps(schema)}, timeout=30)
+            schema = {
+                "type": "record",
+                "name": f"Bench{n}",
+                "fields": [{"name": "v", "type": "long"}],
+            }
+            r = httpx.post(
+                f"{url}/subjects/bench-{n}/versions",
+                json={"schema": json.dumps(schema)},
+                timeout=30,
+            )
             r.raise_for_status()
             ids.append(r.json()["id"])
         result = asyncio.run(drive(url, ids, args.seconds, args.concurrency))
         result["concurrency"] = args.concurrency
-        print(json.dumps(result))  # noqa: T201 - a script's output
+        sys.stdout.write(json.dumps(result) + "\n")
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=10)
+        if topic is not None:
+            asyncio.run(delete_topic(topic))
 
 
 if __name__ == "__main__":

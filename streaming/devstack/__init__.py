@@ -15,9 +15,11 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from streaming.config import KafkaSettings, parse_bootstrap_servers
 from streaming.devstack.procs import (
@@ -34,6 +36,7 @@ from streaming.devstack.procs import (
 from streaming.errors import DevStackError, StreamingError
 
 Kind = Literal["external", "local", "docker"]
+T = TypeVar("T")
 STATE_FILE = "devstack.json"
 
 
@@ -315,7 +318,7 @@ def wait_for_kafka(bootstrap: str, brokers: int = 1, timeout_s: float = 90.0) ->
     last: str = ""
     while time.monotonic() < deadline:
         try:
-            if asyncio.run(probe()) >= brokers:
+            if _run_sync(probe) >= brokers:
                 return
         except StreamingError as exc:
             last = str(exc)
@@ -324,6 +327,13 @@ def wait_for_kafka(bootstrap: str, brokers: int = 1, timeout_s: float = 90.0) ->
         f"Kafka at {bootstrap} did not report {brokers} broker(s) within {timeout_s:.0f}s"
         + (f": {last}" if last else "")
     )
+
+
+def _run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, even when a loop already runs here
+    (a sync pytest fixture set up from inside an async one)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()
 
 
 def _redact(address: str) -> str:

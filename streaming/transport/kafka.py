@@ -174,14 +174,22 @@ class KafkaProducerTransport:
     async def flush(self) -> None:
         await _call("flush", self._producer.flush)
 
+    async def _transactional(self, what: str, fn: Callable[[], Awaitable[None]]) -> None:
+        # A fenced producer's state machine raises a bare AssertionError ("Invalid state
+        # transition ... FATAL_ERROR") from aiokafka; it means the same as ProducerFenced.
+        try:
+            await _call(what, fn)
+        except AssertionError as exc:
+            raise TransactionError(f"{what}: producer is in a fatal state ({exc})") from exc
+
     async def begin_transaction(self) -> None:
-        await _call("begin transaction", self._producer.begin_transaction)
+        await self._transactional("begin transaction", self._producer.begin_transaction)
 
     async def commit_transaction(self) -> None:
-        await _call("commit transaction", self._producer.commit_transaction)
+        await self._transactional("commit transaction", self._producer.commit_transaction)
 
     async def abort_transaction(self) -> None:
-        await _call("abort transaction", self._producer.abort_transaction)
+        await self._transactional("abort transaction", self._producer.abort_transaction)
 
     async def send_offsets_to_transaction(
         self, offsets: Mapping[TopicPartition, int], group_id: str

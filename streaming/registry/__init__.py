@@ -1,0 +1,39 @@
+"""Our Confluent-compatible schema registry service (Avro), stored in a ``_schemas`` topic.
+
+Layers, top to bottom: :mod:`.app` (HTTP, Starlette) -> :mod:`.service` (Confluent
+semantics) -> :mod:`.store` / :mod:`.kafka_store` (records, fencing) -> :mod:`.state`
+(pure fold of ``_schemas`` records). :mod:`.server` runs it; :mod:`.cli` is
+``streaming registry``.
+"""
+
+from streaming.registry.app import Authenticator, Authorizer, create_app
+from streaming.registry.audit import AuditRecord, AuditSink, log_audit
+from streaming.registry.errors import RegistryError
+from streaming.registry.kafka_store import KafkaSchemaStore
+from streaming.registry.model import CompatibilityLevel, Mode, Reference, SchemaVersion
+from streaming.registry.server import RegistryServer, ServerSettings, start_registry_in_background
+from streaming.registry.service import RegistryService
+from streaming.registry.state import RegistryState
+from streaming.registry.store import InMemorySchemaStore, SchemaStore
+
+__all__ = [
+    "AuditRecord",
+    "AuditSink",
+    "Authenticator",
+    "Authorizer",
+    "CompatibilityLevel",
+    "InMemorySchemaStore",
+    "KafkaSchemaStore",
+    "Mode",
+    "Reference",
+    "RegistryError",
+    "RegistryServer",
+    "RegistryService",
+    "RegistryState",
+    "SchemaStore",
+    "SchemaVersion",
+    "ServerSettings",
+    "create_app",
+    "log_audit",
+    "start_registry_in_background",
+]

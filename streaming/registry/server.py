@@ -1,0 +1,197 @@
+"""Running the registry: uvicorn around the app, in-process and in the background.
+
+``async with RegistryServer(ServerSettings(port=0), kafka=KafkaSettings(...)) as server:``
+starts the ``_schemas`` store and serves on ``server.url`` (port 0 picks a free port),
+which is what tests and the devstack use; the CLI's ``serve`` runs the same object in
+the foreground.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from types import TracebackType
+
+import structlog
+import uvicorn
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streaming.config import KafkaSettings
+from streaming.errors import ConfigError
+from streaming.registry.app import MAX_BODY_BYTES, Authenticator, Authorizer, create_app
+from streaming.registry.audit import AuditSink
+from streaming.registry.errors import NotReady
+from streaming.registry.kafka_store import KafkaSchemaStore
+from streaming.registry.service import RegistryService
+from streaming.registry.store import SchemaStore
+from streaming.transport.base import TransportFactory
+from streaming.transport.kafka import KafkaTransport
+
+log = structlog.get_logger(__name__)
+
+
+class ServerSettings(BaseSettings):
+    """How one registry instance serves (env prefix ``REGISTRY_SERVER_``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REGISTRY_SERVER_", frozen=True, extra="forbid", case_sensitive=False
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, lt=65536)
+    topic: str = "_schemas"
+    transactional_id: str | None = None
+    replication_factor: int = Field(default=1, gt=0)
+    max_body_bytes: int = Field(default=MAX_BODY_BYTES, gt=0)
+    ready_wait_s: float = Field(default=10.0, ge=0)
+    startup_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class _BackgroundServer(uvicorn.Server):
+    """uvicorn without signal handling: the embedding process owns its signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class RegistryServer:
+    """One registry instance: store + app + HTTP server, as an async context manager."""
+
+    def __init__(
+        self,
+        settings: ServerSettings | None = None,
+        *,
+        kafka: KafkaSettings | None = None,
+        transport: TransportFactory | None = None,
+        store: SchemaStore | None = None,
+        audit: AuditSink | None = None,
+        authenticator: Authenticator | None = None,
+        authorizer: Authorizer | None = None,
+        handle_signals: bool = False,
+    ) -> None:
+        self.settings = settings or ServerSettings()
+        if store is None:
+            if transport is None:
+                transport = KafkaTransport(kafka or KafkaSettings())
+            store = KafkaSchemaStore(
+                transport,
+                topic=self.settings.topic,
+                transactional_id=self.settings.transactional_id,
+                replication_factor=self.settings.replication_factor,
+            )
+        self.store = store
+        self.service = RegistryService(store, audit=audit)
+        self.app = create_app(
+            self.service,
+            authenticator=authenticator,
+            authorizer=authorizer,
+            max_body_bytes=self.settings.max_body_bytes,
+            ready_wait_s=self.settings.ready_wait_s,
+        )
+        self._handle_signals = handle_signals
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._port: int | None = None
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("RegistryServer is not started: call start() or use 'async with'")
+        return f"http://{self.settings.host}:{self._port}"
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets that say so
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.settings.host, self.settings.port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(
+                [
+                    f"cannot listen on {self.settings.host}:{self.settings.port} ({exc}); "
+                    "pick another --port (0 = any free port) or stop what holds it"
+                ],
+                title="schema registry cannot start",
+            ) from exc
+        sock.set_inheritable(True)
+        return sock
+
+    async def start(self, *, wait_ready: bool = True) -> None:
+        """Start reading ``_schemas`` and serving; optionally wait until caught up."""
+        await self.store.start()
+        sock = self._bind()
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+        )
+        server_type = uvicorn.Server if self._handle_signals else _BackgroundServer
+        self._server = server_type(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="registry-http")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.startup_timeout_s
+        while not self._server.started:
+            if self._task.done() or loop.time() > deadline:
+                await self.stop()
+                raise ConfigError(
+                    [f"HTTP server did not start within {self.settings.startup_timeout_s}s"],
+                    title="schema registry cannot start",
+                )
+            await asyncio.sleep(0.01)  # poll
+        log.info("registry.serving", url=self.url, topic=self.settings.topic)
+        if wait_ready:
+            try:
+                await self.store.wait_ready(self.settings.startup_timeout_s)
+            except NotReady:
+                await self.stop()
+                raise
+
+    async def wait_closed(self) -> None:
+        """Block until the HTTP server exits (signal or :meth:`stop`)."""
+        if self._task is not None:
+            await self._task
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._server = None
+        await self.store.stop()
+
+    async def __aenter__(self) -> RegistryServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def start_registry_in_background(
+    settings: ServerSettings | None = None,
+    *,
+    kafka: KafkaSettings | None = None,
+    transport: TransportFactory | None = None,
+    audit: AuditSink | None = None,
+) -> RegistryServer:
+    """Start a caught-up registry in this event loop; use ``.url`` and ``await .stop()``."""
+    server = RegistryServer(
+        settings or ServerSettings(port=0), kafka=kafka, transport=transport, audit=audit
+    )
+    await server.start()
+    return server
+
+
+__all__ = ["RegistryServer", "ServerSettings", "start_registry_in_background"]
