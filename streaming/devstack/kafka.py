@@ -210,8 +210,7 @@ def start_local_kafka(
                 classpath,
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(props),
                 "--ignore-formatted",
@@ -252,8 +251,15 @@ def start_local_kafka(
 
 
 def _random_cluster_id() -> str:
-    """A KRaft cluster id as ``StorageTool random-uuid`` makes it, without a JVM start."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id as ``StorageTool random-uuid`` makes it, without a JVM start.
+
+    Like Kafka's ``Uuid.randomUuid`` it never starts with '-', which a command line would
+    read as an option.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def start_docker_kafka(progress: Progress) -> tuple[str, str]:
