@@ -11,6 +11,7 @@ financial-compliance rules enforced when ``ENVIRONMENT=production``, into one
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -172,6 +173,7 @@ class RegistrySettings(BaseSettings):
     max_retries: int = Field(default=3, ge=0)
     topic: str = "_schemas"
     auth_enabled: bool = False
+    credentials_path: Path | None = None
 
     @field_validator("url")
     @classmethod
@@ -196,6 +198,8 @@ class SecuritySettings(BaseSettings):
     password_pepper: SecretStr | None = None
     password_salt_rounds: int = Field(default=12, gt=0)
     encryption_key: SecretStr | None = None
+    rbac_policy_path: Path | None = None
+    rbac_cache_ttl_s: float = Field(default=60.0, ge=0)
 
 
 class LoggingSettings(BaseSettings):

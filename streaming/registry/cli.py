@@ -54,8 +54,26 @@ def serve(
         lines = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise _fail(f"invalid settings: {lines}", 2) from exc
 
+    from streaming.config import SecuritySettings
+    from streaming.registry.auth import auth_from_settings
+
+    try:
+        hooks = auth_from_settings(registry, SecuritySettings())
+    except ValidationError as exc:
+        lines = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise _fail(f"invalid settings: {lines}", 2) from exc
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from exc
+    authenticator, authorizer = hooks if hooks else (None, None)
+
     async def run() -> None:
-        server = RegistryServer(settings, kafka=kafka, handle_signals=True)
+        server = RegistryServer(
+            settings,
+            kafka=kafka,
+            handle_signals=True,
+            authenticator=authenticator,
+            authorizer=authorizer,
+        )
         await server.start(wait_ready=False)
         _err.print(f"schema registry listening on {server.url} (store topic {settings.topic})")
         try:
