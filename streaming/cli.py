@@ -10,7 +10,7 @@ import asyncio
 import json
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
@@ -42,17 +42,22 @@ err = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
-def _mount_optional(module: str, name: str, help_text: str) -> None:
-    """Mount a sub-app whose package may not be installed in a slim deployment."""
+def _optional(module: str) -> Any:
+    """Import a CLI module that a slim deployment may not ship; None when it is absent."""
     import importlib
 
     try:
-        sub = importlib.import_module(module)
+        return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name and module.startswith(exc.name):
-            return
+            return None
         raise
-    app.add_typer(sub.app, name=name, help=help_text)
+
+
+def _mount_optional(module: str, name: str, help_text: str, attr: str = "app") -> None:
+    sub = _optional(module)
+    if sub is not None:
+        app.add_typer(getattr(sub, attr), name=name, help=help_text)
 
 
 @dev_app.command("up")
@@ -159,8 +164,31 @@ def health(
         raise typer.Exit(EXIT_FAILED)
 
 
-_mount_optional("streaming.registry.cli", "registry", "The schema registry service.")
-_mount_optional("streaming.security.cli", "auth", "Tokens, revocation and JWKS.")
+dlq_app = typer.Typer(help="Dead-letter topics: inspect and redrive.", no_args_is_help=True)
+
+
+def _mount_all() -> None:
+    """Sub-commands live beside the code they drive; they are gathered here."""
+    _mount_optional("streaming.registry.cli", "registry", "The schema registry service.")
+    _mount_optional("streaming.security.cli", "auth", "Tokens, revocation and JWKS.")
+    _mount_optional("connectors.audit_sink.cli", "audit", "The tamper-evident audit trail.")
+    _mount_optional("connectors.audit_sink.cli", "db", "Database schema management.", "db_app")
+    _mount_optional("streaming.replay_cli", "offsets", "Consumer-group offsets.", "offsets_app")
+    _mount_optional("streaming.replay_cli", "replay", "Replay a topic range.", "replay_app")
+    _mount_optional("streaming.replay_cli", "table", "Compacted topics as tables.", "table_app")
+    clients = _optional("streaming.clients_cli")
+    if clients is not None:
+        app.command("produce")(clients.produce)
+        app.command("consume")(clients.consume)
+        app.add_typer(clients.topics_app, name="topics")
+    for source in (clients, _optional("streaming.replay_cli")):
+        if source is not None:
+            dlq_app.registered_commands.extend(source.dlq_app.registered_commands)
+    if dlq_app.registered_commands:
+        app.add_typer(dlq_app, name="dlq")
+
+
+_mount_all()
 
 
 def _exit_code(exc: StreamingError) -> int:

@@ -1,0 +1,73 @@
+"""Replay errors: each subclasses the one tree in :mod:`streaming.errors`.
+
+StreamingError
++-- ReplayError                   a replay, reset or redrive cannot do what was asked
+|   +-- ResetPlanError            the reset request cannot be planned (bad input)
+|   +-- SnapshotNotFoundError     no snapshot with that group and name
+|   +-- IncompatibleRangeError    the reader schema cannot read some writer schema ids
+|   +-- RedriveAlreadyDoneError   the same redrive already ran to completion
++-- TransportError
+    +-- GroupNotEmptyError
+    |   +-- GroupActiveError      the group has members; offsets must not change now
+    +-- TransactionError
+        +-- ConcurrentRunFencedError  another replay/redrive with the same id took over
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from streaming.errors import GroupNotEmptyError, StreamingError, TransactionError
+
+
+class ReplayError(StreamingError):
+    """A replay, offset reset or DLQ redrive cannot do what was asked."""
+
+
+class ResetPlanError(ReplayError):
+    """The reset request is invalid for the group's current state; the message says why."""
+
+
+class SnapshotNotFoundError(ReplayError):
+    """No offsets snapshot exists for the group and name."""
+
+
+class IncompatibleRangeError(ReplayError):
+    """The target reader schema cannot read every writer schema id in the range."""
+
+    def __init__(self, offending: Iterable[tuple[int, str]], *, unframed: int = 0) -> None:
+        self.offending = tuple(sorted(offending))
+        self.unframed = unframed
+        ids = ", ".join(str(i) for i, _ in self.offending)
+        details = "; ".join(f"id {i}: {why}" for i, why in self.offending)
+        message = f"the reader schema cannot read writer schema id(s) {ids}: {details}"
+        if unframed:
+            message += f"; {unframed} record(s) are not in the registry wire format"
+        super().__init__(message + " (evolve the reader schema or narrow the range)")
+
+
+class GroupActiveError(GroupNotEmptyError):
+    """The consumer group has active members, so its offsets must not be reset now."""
+
+    def __init__(self, group: str, members: int) -> None:
+        self.group = group
+        self.members = members
+        super().__init__(
+            f"consumer group {group!r} has {members} active member(s); stop its consumers "
+            "(or wait for their session timeout) and run the reset again; --dry-run shows "
+            "the plan without changing anything"
+        )
+
+
+class ConcurrentRunFencedError(TransactionError):
+    """A newer run with the same transactional id (same replay or same DLQ) fenced this one."""
+
+
+__all__ = [
+    "ConcurrentRunFencedError",
+    "GroupActiveError",
+    "IncompatibleRangeError",
+    "ReplayError",
+    "ResetPlanError",
+    "SnapshotNotFoundError",
+]

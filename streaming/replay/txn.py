@@ -1,0 +1,37 @@
+"""One transactional batch: send and commit, or abort; fencing becomes a typed error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from streaming.errors import TransactionError, TransportError
+from streaming.replay.errors import ConcurrentRunFencedError
+from streaming.transport.base import OutgoingRecord, ProducerTransport
+
+log = structlog.get_logger(__name__)
+
+
+async def commit_batch(
+    producer: ProducerTransport, records: Sequence[OutgoingRecord], *, who: str
+) -> None:
+    """Write ``records`` atomically. ``who`` names the run for the fencing message."""
+    try:
+        await producer.begin_transaction()
+        await producer.send_many(records)
+        await producer.commit_transaction()
+    except TransactionError as exc:
+        raise ConcurrentRunFencedError(
+            f"{who}: {exc}; another run with the same transactional id took over, "
+            "so this one stopped without writing its last batch"
+        ) from exc
+    except BaseException:
+        try:
+            await producer.abort_transaction()
+        except TransportError:
+            log.warning("abort after a failed batch failed; the next run fences it", who=who)
+        raise
+
+
+__all__ = ["commit_batch"]
