@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps lint typecheck test unit integration demo down bench clean
+.PHONY: install system-deps lint typecheck test unit integration soak demo down bench clean
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -33,6 +33,17 @@ unit: install
 
 integration: install
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+# Full-size fault runs (make test runs the same tests at smoke size).
+soak: install
+	AUDIT_SOAK_EVENTS=20000 AUDIT_SOAK_KILLS=5 AUDIT_OUTAGE_S=20 $(BIN)/pytest \
+		tests/integration/audit/test_sink_kill.py tests/integration/audit/test_sink_outage.py
+
+# Benchmarks (ratios against baselines run side by side); needs the local stack.
+bench: install
+	$(BIN)/streaming dev up
+	eval "$$($(BIN)/streaming dev env)" && for b in bench/bench_*.py; do \
+		echo "== $$b"; $(PY) $$b || exit 1; done
 
 demo: install
 	@bash scripts/demo.sh

@@ -3,7 +3,10 @@
 The package root re-exports the small public surface; implementation lives in modules.
 """
 
+from streaming.audit import AuditLogger
+from streaming.bus import EventBus, InMemoryEventBus, KafkaEventBus
 from streaming.config import Environment, Settings, load_settings
+from streaming.consumer import EventConsumer, Message
 from streaming.context import (
     AuditContext,
     ExecutionContext,
@@ -43,6 +46,8 @@ from streaming.events import (
     UserRegistered,
 )
 from streaming.logging import configure_logging, get_logger
+from streaming.producer import EventProducer
+from streaming.replay import CompactedTable, DlqRedriver, OffsetManager, RangeReplayer, StateStore
 from streaming.retry import RetryPolicy
 from streaming.serde import (
     AvroDeserializer,
@@ -59,36 +64,48 @@ __all__ = [
     "AuditContext",
     "AuditEvent",
     "AuditEventType",
+    "AuditLogger",
     "AuthenticationError",
     "AvroDeserializer",
     "AvroSerializer",
     "BrokerUnavailableError",
     "CircuitBreaker",
     "CircuitOpenError",
+    "CompactedTable",
     "ConfigError",
     "Database",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DeserializationError",
     "DevStackError",
+    "DlqRedriver",
     "Environment",
     "Event",
+    "EventBus",
+    "EventConsumer",
     "EventMetadata",
+    "EventProducer",
     "ExecutionContext",
     "GroupNotEmptyError",
+    "InMemoryEventBus",
     "InMemorySchemaRegistryClient",
+    "KafkaEventBus",
+    "Message",
     "Money",
+    "OffsetManager",
     "OrderCancelled",
     "OrderFilled",
     "OrderPlaced",
     "PermissionDenied",
     "PositionChanged",
+    "RangeReplayer",
     "RetryPolicy",
     "SchemaRegistryClient",
     "SecurityError",
     "SerializationContext",
     "SerializationError",
     "Settings",
+    "StateStore",
     "StreamingError",
     "TopicError",
     "TransactionError",

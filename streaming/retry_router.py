@@ -69,14 +69,6 @@ class RetryRouter:
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._rng = rng or random.Random()
 
-    def destination(self, record: Record, exc: BaseException, attempt: int) -> tuple[Route, str]:
-        """Where attempt ``attempt`` of ``record`` failing with ``exc`` goes (no I/O)."""
-        info = failure_info(record, exc, group=self.group, attempt=attempt, now_ms=0)
-        route = self.policy.route(exc, attempt)
-        if route is Route.RETRY:
-            return route, retry_topic(info.original_topic, self.group, attempt)
-        return route, dlq_topic(info.original_topic, self.group)
-
     async def route(self, record: Record, exc: BaseException, attempt: int) -> RecordMetadata:
         """Write ``record`` to its next topic; raise :class:`RetryWriteError` if that fails."""
         now = self._clock_ms()

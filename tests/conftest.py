@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-INTEGRATION_DIRS = ("integration", "transport", "faults")
+INTEGRATION_DIRS = ("integration", "transport", "clients_contract", "faults")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

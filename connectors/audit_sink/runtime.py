@@ -1,0 +1,124 @@
+"""Wiring: settings -> a running sink, a store, a verification run (CLI and tests share it)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from connectors.audit_sink.checkpoints import (
+    CheckpointPublisher,
+    ensure_checkpoint_topic,
+    read_latest_checkpoint,
+)
+from connectors.audit_sink.config import AuditSinkSettings
+from connectors.audit_sink.pii import PiiCipher
+from connectors.audit_sink.records import RecordPreparer
+from connectors.audit_sink.sink import AuditSink, SinkOptions
+from connectors.audit_sink.store import AuditStore
+from connectors.audit_sink.verify import VerifyReport, verify_store
+from streaming.config import SecuritySettings
+from streaming.db import Database
+from streaming.serde.avro import AvroDeserializer
+from streaming.serde.client import SchemaRegistry
+from streaming.transport.base import TransportFactory
+
+
+def build_store(
+    database: Database, settings: AuditSinkSettings, security: SecuritySettings | None = None
+) -> AuditStore:
+    pii = PiiCipher(settings.kek_encryptor(security)) if settings.pii_enabled else None
+    return AuditStore(database, settings.db_schema, writer_role=settings.writer_role, pii=pii)
+
+
+def sink_options(settings: AuditSinkSettings) -> SinkOptions:
+    return SinkOptions(
+        batch_max_rows=settings.batch_max_rows,
+        batch_max_latency_ms=settings.batch_max_latency_ms,
+        checkpoint_every_rows=settings.checkpoint_every_rows,
+        checkpoint_every_s=settings.checkpoint_every_s,
+        backoff_initial_s=settings.backoff_initial_s,
+        backoff_max_s=settings.backoff_max_s,
+    )
+
+
+@dataclass(slots=True)
+class SinkRuntime:
+    sink: AuditSink
+    store: AuditStore
+
+
+@asynccontextmanager
+async def running_sink(
+    *,
+    transport: TransportFactory,
+    database: Database,
+    registry: SchemaRegistry,
+    settings: AuditSinkSettings,
+    security: SecuritySettings | None = None,
+    migrate: bool = True,
+) -> AsyncIterator[AuditSink]:
+    """A started sink (consumer + checkpoint producer); ``await sink.run()`` to consume."""
+    store = build_store(database, settings, security)
+    if migrate:
+        await store.migrate()
+    admin = transport.admin()
+    await admin.start()
+    try:
+        await ensure_checkpoint_topic(admin, settings.checkpoint_topic)
+    finally:
+        await admin.stop()
+    producer = transport.producer(linger_ms=0)
+    consumer = transport.consumer(
+        group_id=settings.group_id,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.batch_max_rows,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 3),
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        yield AuditSink(
+            store=store,
+            consumer=consumer,
+            preparer=RecordPreparer(AvroDeserializer(registry, use_local_schemas=True)),
+            ring=settings.mac_key_ring(),
+            topics=settings.topic_list,
+            signer=settings.signer(),
+            publisher=CheckpointPublisher(producer, settings.checkpoint_topic, settings.db_schema),
+            options=sink_options(settings),
+        )
+    finally:
+        try:
+            await consumer.stop()
+        finally:
+            await producer.stop()
+
+
+async def run_verify(
+    *,
+    transport: TransportFactory | None,
+    database: Database,
+    settings: AuditSinkSettings,
+    chain: str | None = None,
+    since_checkpoint: bool = False,
+) -> VerifyReport:
+    """Verify the database against the newest checkpoint published to Kafka."""
+    store = AuditStore(database, settings.db_schema)
+    published = None
+    if transport is not None:
+        published = await read_latest_checkpoint(
+            transport, settings.checkpoint_topic, settings.db_schema
+        )
+    return await verify_store(
+        store,
+        settings.mac_key_ring(),
+        settings.public_keys(),
+        published=published,
+        chain=chain,
+        since_checkpoint=since_checkpoint,
+    )
+
+
+__all__ = ["SinkRuntime", "build_store", "run_verify", "running_sink", "sink_options"]

@@ -1,0 +1,307 @@
+"""The audit sink loop: Kafka audit topics -> PostgreSQL hash chains, exactly once.
+
+PostgreSQL, not Kafka, holds the truth about progress: on assignment each partition is
+paused until its chain head has been read and the consumer seeked past it; each batch is
+one transaction that moves the head only from where this sink expected it. Kafka
+offsets are committed afterwards purely for lag tools. When PostgreSQL is unreachable
+the sink keeps its batch, pauses every partition (still polling, so it stays in the
+group) and retries with capped exponential backoff: nothing is skipped or lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from connectors.audit_sink.checkpoints import CheckpointPublisher
+from connectors.audit_sink.records import RecordPreparer
+from connectors.audit_sink.store import AuditStore, BatchResult, ChainFencedError, PreparedRecord
+from streaming.audit_chain import CheckpointSigner, MacKeyRing, SignedCheckpoint, chain_id_for
+from streaming.errors import DatabaseError, DatabaseUnavailableError, StreamingError
+from streaming.transport.base import ConsumerTransport, Record, TopicPartition
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkOptions:
+    batch_max_rows: int = 1000
+    batch_max_latency_ms: int = 200
+    checkpoint_every_rows: int = 5000
+    checkpoint_every_s: float = 30.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 5.0
+
+
+@dataclass(slots=True)
+class SinkStats:
+    rows: int = 0
+    duplicates: int = 0
+    redelivered: int = 0
+    batches: int = 0
+    checkpoints: int = 0
+    fenced: int = 0
+    database_retries: int = 0
+
+
+def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
+    """Capped exponential backoff with +-20% jitter (attempt starts at 1)."""
+    base = min(max_s, initial_s * 2.0 ** (attempt - 1))
+    return float(base * (0.8 + 0.4 * rng.random()))
+
+
+class AuditSink:
+    """Consumes audit topics and appends each record to its partition's chain."""
+
+    def __init__(
+        self,
+        *,
+        store: AuditStore,
+        consumer: ConsumerTransport,
+        preparer: RecordPreparer,
+        ring: MacKeyRing,
+        topics: Sequence[str],
+        signer: CheckpointSigner | None = None,
+        publisher: CheckpointPublisher | None = None,
+        options: SinkOptions | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self._consumer = consumer
+        self._preparer = preparer
+        self._ring = ring
+        self._topics = list(topics)
+        self._signer = signer
+        self._publisher = publisher
+        self.options = options or SinkOptions()
+        self._clock = clock
+        self._rng = random.Random()
+        self._expected: dict[TopicPartition, int] = {}
+        self._unpositioned: set[TopicPartition] = set()
+        self._rows_since_checkpoint = 0
+        self._last_checkpoint = clock()
+        self._stop = asyncio.Event()
+        self.stats = SinkStats()
+        self.last_checkpoint: SignedCheckpoint | None = None
+
+    @property
+    def ring(self) -> MacKeyRing:
+        return self._ring
+
+    def rotate_key(self, ring: MacKeyRing) -> None:
+        """Use ``ring``'s active key from the next batch on (a seq boundary)."""
+        log.info("audit MAC key rotated", key_id=ring.active_key_id)
+        self._ring = ring
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- rebalance -------------------------------------------------------------------------
+
+    async def _on_assigned(self, tps: Sequence[TopicPartition]) -> None:
+        for tp in tps:
+            self._unpositioned.add(tp)
+            self._expected.pop(tp, None)
+        if tps:
+            self._consumer.pause(*tps)
+        log.info("audit partitions assigned", partitions=[str(t) for t in tps])
+
+    async def _on_revoked(self, tps: Sequence[TopicPartition]) -> None:
+        for tp in tps:
+            self._unpositioned.discard(tp)
+            self._expected.pop(tp, None)
+        log.info("audit partitions revoked", partitions=[str(t) for t in tps])
+
+    async def _position(self) -> None:
+        """Seek every newly assigned partition to just past its PostgreSQL chain head."""
+        if not self._unpositioned:
+            return
+        tps = sorted(self._unpositioned)
+        heads = await self.store.heads([chain_id_for(tp.topic, tp.partition) for tp in tps])
+        for tp in tps:
+            head = heads.get(chain_id_for(tp.topic, tp.partition))
+            if head is not None and head.kafka_offset >= 0:
+                self._consumer.seek(tp, head.kafka_offset + 1)
+                self._expected[tp] = head.kafka_offset
+            else:
+                await self._consumer.seek_to_beginning(tp)
+                self._expected[tp] = head.kafka_offset if head is not None else -1
+            self._unpositioned.discard(tp)
+        self._consumer.resume(*tps)
+
+    # -- main loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; a final checkpoint is attempted on the way out."""
+        self._stop.clear()
+        self._consumer.subscribe(
+            self._topics, on_assigned=self._on_assigned, on_revoked=self._on_revoked
+        )
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                await self._position()
+                attempt = 0
+            except DatabaseUnavailableError as exc:
+                attempt += 1
+                await self._wait_out(attempt, exc)
+                continue
+            batches = await self._collect()
+            if batches:
+                await self._write(batches)
+            await self._maybe_checkpoint()
+        await self._maybe_checkpoint(force=True)
+
+    def _writable(self, tp: TopicPartition) -> bool:
+        return tp in self._expected and tp not in self._unpositioned
+
+    async def _collect(self) -> dict[TopicPartition, list[Record]]:
+        """Up to ``batch_max_rows`` records, waiting at most ``batch_max_latency_ms``."""
+        deadline = self._clock() + self.options.batch_max_latency_ms / 1000
+        batches: dict[TopicPartition, list[Record]] = {}
+        total = 0
+        while total < self.options.batch_max_rows and not self._stop.is_set():
+            left_ms = int((deadline - self._clock()) * 1000)
+            if left_ms <= 0:
+                break
+            got = await self._consumer.poll(
+                timeout_ms=left_ms, max_records=self.options.batch_max_rows - total
+            )
+            for tp, records in got.items():
+                if self._writable(tp):
+                    batches.setdefault(tp, []).extend(records)
+                    total += len(records)
+        return {tp: recs for tp, recs in batches.items() if self._writable(tp)}
+
+    async def _prepare(self, records: list[Record]) -> list[PreparedRecord]:
+        while True:
+            try:
+                return [await self._preparer.prepare(r) for r in records]
+            except StreamingError as exc:
+                if not exc.retriable:
+                    raise
+                self.stats.database_retries += 1
+                await self._wait_out(1, exc)
+
+    async def _write(self, batches: dict[TopicPartition, list[Record]]) -> None:
+        pending = {tp: await self._prepare(recs) for tp, recs in batches.items()}
+        attempt = 0
+        while pending:
+            items = list(pending.items())
+            results = await asyncio.gather(
+                *(self._append(tp, prepared) for tp, prepared in items), return_exceptions=True
+            )
+            done: dict[TopicPartition, int] = {}
+            failure: BaseException | None = None
+            for (tp, _), result in zip(items, results, strict=True):
+                if isinstance(result, BatchResult):
+                    self._record_success(tp, result)
+                    done[tp] = result.head.kafka_offset + 1
+                    del pending[tp]
+                elif isinstance(result, ChainFencedError):
+                    log.warning("audit chain fenced", chain=result.chain_id, error=str(result))
+                    self.stats.fenced += 1
+                    self._unpositioned.add(tp)
+                    self._consumer.pause(tp)
+                    del pending[tp]
+                elif isinstance(result, DatabaseUnavailableError):
+                    failure = result
+                elif isinstance(result, BaseException):
+                    raise result
+            await self._commit_kafka(done)
+            if pending:
+                attempt += 1
+                assert failure is not None
+                await self._wait_out(attempt, failure)
+                pending = {tp: p for tp, p in pending.items() if self._writable(tp)}
+                if self._stop.is_set():
+                    return  # not committed anywhere: re-read after restart
+
+    async def _append(self, tp: TopicPartition, prepared: list[PreparedRecord]) -> BatchResult:
+        return await self.store.append(
+            tp.topic,
+            tp.partition,
+            prepared,
+            expected_offset=self._expected[tp],
+            ring=self._ring,
+        )
+
+    def _record_success(self, tp: TopicPartition, result: BatchResult) -> None:
+        self._expected[tp] = result.head.kafka_offset
+        self.stats.rows += result.written
+        self.stats.duplicates += result.duplicates
+        self.stats.redelivered += result.redelivered
+        self.stats.batches += 1
+        self._rows_since_checkpoint += result.written
+
+    async def _commit_kafka(self, offsets: dict[TopicPartition, int]) -> None:
+        """Only for lag tools: PostgreSQL is the source of truth for positions."""
+        owned = {tp: off for tp, off in offsets.items() if tp in self._expected}
+        if not owned:
+            return
+        try:
+            await self._consumer.commit(owned)
+        except StreamingError as exc:
+            log.info("kafka offset commit skipped", error=str(exc))
+
+    async def _wait_out(self, attempt: int, exc: BaseException) -> None:
+        """Back off while staying in the consumer group (every partition paused)."""
+        self.stats.database_retries += 1
+        delay = backoff_delay(
+            attempt, self.options.backoff_initial_s, self.options.backoff_max_s, self._rng
+        )
+        log.warning(
+            "audit sink backing off", attempt=attempt, delay_s=round(delay, 2), error=str(exc)
+        )
+        assigned = self._consumer.assignment()
+        self._consumer.pause(*assigned)
+        try:
+            await self._consumer.poll(timeout_ms=max(1, int(delay * 1000)))
+        finally:
+            current = self._consumer.assignment()
+            self._consumer.resume(*(current - self._unpositioned))
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    async def _maybe_checkpoint(self, *, force: bool = False) -> None:
+        if self._signer is None:
+            return
+        due_rows = self._rows_since_checkpoint >= self.options.checkpoint_every_rows
+        due_time = (
+            self._rows_since_checkpoint > 0
+            and self._clock() - self._last_checkpoint >= self.options.checkpoint_every_s
+        )
+        if not (due_rows or due_time or (force and self._rows_since_checkpoint > 0)):
+            return
+        await self.checkpoint()
+
+    async def checkpoint(self) -> SignedCheckpoint | None:
+        """Sign all chain heads now; publish to Kafka. Failures are logged, not fatal."""
+        if self._signer is None:
+            return None
+        try:
+            signed = await self.store.create_checkpoint(self._signer, self.store.schema)
+        except DatabaseError as exc:
+            log.warning("audit checkpoint postponed", error=str(exc))
+            return None
+        self._rows_since_checkpoint = 0
+        self._last_checkpoint = self._clock()
+        if signed is None:
+            return None
+        self.stats.checkpoints += 1
+        self.last_checkpoint = signed
+        if self._publisher is not None:
+            try:
+                await self._publisher.publish(signed)
+            except StreamingError as exc:
+                log.warning("audit checkpoint not published", error=str(exc))
+        log.info("audit checkpoint", checkpoint_id=signed.checkpoint_id)
+        return signed
+
+
+__all__ = ["AuditSink", "SinkOptions", "SinkStats", "backoff_delay"]

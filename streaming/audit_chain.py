@@ -1,0 +1,806 @@
+"""The pure core of the tamper-evident audit chain: no I/O, trivially unit-tested.
+
+- :func:`canonical_json`: RFC 8785-style bytes (sorted keys, no whitespace, ECMAScript
+  number form; big integers, decimals, bytes, UUIDs and datetimes as strings).
+- :func:`row_mac`: ``HMAC-SHA256(key[key_id], domain || chain id || seq || offset ||
+  prev_hash || payload)``; the stored payload bytes are what the MAC covers.
+- :class:`Checkpoint`: an Ed25519-signed snapshot of every chain head, linked to the
+  previous checkpoint by digest so a deleted checkpoint leaves a hole.
+- :class:`ChainVerifier` / :func:`verify_checkpoints`: find the first broken row or
+  checkpoint and say *why* (a :class:`Reason`), telling apart an edited payload, an
+  edited hash, a missing, swapped or inserted row, a recomputed chain and truncation.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import enum
+import hashlib
+import hmac
+import json
+import math
+import struct
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+ROW_DOMAIN = b"tradesense.audit.row.v1\x00"
+CHECKPOINT_DOMAIN = b"tradesense.audit.checkpoint.v1\x00"
+GENESIS_HASH = hashlib.sha256(b"tradesense.audit.genesis.v1").digest()
+HASH_SIZE = 32
+_MAX_SAFE_INT = 2**53 - 1
+
+
+# --------------------------------------------------------------------------- canonical JSON
+
+
+class CanonicalizationError(ValueError):
+    """A value has no canonical JSON form (NaN, infinity, a non-string key, ...)."""
+
+
+def _es_number(value: float) -> str:
+    """ECMAScript Number::toString of a finite float (what RFC 8785 prescribes)."""
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    digits_tuple = decimal.Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(str(d) for d in digits_tuple.digits)
+    exponent = digits_tuple.exponent
+    assert isinstance(exponent, int)
+    k = len(digits)
+    n = exponent + k  # value = 0.digits * 10**n
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * (-n) + digits
+    else:
+        mantissa = digits[0] + ("." + digits[1:] if k > 1 else "")
+        e = n - 1
+        text = f"{mantissa}e{'+' if e > 0 else '-'}{abs(e)}"
+    return sign + text
+
+
+def _utf16_key(key: str) -> bytes:
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def _encode(value: Any, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(_json_string(value))
+    elif isinstance(value, enum.Enum):
+        _encode(value.value, out)
+    elif isinstance(value, int):
+        out.append(str(value) if abs(value) <= _MAX_SAFE_INT else _json_string(str(value)))
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise CanonicalizationError(f"{value!r} has no JSON form")
+        out.append(_es_number(value))
+    elif isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise CanonicalizationError(f"{value!r} has no JSON form")
+        out.append(_json_string(str(value)))
+    elif isinstance(value, bytes | bytearray | memoryview):
+        out.append(_json_string(base64.b64encode(bytes(value)).decode("ascii")))
+    elif isinstance(value, uuid.UUID):
+        out.append(_json_string(str(value)))
+    elif isinstance(value, dt.datetime):
+        out.append(_json_string(format_timestamp(value)))
+    elif isinstance(value, dt.date | dt.time):
+        out.append(_json_string(value.isoformat()))
+    elif isinstance(value, Mapping):
+        items = []
+        for key in value:
+            if not isinstance(key, str):
+                raise CanonicalizationError(f"object key {key!r} is not a string")
+            items.append(key)
+        out.append("{")
+        for i, key in enumerate(sorted(items, key=_utf16_key)):
+            if i:
+                out.append(",")
+            out.append(_json_string(key))
+            out.append(":")
+            _encode(value[key], out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _encode(item, out)
+        out.append("]")
+    else:
+        raise CanonicalizationError(f"cannot canonicalize a {type(value).__name__}")
+
+
+def _json_string(text: str) -> str:
+    # The C encoder escapes exactly what RFC 8785 asks for: '"', '\\', the short forms
+    # \b \f \n \r \t and other controls below U+0020 as lower-case \u00xx.
+    return json.dumps(text, ensure_ascii=False)
+
+
+_FAST = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+class _NeedsSlowPath(Exception):
+    """A key or float whose canonical form the C encoder would not produce."""
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-native types with the canonical string forms applied."""
+    if value is None or value is True or value is False or isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CanonicalizationError(f"object key {key!r} is not a string")
+            if not key.isascii() and max(key) >= "\ue000":
+                raise _NeedsSlowPath  # code-point order != UTF-16 order past U+E000
+            out[key] = _plain(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if isinstance(value, int):
+        return value if abs(value) <= _MAX_SAFE_INT else str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CanonicalizationError(f"{value!r} has no JSON form")
+        if _es_number(value) != repr(value):
+            raise _NeedsSlowPath
+        return value
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise CanonicalizationError(f"{value!r} has no JSON form")
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return format_timestamp(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    raise CanonicalizationError(f"cannot canonicalize a {type(value).__name__}")
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical UTF-8 JSON bytes of ``value`` (RFC 8785 style).
+
+    The common case goes through the C JSON encoder; keys past U+E000 (where code-point
+    order and RFC 8785's UTF-16 order differ) and floats whose shortest form differs
+    from ECMAScript's take the exact pure-Python path.
+    """
+    try:
+        return _FAST.encode(_plain(value)).encode("utf-8", "surrogatepass")
+    except _NeedsSlowPath:
+        out: list[str] = []
+        _encode(value, out)
+        return "".join(out).encode("utf-8", "surrogatepass")
+
+
+def format_timestamp(value: dt.datetime) -> str:
+    """UTC ISO 8601 with milliseconds and ``Z`` (naive datetimes are taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- row MAC
+
+
+def chain_id_for(topic: str, partition: int) -> str:
+    """One chain per (topic, partition)."""
+    return f"{topic}/{partition}"
+
+
+def row_mac(
+    key: bytes, *, chain_id: str, seq: int, offset: int, prev_hash: bytes, payload: bytes
+) -> bytes:
+    """The row hash: an HMAC binding the row to its chain, position and predecessor."""
+    chain = chain_id.encode("utf-8")
+    header = struct.pack(">H", len(chain)) + chain + struct.pack(">qq", seq, offset)
+    return hmac.new(key, ROW_DOMAIN + header + prev_hash + payload, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRow:
+    """One stored audit row as the verifier sees it."""
+
+    chain_id: str
+    seq: int
+    kafka_offset: int
+    key_id: str
+    prev_hash: bytes
+    hash: bytes
+    payload: bytes
+
+
+class MacKeyRing:
+    """HMAC keys by id; new rows use the active id, old ids stay for verification."""
+
+    def __init__(self, keys: Mapping[str, bytes], active_key_id: str) -> None:
+        if active_key_id not in keys:
+            raise KeyError(f"active audit MAC key id {active_key_id!r} is not among the keys")
+        short = [kid for kid, key in keys.items() if len(key) < 32]
+        if short:
+            raise ValueError(f"audit MAC keys must be at least 32 bytes: {', '.join(short)}")
+        self._keys = dict(keys)
+        self.active_key_id = active_key_id
+
+    def __contains__(self, key_id: object) -> bool:
+        return key_id in self._keys
+
+    def key(self, key_id: str) -> bytes:
+        return self._keys[key_id]
+
+    @property
+    def active_key(self) -> bytes:
+        return self._keys[self.active_key_id]
+
+    def rotated(self, key_id: str, key: bytes | None = None) -> MacKeyRing:
+        """A ring whose active key is ``key_id`` (added when ``key`` is given)."""
+        keys = dict(self._keys)
+        if key is not None:
+            keys[key_id] = key
+        return MacKeyRing(keys, key_id)
+
+    def mac(self, row: ChainRow) -> bytes:
+        return row_mac(
+            self._keys[row.key_id],
+            chain_id=row.chain_id,
+            seq=row.seq,
+            offset=row.kafka_offset,
+            prev_hash=row.prev_hash,
+            payload=row.payload,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """Where a chain ends: its last seq, that row's hash and Kafka offset."""
+
+    chain_id: str
+    seq: int
+    hash: bytes
+    kafka_offset: int = -1
+
+    @classmethod
+    def genesis(cls, chain_id: str) -> ChainHead:
+        return cls(chain_id, 0, GENESIS_HASH, -1)
+
+
+def extend_chain(
+    ring: MacKeyRing, head: ChainHead, items: Iterable[tuple[int, bytes]]
+) -> list[ChainRow]:
+    """Rows for ``(kafka offset, payload)`` items appended after ``head`` with the active key."""
+    rows: list[ChainRow] = []
+    seq, prev = head.seq, head.hash
+    key, kid = ring.active_key, ring.active_key_id
+    for offset, payload in items:
+        seq += 1
+        digest = row_mac(
+            key, chain_id=head.chain_id, seq=seq, offset=offset, prev_hash=prev, payload=payload
+        )
+        rows.append(ChainRow(head.chain_id, seq, offset, kid, prev, digest, payload))
+        prev = digest
+    return rows
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def signer_key_id(public_key: Ed25519PublicKey) -> str:
+    """A short, stable name for a checkpoint signing key (SHA-256 of the raw public key)."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Every chain head at one moment, numbered and linked to the previous checkpoint."""
+
+    namespace: str
+    checkpoint_id: int
+    created_at_ms: int
+    prev_digest: bytes
+    heads: tuple[ChainHead, ...]
+
+    def body(self) -> bytes:
+        return canonical_json(
+            {
+                "v": 1,
+                "namespace": self.namespace,
+                "id": self.checkpoint_id,
+                "created_at_ms": self.created_at_ms,
+                "prev_digest": self.prev_digest.hex(),
+                "heads": [
+                    {
+                        "chain": h.chain_id,
+                        "seq": h.seq,
+                        "offset": h.kafka_offset,
+                        "hash": h.hash.hex(),
+                    }
+                    for h in sorted(self.heads, key=lambda h: h.chain_id)
+                ],
+            }
+        )
+
+    @classmethod
+    def parse(cls, body: bytes) -> Checkpoint:
+        """Read a checkpoint body (raises ``ValueError`` when it is not one)."""
+        data = json.loads(body)
+        if not isinstance(data, dict) or data.get("v") != 1:
+            raise ValueError("not a version-1 audit checkpoint")
+        heads = tuple(
+            ChainHead(h["chain"], int(h["seq"]), bytes.fromhex(h["hash"]), int(h["offset"]))
+            for h in data["heads"]
+        )
+        return cls(
+            str(data["namespace"]),
+            int(data["id"]),
+            int(data["created_at_ms"]),
+            bytes.fromhex(data["prev_digest"]),
+            heads,
+        )
+
+    def head(self, chain_id: str) -> ChainHead | None:
+        for h in self.heads:
+            if h.chain_id == chain_id:
+                return h
+        return None
+
+
+def checkpoint_digest(body: bytes) -> bytes:
+    """What the next checkpoint's ``prev_digest`` must be (genesis for the first)."""
+    return hashlib.sha256(CHECKPOINT_DOMAIN + body).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    """Checkpoint body bytes, the Ed25519 signature over them and the signer's key id."""
+
+    checkpoint_id: int
+    body: bytes
+    signature: bytes
+    key_id: str
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint.parse(self.body)
+
+
+class CheckpointSigner:
+    """Signs checkpoints with an Ed25519 private key (which never touches the database)."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._key = private_key
+        self.public_key = private_key.public_key()
+        self.key_id = signer_key_id(self.public_key)
+
+    def sign(self, checkpoint: Checkpoint) -> SignedCheckpoint:
+        body = checkpoint.body()
+        signature = self._key.sign(CHECKPOINT_DOMAIN + body)
+        return SignedCheckpoint(checkpoint.checkpoint_id, body, signature, self.key_id)
+
+
+def signature_valid(signed: SignedCheckpoint, public_keys: Mapping[str, Ed25519PublicKey]) -> bool:
+    key = public_keys.get(signed.key_id)
+    if key is None:
+        return False
+    try:
+        key.verify(signed.signature, CHECKPOINT_DOMAIN + signed.body)
+    except InvalidSignature:
+        return False
+    try:
+        return Checkpoint.parse(signed.body).checkpoint_id == signed.checkpoint_id
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+# --------------------------------------------------------------------------- verification
+
+
+class Reason(enum.StrEnum):
+    """Why verification failed; stable strings for the CLI, logs and tests."""
+
+    PAYLOAD_ALTERED = "payload_altered"
+    HASH_ALTERED = "hash_altered"
+    ROW_MISSING = "row_missing"
+    ROWS_SWAPPED = "rows_swapped"
+    ROW_INSERTED = "row_inserted"
+    CHAIN_RECOMPUTED = "chain_recomputed"
+    MAC_MISMATCH = "mac_mismatch"
+    LINK_BROKEN = "link_broken"
+    SEQ_GAP = "seq_gap"
+    SEQ_DISORDER = "seq_disorder"
+    UNKNOWN_KEY = "unknown_key"
+    TRUNCATED = "truncated"
+    CHECKPOINT_MISMATCH = "checkpoint_mismatch"
+    CHECKPOINT_MISSING = "checkpoint_missing"
+    CHECKPOINT_ALTERED = "checkpoint_altered"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """The first thing wrong: which chain (or checkpoint), which seq, and why."""
+
+    reason: Reason
+    chain_id: str | None
+    seq: int | None
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason.value,
+            "chain": self.chain_id,
+            "seq": self.seq,
+            "detail": self.detail,
+        }
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: str  # "mac" or "link"
+    row: ChainRow
+    expected_prev: bytes
+
+
+@dataclass(slots=True)
+class ChainVerifier:
+    """Feeds rows of one chain in seq order; reports the first break with its reason.
+
+    Some causes are only told apart by the next row (did the successor link to the
+    suspicious row, or around it?), so a suspicious row is decided one row late.
+    ``start`` resumes from a trusted (signed) head, whose own row is fed first unless
+    ``expect_anchor_row`` is off; ``known_hashes`` maps seq -> hash from valid
+    checkpoints; ``latest`` is the newest trusted head, for truncation.
+    """
+
+    chain_id: str
+    ring: MacKeyRing
+    start: ChainHead | None = None
+    known_hashes: Mapping[int, bytes] = field(default_factory=dict)
+    latest: ChainHead | None = None
+    expect_anchor_row: bool = True
+    rows_checked: int = 0
+    _seq: int = 0
+    _hash: bytes = GENESIS_HASH
+    _anchored: bool = True
+    _pending: _Pending | None = None
+    _finding: Finding | None = None
+
+    def __post_init__(self) -> None:
+        if self.start is not None and self.start.seq > 0:
+            self._seq, self._hash = self.start.seq, self.start.hash
+            self._anchored = not self.expect_anchor_row
+
+    @property
+    def finding(self) -> Finding | None:
+        return self._finding
+
+    @property
+    def head(self) -> ChainHead:
+        return ChainHead(self.chain_id, self._seq, self._hash)
+
+    def _fail(self, reason: Reason, seq: int, detail: str) -> Finding:
+        self._finding = Finding(reason, self.chain_id, seq, detail)
+        return self._finding
+
+    def feed(self, row: ChainRow) -> Finding | None:
+        if self._finding is not None:
+            return None
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            return self._resolve(pending, row)
+        if not self._anchored:
+            if row.seq == self._seq:
+                self._anchored = True
+                if row.hash != self._hash:
+                    return self._fail(
+                        Reason.CHECKPOINT_MISMATCH,
+                        row.seq,
+                        "row hash differs from the signed checkpoint this run starts from",
+                    )
+                return None
+            self._anchored = True
+            if row.seq > self._seq:
+                return self._fail(
+                    Reason.ROW_MISSING, self._seq, "the row the signed checkpoint names is gone"
+                )
+        return self._check(row)
+
+    def _check(self, row: ChainRow) -> Finding | None:
+        expected = self._seq + 1
+        if row.seq != expected:
+            if row.seq < expected:
+                return self._fail(
+                    Reason.SEQ_DISORDER, row.seq, f"seq {row.seq} repeats or goes back"
+                )
+            if row.prev_hash == self._hash:
+                return self._fail(
+                    Reason.SEQ_GAP,
+                    expected,
+                    f"seq jumps from {self._seq} to {row.seq} but the rows still link",
+                )
+            return self._fail(
+                Reason.ROW_MISSING,
+                expected,
+                f"seq jumps from {self._seq} to {row.seq} and the link is broken",
+            )
+        if row.key_id not in self.ring:
+            return self._fail(Reason.UNKNOWN_KEY, row.seq, f"row uses MAC key id {row.key_id!r}")
+        if row.prev_hash != self._hash:
+            self._pending = _Pending("link", row, self._hash)
+            return None
+        if not hmac.compare_digest(self.ring.mac(row), row.hash):
+            self._pending = _Pending("mac", row, self._hash)
+            return None
+        known = self.known_hashes.get(row.seq)
+        if known is not None and known != row.hash:
+            return self._fail(
+                Reason.CHECKPOINT_MISMATCH,
+                row.seq,
+                "row hash differs from the one a signed checkpoint recorded",
+            )
+        self._seq, self._hash = row.seq, row.hash
+        self.rows_checked += 1
+        return None
+
+    def _mac_ok(self, row: ChainRow) -> bool:
+        return row.key_id in self.ring and hmac.compare_digest(self.ring.mac(row), row.hash)
+
+    def _resolve(self, pending: _Pending, successor: ChainRow | None) -> Finding:
+        row = pending.row
+        if pending.kind == "link":
+            if successor is not None and row.prev_hash == successor.hash:
+                return self._fail(
+                    Reason.ROWS_SWAPPED, row.seq, f"rows {row.seq} and {successor.seq} are swapped"
+                )
+            return self._fail(
+                Reason.LINK_BROKEN, row.seq, "prev_hash does not match the previous row's hash"
+            )
+        if successor is None:
+            if self.known_hashes.get(row.seq) == row.hash:
+                return self._fail(
+                    Reason.PAYLOAD_ALTERED,
+                    row.seq,
+                    "stored content no longer matches the hash a checkpoint recorded",
+                )
+            return self._fail(Reason.MAC_MISMATCH, row.seq, "row hash does not verify")
+        if successor.prev_hash == row.hash:
+            if self._mac_ok(successor):
+                return self._fail(
+                    Reason.PAYLOAD_ALTERED,
+                    row.seq,
+                    "stored content changed; the chain still links to the original hash",
+                )
+            return self._fail(
+                Reason.CHAIN_RECOMPUTED,
+                row.seq,
+                "rows link to each other but their hashes were not made with the audit key",
+            )
+        if successor.prev_hash == pending.expected_prev:
+            return self._fail(
+                Reason.ROW_INSERTED, row.seq, "a row that does not verify sits between two links"
+            )
+        return self._fail(
+            Reason.HASH_ALTERED, row.seq, "stored hash changed; the next row links to another"
+        )
+
+    def finish(self, *, claimed_seq: int | None = None) -> Finding | None:
+        """Call after the last row; checks the tail against the newest trusted head."""
+        if self._finding is not None:
+            return self._finding
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            return self._resolve(pending, None)
+        if not self._anchored:
+            return self._fail(
+                Reason.TRUNCATED, self._seq, "the row the signed checkpoint names is gone"
+            )
+        if self.latest is not None and self.latest.seq > self._seq:
+            return self._fail(
+                Reason.TRUNCATED,
+                self._seq + 1,
+                f"chain ends at seq {self._seq} but a signed checkpoint saw seq {self.latest.seq}",
+            )
+        if claimed_seq is not None and claimed_seq > self._seq:
+            return self._fail(
+                Reason.TRUNCATED,
+                self._seq + 1,
+                f"chain ends at seq {self._seq} but its head row says seq {claimed_seq}",
+            )
+        return None
+
+
+def verify_rows(
+    chain_id: str,
+    rows: Iterable[ChainRow],
+    ring: MacKeyRing,
+    *,
+    start: ChainHead | None = None,
+    known_hashes: Mapping[int, bytes] | None = None,
+    latest: ChainHead | None = None,
+) -> Finding | None:
+    """Verify one whole chain held in memory (the streaming form is :class:`ChainVerifier`)."""
+    verifier = ChainVerifier(chain_id, ring, start, dict(known_hashes or {}), latest)
+    for row in rows:
+        if verifier.feed(row) is not None:
+            break
+    return verifier.finish()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointReport:
+    """Checkpoint findings, the newest trusted checkpoint, and seq -> hash per chain."""
+
+    findings: tuple[Finding, ...]
+    latest: Checkpoint | None
+    known_hashes: Mapping[str, Mapping[int, bytes]]
+
+    def latest_head(self, chain_id: str) -> ChainHead | None:
+        return self.latest.head(chain_id) if self.latest is not None else None
+
+
+def _checkpoint_finding(reason: Reason, checkpoint_id: int, detail: str) -> Finding:
+    return Finding(reason, None, checkpoint_id, f"checkpoint {checkpoint_id}: {detail}")
+
+
+def verify_checkpoints(
+    stored: Sequence[SignedCheckpoint],
+    public_keys: Mapping[str, Ed25519PublicKey],
+    *,
+    published: SignedCheckpoint | None = None,
+) -> CheckpointReport:
+    """Check the database's checkpoints (signatures, numbering, links) against Kafka's latest.
+
+    ``published`` is the newest checkpoint read from the compacted Kafka topic, which a
+    database administrator cannot rewrite: if the database lacks it or holds different
+    bytes, checkpoints were deleted or altered.
+    """
+    findings: list[Finding] = []
+    valid: list[Checkpoint] = []
+    prev_id, prev_digest = 0, GENESIS_HASH
+    by_id: dict[int, SignedCheckpoint] = {}
+    for signed in sorted(stored, key=lambda s: s.checkpoint_id):
+        by_id[signed.checkpoint_id] = signed
+        if not signature_valid(signed, public_keys):
+            findings.append(
+                _checkpoint_finding(
+                    Reason.CHECKPOINT_ALTERED, signed.checkpoint_id, "signature does not verify"
+                )
+            )
+            prev_id, prev_digest = signed.checkpoint_id, checkpoint_digest(signed.body)
+            continue
+        checkpoint = signed.checkpoint()
+        if signed.checkpoint_id != prev_id + 1:
+            findings.append(
+                _checkpoint_finding(
+                    Reason.CHECKPOINT_MISSING,
+                    prev_id + 1,
+                    f"numbering jumps from {prev_id} to {signed.checkpoint_id}",
+                )
+            )
+        elif checkpoint.prev_digest != prev_digest:
+            findings.append(
+                _checkpoint_finding(
+                    Reason.CHECKPOINT_ALTERED,
+                    signed.checkpoint_id,
+                    "does not link to the previous checkpoint",
+                )
+            )
+        valid.append(checkpoint)
+        prev_id, prev_digest = signed.checkpoint_id, checkpoint_digest(signed.body)
+    latest = valid[-1] if valid else None
+    if published is not None:
+        if not signature_valid(published, public_keys):
+            findings.append(
+                _checkpoint_finding(
+                    Reason.CHECKPOINT_ALTERED,
+                    published.checkpoint_id,
+                    "the copy in Kafka has an invalid signature",
+                )
+            )
+        else:
+            mine = by_id.get(published.checkpoint_id)
+            if mine is None:
+                findings.append(
+                    _checkpoint_finding(
+                        Reason.CHECKPOINT_MISSING,
+                        published.checkpoint_id,
+                        f"published to Kafka but not in the database (which ends at {prev_id})",
+                    )
+                )
+            elif mine.body != published.body or mine.signature != published.signature:
+                findings.append(
+                    _checkpoint_finding(
+                        Reason.CHECKPOINT_ALTERED,
+                        published.checkpoint_id,
+                        "differs from the copy published to Kafka",
+                    )
+                )
+            from_kafka = published.checkpoint()
+            if latest is None or from_kafka.checkpoint_id >= latest.checkpoint_id:
+                latest = from_kafka
+                if mine is None:
+                    valid.append(from_kafka)
+    known: dict[str, dict[int, bytes]] = {}
+    for checkpoint in valid:
+        for head in checkpoint.heads:
+            known.setdefault(head.chain_id, {})[head.seq] = head.hash
+    return CheckpointReport(tuple(findings), latest, known)
+
+
+def load_private_key(data: bytes) -> Ed25519PrivateKey:
+    """An Ed25519 private key from PEM or 32 raw bytes (``ValueError`` otherwise)."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        key = serialization.load_pem_private_key(data, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("the checkpoint signing key is not an Ed25519 key")
+        return key
+    if len(data) != 32:
+        raise ValueError("an Ed25519 private key is 32 raw bytes or PEM")
+    return Ed25519PrivateKey.from_private_bytes(data)
+
+
+def load_public_key(data: bytes) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM or 32 raw bytes (``ValueError`` otherwise)."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        key = serialization.load_pem_public_key(data)
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("the checkpoint verification key is not an Ed25519 key")
+        return key
+    if len(data) != 32:
+        raise ValueError("an Ed25519 public key is 32 raw bytes or PEM")
+    return Ed25519PublicKey.from_public_bytes(data)
+
+
+def public_key_pem(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+__all__ = [
+    "GENESIS_HASH",
+    "CanonicalizationError",
+    "ChainHead",
+    "ChainRow",
+    "ChainVerifier",
+    "Checkpoint",
+    "CheckpointReport",
+    "CheckpointSigner",
+    "Finding",
+    "MacKeyRing",
+    "Reason",
+    "SignedCheckpoint",
+    "canonical_json",
+    "chain_id_for",
+    "checkpoint_digest",
+    "extend_chain",
+    "format_timestamp",
+    "load_private_key",
+    "load_public_key",
+    "public_key_pem",
+    "row_mac",
+    "signature_valid",
+    "signer_key_id",
+    "verify_checkpoints",
+    "verify_rows",
+]

@@ -1,0 +1,237 @@
+"""Audit sink fixtures: fresh keys, a private PostgreSQL schema and topics per test."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+
+from connectors.audit_sink.config import AuditSinkSettings
+from connectors.audit_sink.runtime import running_sink
+from connectors.audit_sink.sink import AuditSink
+from streaming.config import KafkaSettings, RegistrySettings
+from streaming.db import Database
+from streaming.errors import DatabaseError
+from streaming.events import Actor, ActorType, AuditEvent, AuditEventType, AuditOutcome
+from streaming.producer import EventProducer
+from streaming.serde.client import SchemaRegistry, SchemaRegistryClient
+from streaming.serde.memory import InMemorySchemaRegistryClient
+from streaming.testing.stack import StackEndpoints
+from streaming.transport.kafka import KafkaTransport
+
+TopicFactory = Callable[..., Awaitable[str]]
+
+
+def audit_env(settings: AuditSinkSettings) -> dict[str, str]:
+    """The AUDIT_* variables that reproduce ``settings`` in a subprocess."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        env[f"AUDIT_{name.upper()}"] = str(raw).lower() if isinstance(raw, bool) else str(raw)
+    return env
+
+
+@dataclass
+class AuditSetup:
+    settings: AuditSinkSettings
+    topic: str
+    mac_key_b64: str
+
+
+@pytest_asyncio.fixture
+async def audit_setup(topic_factory: TopicFactory) -> AuditSetup:
+    topic = await topic_factory(partitions=3, prefix="audit")
+    checkpoints = await topic_factory(
+        partitions=1, prefix="audit-cp", config={"cleanup.policy": "compact"}
+    )
+    private = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    mac = secrets.token_urlsafe(32)
+    settings = AuditSinkSettings(
+        topics=topic,
+        group_id=f"audit-sink-{uuid.uuid4().hex[:8]}",
+        db_schema=f"audit_t{uuid.uuid4().hex[:10]}",
+        checkpoint_topic=checkpoints,
+        batch_max_rows=500,
+        batch_max_latency_ms=100,
+        checkpoint_every_rows=200,
+        checkpoint_every_s=1.0,
+        backoff_initial_s=0.1,
+        backoff_max_s=1.0,
+        session_timeout_ms=6000,
+        mac_keys=f"k1:{mac}",
+        signing_key=base64.b64encode(private).decode(),
+        kek=secrets.token_urlsafe(32),
+    )
+    return AuditSetup(settings, topic, mac)
+
+
+@pytest_asyncio.fixture
+async def drop_schema(database: Database, audit_setup: AuditSetup) -> AsyncIterator[None]:
+    yield
+    async with database.connect() as conn:
+        await conn.execute(text(f"DROP SCHEMA IF EXISTS {audit_setup.settings.db_schema} CASCADE"))
+        await conn.commit()
+
+
+@pytest.fixture
+def memory_registry() -> SchemaRegistry:
+    return InMemorySchemaRegistryClient()
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def registry_url(
+    streaming_stack: StackEndpoints, kafka_settings: KafkaSettings
+) -> AsyncIterator[str]:
+    """A real registry for subprocesses: the stack's, else one served in this process."""
+    if streaming_stack.registry_url:
+        yield streaming_stack.registry_url
+        return
+    from streaming.registry.server import RegistryServer, ServerSettings
+
+    server = RegistryServer(
+        ServerSettings(port=0, topic=f"_schemas-audit-{uuid.uuid4().hex[:8]}"),
+        kafka=kafka_settings,
+    )
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
+
+
+@pytest_asyncio.fixture
+async def http_registry(registry_url: str) -> AsyncIterator[SchemaRegistry]:
+    client = SchemaRegistryClient(RegistrySettings(url=registry_url))
+    yield client
+    await client.aclose()
+
+
+def audit_event(i: int, *, user: str | None = None, username: str | None = None) -> AuditEvent:
+    return AuditEvent(
+        event_type=AuditEventType.ORDER_PLACED,
+        actor=Actor(
+            actor_type=ActorType.USER, actor_id=user or f"user-{i % 17}", username=username
+        ),
+        resource_type="order",
+        resource_id=f"order-{i}",
+        action="place_order",
+        outcome=AuditOutcome.SUCCESS,
+        details={"i": str(i)},
+        ip_address=f"10.0.{i % 250}.{i % 7}",
+    )
+
+
+async def produce(
+    transport: KafkaTransport, registry: SchemaRegistry, topic: str, events: list[AuditEvent]
+) -> None:
+    async with EventProducer(transport, registry, linger_ms=20) as producer:
+        for start in range(0, len(events), 500):
+            await producer.send_many(topic, events[start : start + 500])
+
+
+async def count_rows(database: Database, schema: str) -> int:
+    try:
+        return int(await database.execute_scalar(f"SELECT count(*) FROM {schema}.audit_log"))
+    except DatabaseError:  # the schema may not exist yet while polling
+        return 0
+
+
+async def wait_for(
+    predicate: Callable[[], Awaitable[bool]], *, timeout_s: float, what: str
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.1)  # poll
+
+
+async def run_until(
+    sink: AuditSink, predicate: Callable[[], Awaitable[bool]], *, timeout_s: float, what: str
+) -> None:
+    """Run ``sink`` in a task until ``predicate`` holds, then stop it cleanly."""
+    task = asyncio.create_task(sink.run())
+    try:
+        await wait_for(lambda: _check(task, predicate), timeout_s=timeout_s, what=what)
+    finally:
+        sink.stop()
+        await task
+
+
+async def _check(task: asyncio.Task[None], predicate: Callable[[], Awaitable[bool]]) -> bool:
+    if task.done():
+        task.result()  # surface the sink's exception
+        raise AssertionError("the sink stopped on its own")
+    return await predicate()
+
+
+@dataclass
+class Sunk:
+    setup: AuditSetup
+    schema: str
+    chain: str
+    length: int
+
+
+@pytest_asyncio.fixture
+async def sunk(
+    kafka_transport: KafkaTransport,
+    database: Database,
+    memory_registry: SchemaRegistry,
+    audit_setup: AuditSetup,
+    drop_schema: None,
+) -> AsyncIterator[Sunk]:
+    settings = audit_setup.settings
+    async with running_sink(
+        transport=kafka_transport, database=database, registry=memory_registry, settings=settings
+    ) as sink:
+        for rnd in range(2):  # two rounds -> two checkpoints
+            events = [audit_event(rnd * 30 + i) for i in range(30)]
+            await produce(kafka_transport, memory_registry, audit_setup.topic, events)
+
+            async def landed(n: int = 30 * (rnd + 1)) -> bool:
+                return await count_rows(database, settings.db_schema) >= n
+
+            await run_until(sink, landed, timeout_s=60, what="audit rows")
+            await sink.checkpoint()
+    schema = settings.db_schema
+    async with database.connect() as conn:
+        chain, length = (
+            await conn.execute(
+                text(
+                    f"SELECT chain_id, count(*) FROM {schema}.audit_log "
+                    "GROUP BY chain_id ORDER BY count(*) DESC, chain_id LIMIT 1"
+                )
+            )
+        ).one()
+    assert length >= 12
+    yield Sunk(audit_setup, schema, chain, length)
+
+
+async def tamper(database: Database, *statements: str, **params: Any) -> None:
+    """Run ``statements`` as a superuser with triggers disabled (the attacker)."""
+    async with database.connect() as conn:
+        await conn.execute(text("SET session_replication_role = replica"))
+        for sql in statements:
+            await conn.execute(text(sql), params)
+        await conn.commit()
+
+
+def cli_env(settings: AuditSinkSettings, **extra: str) -> dict[str, str]:
+    return {**os.environ, **audit_env(settings), "LOG_LEVEL": "WARNING", **extra}

@@ -1,0 +1,117 @@
+"""PostgreSQL unreachable mid-stream: the sink backs off, resumes and loses nothing.
+
+PostgreSQL is cut with a TCP proxy between the sink and the server (the shared server
+keeps running). ``AUDIT_OUTAGE_S`` sets the outage length (the issue's figure is 20 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest_asyncio
+from pydantic import SecretStr
+
+from connectors.audit_sink.runtime import run_verify, running_sink
+from streaming.config import DatabaseSettings
+from streaming.db import Database
+from streaming.serde.client import SchemaRegistry
+from streaming.transport.kafka import KafkaTransport
+from tests.integration.audit.conftest import (
+    AuditSetup,
+    audit_event,
+    count_rows,
+    produce,
+    wait_for,
+)
+from tests.integration.test_database import TcpProxy
+
+OUTAGE_S = float(os.environ.get("AUDIT_OUTAGE_S", "4"))
+
+
+@pytest_asyncio.fixture
+async def proxied(database_settings: DatabaseSettings) -> AsyncIterator[tuple[TcpProxy, Database]]:
+    url = urlsplit(database_settings.url.get_secret_value() if database_settings.url else "")
+    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    netloc = url.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{proxy.port}"
+    via = urlunsplit(url._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+    db = Database(
+        DatabaseSettings(
+            url=SecretStr(via), connect_timeout_s=1, breaker_cooldown_s=0.5, pool_size=4
+        )
+    )
+    try:
+        yield proxy, db
+    finally:
+        await db.close()
+        await proxy.stop()
+
+
+async def test_database_outage_mid_stream_loses_nothing(
+    kafka_transport: KafkaTransport,
+    database: Database,
+    memory_registry: SchemaRegistry,
+    audit_setup: AuditSetup,
+    proxied: tuple[TcpProxy, Database],
+    drop_schema: None,
+) -> None:
+    proxy, sink_db = proxied
+    settings = audit_setup.settings
+    schema = settings.db_schema
+    async with running_sink(
+        transport=kafka_transport, database=sink_db, registry=memory_registry, settings=settings
+    ) as sink:
+        task = asyncio.create_task(sink.run())
+        try:
+            await produce(
+                kafka_transport,
+                memory_registry,
+                audit_setup.topic,
+                [audit_event(i) for i in range(300)],
+            )
+
+            async def first_wave() -> bool:
+                return await count_rows(database, schema) >= 300
+
+            await wait_for(first_wave, timeout_s=60, what="the first 300 rows")
+            await proxy.stop()  # PostgreSQL is now unreachable for the sink
+            await produce(
+                kafka_transport,
+                memory_registry,
+                audit_setup.topic,
+                [audit_event(i) for i in range(300, 600)],
+            )
+            retries_at_cut = sink.stats.database_retries
+
+            async def backing_off() -> bool:
+                return sink.stats.database_retries >= retries_at_cut + 2
+
+            await wait_for(backing_off, timeout_s=30, what="the sink to back off")
+            loop = asyncio.get_running_loop()
+            resume_at = loop.time() + OUTAGE_S
+
+            async def outage_over() -> bool:
+                assert not task.done()
+                return loop.time() >= resume_at
+
+            await wait_for(outage_over, timeout_s=OUTAGE_S + 5, what="the outage window")
+            assert await count_rows(database, schema) == 300  # nothing written while down
+            await proxy.start()  # same port: PostgreSQL is back
+
+            async def everything() -> bool:
+                assert not task.done()
+                return await count_rows(database, schema) >= 600
+
+            await wait_for(everything, timeout_s=60, what="all 600 rows after the outage")
+        finally:
+            sink.stop()
+            await task
+    assert await count_rows(database, schema) == 600
+    assert sink.stats.duplicates == 0
+    report = await run_verify(transport=kafka_transport, database=database, settings=settings)
+    assert report.ok, report.to_dict()
+    assert report.rows == 600

@@ -1,0 +1,161 @@
+"""The clients CLI against a real broker and our registry service, run as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from decimal import Decimal
+
+from streaming.consumer import EventConsumer
+from streaming.events import OrderPlaced, OrderSide, OrderType
+from streaming.retry import RetryPolicy
+from streaming.serde.client import SchemaRegistryClient
+from streaming.transport.kafka import KafkaTransport
+
+RUN = "import sys; from streaming.clients_cli import app; app(prog_name='streaming')"
+
+
+async def cli(*args: str, stdin: bytes = b"", env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        RUN,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_topics_produce_consume_and_dlq_commands(
+    kafka_transport: KafkaTransport,
+    kafka_admin,  # type: ignore[no-untyped-def]
+    registry_url: str,
+    http_registry: SchemaRegistryClient,
+) -> None:
+    topic, group = f"cli-{uuid.uuid4().hex[:8]}", "cli-group"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_transport.settings.bootstrap_servers,
+        "REGISTRY_URL": registry_url,
+    }
+    try:
+        code, out, err = await cli(
+            "topics",
+            "ensure",
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--partitions",
+            "2",
+            "--no-internal",
+            "--json",
+            env=env,
+        )
+        assert code == 0, err
+        created = json.loads(out)["created"]
+        assert created == [
+            topic,
+            f"{topic}.{group}.retry.1",
+            f"{topic}.{group}.retry.2",
+            f"{topic}.{group}.dlq",
+        ]
+        config = await kafka_admin.describe_topic_config(f"{topic}.{group}.dlq")
+        assert config["retention.ms"] == str(30 * 86_400_000)
+        assert await kafka_admin.partition_count(f"{topic}.{group}.dlq") == 2
+
+        line = OrderPlaced(
+            order_id=uuid.uuid4(),
+            account_id="a",
+            symbol="AAPL",
+            side=OrderSide.BUY,
+            order_type=OrderType.MARKET,
+            quantity=Decimal("1.25"),
+        ).model_dump_json()
+        code, out, err = await cli(
+            "produce",
+            "--topic",
+            topic,
+            "--type",
+            "OrderPlaced",
+            "--json",
+            stdin=(line + "\n").encode(),
+            env=env,
+        )
+        assert code == 0, err
+        assert json.loads(out)["sent"] == 1
+        code, out, err = await cli(
+            "produce", "--topic", topic, "--type", "OrderPlaced", "--fake", "4", env=env
+        )
+        assert code == 0, err
+
+        code, out, err = await cli(
+            "consume", "--topic", topic, "--from-beginning", "--json", "--max", "5", env=env
+        )
+        assert code == 0, err
+        docs = [json.loads(x) for x in out.splitlines()]
+        assert len(docs) == 5
+        assert all(d["event_type"] == "OrderPlaced" for d in docs)
+        assert {"event-id", "traceparent", "content-type"} <= {
+            k for d in docs for k, _ in d["headers"]
+        }
+        assert json.loads(line)["order_id"] in {d["value"]["order_id"] for d in docs}
+
+        code, _, err = await cli("produce", "--topic", topic, "--type", "Nope", env=env)
+        assert code == 2 and "unknown event type" in err
+        code, _, err = await cli(
+            "produce", "--topic", topic, "--type", "OrderPlaced", stdin=b"{}\n", env=env
+        )
+        assert code == 2 and "line 1" in err
+
+        consumer = EventConsumer(
+            kafka_transport,
+            http_registry,
+            topics=[topic],
+            group_id=group,
+            retry_policy=RetryPolicy(attempts=1),
+            poll_timeout_ms=100,
+        )
+
+        @consumer.handler(OrderPlaced)
+        async def handle(event: OrderPlaced) -> None:
+            raise KeyError("missing account")
+
+        task = asyncio.create_task(consumer.run())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while consumer.stats.dead_lettered < 5:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.05)  # poll
+        consumer.request_stop()
+        await task
+
+        code, out, err = await cli(
+            "dlq", "list", "--topic", topic, "--group", group, "--json", env=env
+        )
+        assert code == 0, err
+        summary = json.loads(out)
+        assert summary["total"] == 5
+        assert summary["by_exception_type"]["KeyError"]["count"] == 5
+        code, out, err = await cli(
+            "dlq", "show", "--topic", topic, "--group", group, "--json", env=env
+        )
+        assert code == 0, err
+        shown = json.loads(out)
+        assert shown["event_type"] == "OrderPlaced" and shown["raw_value_base64"]
+        assert dict(shown["headers"])["x-exception-type"] == "KeyError"
+        code, _, err = await cli(
+            "dlq", "show", "--topic", topic, "--group", group, "--offset", "999", env=env
+        )
+        assert code == 1 and "no matching record" in err
+    finally:
+        present = await kafka_admin.list_topics()
+        await kafka_admin.delete_topics([t for t in present if t.startswith(topic)])

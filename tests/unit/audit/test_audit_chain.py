@@ -1,0 +1,191 @@
+"""The pure chain core: canonical bytes, MACs, checkpoints and the tamper taxonomy."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from streaming.audit_chain import (
+    GENESIS_HASH,
+    CanonicalizationError,
+    ChainHead,
+    ChainRow,
+    Checkpoint,
+    CheckpointSigner,
+    MacKeyRing,
+    Reason,
+    canonical_json,
+    checkpoint_digest,
+    extend_chain,
+    verify_checkpoints,
+    verify_rows,
+)
+
+RING = MacKeyRing({"k1": b"a" * 32, "k2": b"b" * 32}, "k1")
+CHAIN = "audit.events/0"
+
+
+def make_chain(n: int = 6, ring: MacKeyRing = RING) -> list[ChainRow]:
+    items = [(i * 2, canonical_json({"n": i})) for i in range(n)]
+    return extend_chain(ring, ChainHead.genesis(CHAIN), items)
+
+
+def reason(rows: list[ChainRow], **kw: object) -> tuple[Reason, int | None] | None:
+    found = verify_rows(CHAIN, rows, RING, **kw)  # type: ignore[arg-type]
+    return (found.reason, found.seq) if found else None
+
+
+def test_canonical_json_sorts_keys_and_strips_whitespace() -> None:
+    assert canonical_json({"b": 1, "a": [True, None, "x"]}) == b'{"a":[true,null,"x"],"b":1}'
+
+
+def test_canonical_json_writes_big_ints_decimals_and_ids_as_strings() -> None:
+    value = {
+        "big": 2**60,
+        "small": 42,
+        "d": decimal.Decimal("1.50"),
+        "u": uuid.UUID(int=1),
+        "t": dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC),
+        "b": b"\x00\x01",
+    }
+    assert canonical_json(value) == (
+        b'{"b":"AAE=","big":"1152921504606846976","d":"1.50","small":42,'
+        b'"t":"2024-01-02T03:04:05.678Z","u":"00000000-0000-0000-0000-000000000001"}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "text"),
+    [(1.0, "1"), (1e21, "1e+21"), (1e-7, "1e-7"), (0.00001, "0.00001"), (123.456, "123.456")],
+)
+def test_canonical_json_uses_ecmascript_number_form(number: float, text: str) -> None:
+    assert canonical_json(number) == text.encode()
+
+
+def test_canonical_json_escapes_controls_and_keeps_unicode() -> None:
+    assert canonical_json("é\n\x01") == '"é\\n\\u0001"'.encode()
+
+
+def test_canonical_json_rejects_nan() -> None:
+    with pytest.raises(CanonicalizationError):
+        canonical_json(float("nan"))
+
+
+def test_intact_chain_verifies() -> None:
+    assert reason(make_chain()) is None
+
+
+def test_key_rotation_mid_chain_still_verifies() -> None:
+    first = make_chain(3)
+    head = ChainHead(CHAIN, first[-1].seq, first[-1].hash)
+    rest = extend_chain(RING.rotated("k2"), head, [(100, b"{}"), (101, b"{}")])
+    assert {r.key_id for r in first + rest} == {"k1", "k2"}
+    assert reason(first + rest) is None
+
+
+def test_edited_payload_is_reported_as_payload_altered() -> None:
+    rows = make_chain()
+    rows[2] = dataclasses.replace(rows[2], payload=b'{"n":999}')
+    assert reason(rows) == (Reason.PAYLOAD_ALTERED, 3)
+
+
+def test_edited_hash_is_reported_as_hash_altered() -> None:
+    rows = make_chain()
+    rows[2] = dataclasses.replace(rows[2], hash=b"\x00" * 32)
+    assert reason(rows) == (Reason.HASH_ALTERED, 3)
+
+
+def test_deleted_middle_row_is_reported_as_row_missing() -> None:
+    rows = make_chain()
+    del rows[2]
+    assert reason(rows) == (Reason.ROW_MISSING, 3)
+
+
+def test_renumbered_seq_is_reported_as_seq_gap() -> None:
+    rows = make_chain()
+    rows[3:] = [dataclasses.replace(r, seq=r.seq + 1) for r in rows[3:]]
+    assert reason(rows) == (Reason.SEQ_GAP, 4)
+
+
+def test_swapped_rows_are_reported() -> None:
+    rows = make_chain()
+    a, b = rows[2], rows[3]
+    rows[2], rows[3] = dataclasses.replace(b, seq=a.seq), dataclasses.replace(a, seq=b.seq)
+    assert reason(rows) == (Reason.ROWS_SWAPPED, 3)
+
+
+def test_inserted_forged_row_is_reported() -> None:
+    rows = make_chain()
+    forged = ChainRow(CHAIN, 3, 5, "k1", rows[1].hash, b"\x11" * 32, b'{"forged":1}')
+    shifted = [dataclasses.replace(r, seq=r.seq + 1) for r in rows[2:]]
+    assert reason([*rows[:2], forged, *shifted]) == (Reason.ROW_INSERTED, 3)
+
+
+def test_chain_recomputed_with_another_key_is_reported() -> None:
+    rows = make_chain()
+    attacker = MacKeyRing({"k1": b"z" * 32}, "k1")
+    forged = extend_chain(
+        attacker,
+        ChainHead.genesis(CHAIN),
+        [(r.kafka_offset, b'{"n":0}' if r.seq == 1 else r.payload) for r in rows],
+    )
+    assert reason(forged) == (Reason.CHAIN_RECOMPUTED, 1)
+
+
+def test_truncated_tail_is_caught_by_the_latest_checkpoint() -> None:
+    rows = make_chain()
+    latest = ChainHead(CHAIN, rows[-1].seq, rows[-1].hash)
+    assert reason(rows[:-2], latest=latest) == (Reason.TRUNCATED, 5)
+    assert reason(rows, latest=latest) is None
+
+
+def test_unknown_key_id_is_reported() -> None:
+    rows = make_chain()
+    rows[1] = dataclasses.replace(rows[1], key_id="nope")
+    assert reason(rows) == (Reason.UNKNOWN_KEY, 2)
+
+
+def test_incremental_verification_starts_at_a_signed_head() -> None:
+    rows = make_chain()
+    start = ChainHead(CHAIN, rows[2].seq, rows[2].hash)
+    assert verify_rows(CHAIN, rows[2:], RING, start=start) is None
+    bad = ChainHead(CHAIN, rows[2].seq, b"\x00" * 32)
+    found = verify_rows(CHAIN, rows[2:], RING, start=bad)
+    assert found is not None and found.reason is Reason.CHECKPOINT_MISMATCH
+
+
+def _checkpoints(signer: CheckpointSigner, n: int) -> list:  # type: ignore[type-arg]
+    out, prev = [], GENESIS_HASH
+    for i in range(1, n + 1):
+        cp = Checkpoint("audit", i, 1000 * i, prev, (ChainHead(CHAIN, i, bytes([i]) * 32, i),))
+        signed = signer.sign(cp)
+        out.append(signed)
+        prev = checkpoint_digest(signed.body)
+    return out
+
+
+def test_checkpoints_verify_and_round_trip() -> None:
+    signer = CheckpointSigner(Ed25519PrivateKey.generate())
+    stored = _checkpoints(signer, 3)
+    report = verify_checkpoints(stored, {signer.key_id: signer.public_key}, published=stored[-1])
+    assert report.findings == ()
+    assert report.latest is not None and report.latest.checkpoint_id == 3
+    assert report.known_hashes[CHAIN][2] == bytes([2]) * 32
+
+
+def test_deleted_and_altered_checkpoints_are_reported() -> None:
+    signer = CheckpointSigner(Ed25519PrivateKey.generate())
+    keys = {signer.key_id: signer.public_key}
+    stored = _checkpoints(signer, 4)
+    missing = verify_checkpoints([stored[0], stored[2], stored[3]], keys)
+    assert [f.reason for f in missing.findings] == [Reason.CHECKPOINT_MISSING]
+    tail_gone = verify_checkpoints(stored[:2], keys, published=stored[3])
+    assert [f.reason for f in tail_gone.findings] == [Reason.CHECKPOINT_MISSING]
+    altered = dataclasses.replace(stored[1], body=stored[1].body.replace(b'"seq":2', b'"seq":9'))
+    edited = verify_checkpoints([stored[0], altered, *stored[2:]], keys)
+    assert Reason.CHECKPOINT_ALTERED in [f.reason for f in edited.findings]
