@@ -6,6 +6,9 @@ Fixtures (all lazy):
 - ``topic_factory``: ``await topic_factory(partitions=3, config={...})`` -> a fresh topic
   name, deleted after the test.
 - ``database_settings`` / ``database``: PostgreSQL settings and a :class:`Database`.
+- ``registry_url`` / ``schema_registry``: the stack's schema registry (or one served in
+  this process on its own store topic) and a client for it. Subjects follow topics, so
+  ``topic_factory`` gives each test its own schemas too.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
-from streaming.config import DatabaseSettings, KafkaSettings
+from streaming.config import DatabaseSettings, KafkaSettings, RegistrySettings
 from streaming.db import Database
+from streaming.serde.client import SchemaRegistryClient
 from streaming.testing.stack import StackEndpoints, ensure_stack
 from streaming.transport.base import AdminTransport, TopicSpec
 from streaming.transport.kafka import KafkaTransport
@@ -87,3 +91,30 @@ async def database(database_settings: DatabaseSettings) -> AsyncIterator[Databas
         yield db
     finally:
         await db.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def registry_url(
+    streaming_stack: StackEndpoints, kafka_settings: KafkaSettings
+) -> AsyncIterator[str]:
+    """The stack's registry (reachable from subprocesses too), else one served here."""
+    if streaming_stack.registry_url:
+        yield streaming_stack.registry_url
+        return
+    from streaming.registry.server import RegistryServer, ServerSettings
+
+    server = RegistryServer(
+        ServerSettings(port=0, topic=f"_schemas-test-{uuid.uuid4().hex[:10]}"),
+        kafka=kafka_settings,
+    )
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def schema_registry(registry_url: str) -> AsyncIterator[SchemaRegistryClient]:
+    async with SchemaRegistryClient(RegistrySettings(url=registry_url)) as client:
+        yield client

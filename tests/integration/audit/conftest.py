@@ -20,14 +20,12 @@ from sqlalchemy import text
 from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.runtime import running_sink
 from connectors.audit_sink.sink import AuditSink
-from streaming.config import KafkaSettings, RegistrySettings
 from streaming.db import Database
 from streaming.errors import DatabaseError
 from streaming.events import Actor, ActorType, AuditEvent, AuditEventType, AuditOutcome
 from streaming.producer import EventProducer
-from streaming.serde.client import SchemaRegistry, SchemaRegistryClient
+from streaming.serde.client import SchemaRegistry
 from streaming.serde.memory import InMemorySchemaRegistryClient
-from streaming.testing.stack import StackEndpoints
 from streaming.transport.kafka import KafkaTransport
 
 TopicFactory = Callable[..., Awaitable[str]]
@@ -91,34 +89,6 @@ async def drop_schema(database: Database, audit_setup: AuditSetup) -> AsyncItera
 @pytest.fixture
 def memory_registry() -> SchemaRegistry:
     return InMemorySchemaRegistryClient()
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="session")
-async def registry_url(
-    streaming_stack: StackEndpoints, kafka_settings: KafkaSettings
-) -> AsyncIterator[str]:
-    """A real registry for subprocesses: the stack's, else one served in this process."""
-    if streaming_stack.registry_url:
-        yield streaming_stack.registry_url
-        return
-    from streaming.registry.server import RegistryServer, ServerSettings
-
-    server = RegistryServer(
-        ServerSettings(port=0, topic=f"_schemas-audit-{uuid.uuid4().hex[:8]}"),
-        kafka=kafka_settings,
-    )
-    await server.start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
-
-
-@pytest_asyncio.fixture
-async def http_registry(registry_url: str) -> AsyncIterator[SchemaRegistry]:
-    client = SchemaRegistryClient(RegistrySettings(url=registry_url))
-    yield client
-    await client.aclose()
 
 
 def audit_event(i: int, *, user: str | None = None, username: str | None = None) -> AuditEvent:

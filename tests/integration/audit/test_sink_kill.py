@@ -44,7 +44,7 @@ def _env(setup: AuditSetup, registry_url: str) -> dict[str, str]:
 async def test_sink_killed_repeatedly_leaves_no_duplicate_and_no_gap(
     kafka_transport: KafkaTransport,
     database: Database,
-    http_registry: SchemaRegistry,
+    schema_registry: SchemaRegistry,
     registry_url: str,
     audit_setup: AuditSetup,
     drop_schema: None,
@@ -64,7 +64,7 @@ async def test_sink_killed_repeatedly_leaves_no_duplicate_and_no_gap(
         size = per_wave if wave < waves - 1 else EVENTS - produced
         events = [audit_event(produced + i) for i in range(size)]
         before = await count_rows(database, schema)
-        await produce(kafka_transport, http_registry, audit_setup.topic, events)
+        await produce(kafka_transport, schema_registry, audit_setup.topic, events)
         produced += size
         proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child we kill on purpose
             [sys.executable, "-m", "connectors.audit_sink", "sink"],

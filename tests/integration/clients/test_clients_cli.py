@@ -38,7 +38,7 @@ async def test_topics_produce_consume_and_dlq_commands(
     kafka_transport: KafkaTransport,
     kafka_admin,  # type: ignore[no-untyped-def]
     registry_url: str,
-    http_registry: SchemaRegistryClient,
+    schema_registry: SchemaRegistryClient,
 ) -> None:
     topic, group = f"cli-{uuid.uuid4().hex[:8]}", "cli-group"
     env = {
@@ -118,7 +118,7 @@ async def test_topics_produce_consume_and_dlq_commands(
 
         consumer = EventConsumer(
             kafka_transport,
-            http_registry,
+            schema_registry,
             topics=[topic],
             group_id=group,
             retry_policy=RetryPolicy(attempts=1),

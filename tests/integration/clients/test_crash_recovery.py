@@ -40,7 +40,7 @@ async def _wait(check, timeout_s: float, what: str) -> None:  # type: ignore[no-
 async def test_sigkill_mid_stream_then_restart_loses_nothing(
     kafka_transport: KafkaTransport,
     topic_factory: TopicFactory,
-    http_registry: SchemaRegistryClient,
+    schema_registry: SchemaRegistryClient,
     registry_url: str,
     kafka_admin,  # type: ignore[no-untyped-def]
     tmp_path: Path,
@@ -49,7 +49,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
     topic = await topic_factory(partitions=3)
     group = f"crash-{uuid.uuid4().hex[:6]}"
     events = list(fake_events(OrderPlaced, EVENTS, rng=random.Random(3)))
-    async with EventProducer(kafka_transport, http_registry) as producer:
+    async with EventProducer(kafka_transport, schema_registry) as producer:
         await producer.send_many(topic, events)
     out = tmp_path / "handled.txt"
     args = [

@@ -37,9 +37,9 @@ from streaming.serde import (
     UnknownSchemaIdError,
     unframe,
 )
+from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import OutgoingRecord, Record, TopicPartition
 from streaming.transport.kafka import KafkaTransport
-from tests.integration.serde.conftest import TopicMaker
 
 TRADE_V1: dict[str, Any] = {
     "type": "record",
@@ -57,15 +57,15 @@ TRADE_V2: dict[str, Any] = {
 NO_CATALOG = SchemaCatalog([])
 
 
-async def through_kafka(kafka: KafkaTransport, topic: str, value: bytes) -> Record:
+async def through_kafka(kafka_transport: KafkaTransport, topic: str, value: bytes) -> Record:
     """Produce one record and consume it back from the broker."""
-    producer = kafka.producer()
+    producer = kafka_transport.producer()
     await producer.start()
     try:
         await producer.send(OutgoingRecord(topic, value, headers=(("event-type", b"x"),)))
     finally:
         await producer.stop()
-    consumer = kafka.consumer()
+    consumer = kafka_transport.consumer()
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
@@ -96,12 +96,15 @@ def order() -> OrderPlaced:
 
 
 async def test_confluent_reads_our_event_bytes_with_schema_references(
-    registry: SchemaRegistryClient, registry_url: str, kafka: KafkaTransport, new_topic: TopicMaker
+    schema_registry: SchemaRegistryClient,
+    registry_url: str,
+    kafka_transport: KafkaTransport,
+    topic_factory: TopicFactory,
 ) -> None:
-    topic = await new_topic()
+    topic = await topic_factory(prefix="serde")
     event = order()
-    data = await AvroSerializer(registry).serialize(event, SerializationContext(topic))
-    record = await through_kafka(kafka, topic, data)
+    data = await AvroSerializer(schema_registry).serialize(event, SerializationContext(topic))
+    record = await through_kafka(kafka_transport, topic, data)
     assert record.value == data
 
     def confluent_read() -> Any:
@@ -112,13 +115,16 @@ async def test_confluent_reads_our_event_bytes_with_schema_references(
 
     value = await asyncio.to_thread(confluent_read)
     assert value == event.to_avro_dict()
-    assert "com.tradesense.common.Money" in await registry.get_subjects()
+    assert "com.tradesense.common.Money" in await schema_registry.get_subjects()
 
 
 async def test_we_read_confluent_bytes_as_dicts_and_as_a_newer_reader(
-    registry: SchemaRegistryClient, registry_url: str, kafka: KafkaTransport, new_topic: TopicMaker
+    schema_registry: SchemaRegistryClient,
+    registry_url: str,
+    kafka_transport: KafkaTransport,
+    topic_factory: TopicFactory,
 ) -> None:
-    topic = await new_topic()
+    topic = await topic_factory(prefix="serde")
 
     def confluent_write() -> bytes:
         client = ConfluentClient({"url": registry_url})
@@ -128,15 +134,15 @@ async def test_we_read_confluent_bytes_as_dicts_and_as_a_newer_reader(
         return out
 
     data = await asyncio.to_thread(confluent_write)
-    record = await through_kafka(kafka, topic, data)
+    record = await through_kafka(kafka_transport, topic, data)
     ctx = SerializationContext.for_record(record)
-    plain = await AvroDeserializer(registry, catalog=NO_CATALOG).deserialize(
+    plain = await AvroDeserializer(schema_registry, catalog=NO_CATALOG).deserialize(
         record.value or b"", ctx
     )
     assert plain.value == {"id": "t-1", "qty": 5}
     assert plain.record_name == "com.example.Trade"
     v2 = LocalSchema.from_json(TRADE_V2)
-    newer = AvroDeserializer(registry, reader_schema=v2, catalog=NO_CATALOG)
+    newer = AvroDeserializer(schema_registry, reader_schema=v2, catalog=NO_CATALOG)
     assert (await newer.deserialize(record.value or b"", ctx)).value == {
         "id": "t-1",
         "qty": 5,
@@ -145,11 +151,11 @@ async def test_we_read_confluent_bytes_as_dicts_and_as_a_newer_reader(
 
 
 async def test_confluent_writes_our_registered_event_and_we_read_it_typed(
-    registry: SchemaRegistryClient, registry_url: str, new_topic: TopicMaker
+    schema_registry: SchemaRegistryClient, registry_url: str, topic_factory: TopicFactory
 ) -> None:
-    topic = await new_topic()
+    topic = await topic_factory(prefix="serde")
     event = order()
-    ours = await AvroSerializer(registry).serialize(event, SerializationContext(topic))
+    ours = await AvroSerializer(schema_registry).serialize(event, SerializationContext(topic))
 
     def confluent_write() -> bytes:
         client = ConfluentClient({"url": registry_url})
@@ -164,47 +170,55 @@ async def test_confluent_writes_our_registered_event_and_we_read_it_typed(
     theirs = await asyncio.to_thread(confluent_write)
     assert unframe(theirs)[0] == unframe(ours)[0]
     assert bytes(unframe(theirs)[1]) == bytes(unframe(ours)[1])
-    decoded = await EventDeserializer(registry).deserialize(theirs, SerializationContext(topic))
+    decoded = await EventDeserializer(schema_registry).deserialize(
+        theirs, SerializationContext(topic)
+    )
     assert decoded == event
 
 
-async def test_client_talks_confluent_to_the_real_registry(registry: SchemaRegistryClient) -> None:
+async def test_client_talks_confluent_to_the_real_registry(
+    schema_registry: SchemaRegistryClient,
+) -> None:
     subject = f"client-{uuid.uuid4().hex[:8]}-value"
     v1 = LocalSchema.from_json(TRADE_V1).to_schema()
     v2 = LocalSchema.from_json(TRADE_V2).to_schema()
-    first = await registry.register_schema(subject, v1)
-    assert await registry.register_schema(subject, v1) == first
-    second = await registry.register_schema(subject, v2)
-    assert await registry.get_versions(subject) == [1, 2]
-    assert (await registry.get_latest_version(subject)).schema_id == second
-    assert (await registry.lookup_schema(subject, v1)).version == 1
-    assert (await registry.get_version(subject, 1)).schema_id == first
-    assert json.loads((await registry.get_schema(second)).schema_str) == TRADE_V2
+    first = await schema_registry.register_schema(subject, v1)
+    assert await schema_registry.register_schema(subject, v1) == first
+    second = await schema_registry.register_schema(subject, v2)
+    assert await schema_registry.get_versions(subject) == [1, 2]
+    assert (await schema_registry.get_latest_version(subject)).schema_id == second
+    assert (await schema_registry.lookup_schema(subject, v1)).version == 1
+    assert (await schema_registry.get_version(subject, 1)).schema_id == first
+    assert json.loads((await schema_registry.get_schema(second)).schema_str) == TRADE_V2
     breaking = LocalSchema.from_json({**TRADE_V1, "fields": [{"name": "id", "type": "int"}]})
-    result = await registry.test_compatibility(subject, breaking.to_schema())
+    result = await schema_registry.test_compatibility(subject, breaking.to_schema())
     assert result.is_compatible is False
     with pytest.raises(IncompatibleSchemaError) as caught:
-        await registry.register_schema(subject, breaking.to_schema())
+        await schema_registry.register_schema(subject, breaking.to_schema())
     assert caught.value.error_code == 409
     with pytest.raises(SubjectNotFoundError) as missing:
-        await registry.get_versions(f"missing-{uuid.uuid4().hex}")
+        await schema_registry.get_versions(f"missing-{uuid.uuid4().hex}")
     assert missing.value.error_code == 40401
-    assert await registry.delete_subject(subject, permanent=True) == [1, 2]
+    assert await schema_registry.delete_subject(subject, permanent=True) == [1, 2]
 
 
 async def test_undecodable_records_from_kafka_carry_their_coordinates(
-    registry: SchemaRegistryClient, kafka: KafkaTransport, new_topic: TopicMaker
+    schema_registry: SchemaRegistryClient,
+    kafka_transport: KafkaTransport,
+    topic_factory: TopicFactory,
 ) -> None:
-    topic = await new_topic()
-    record = await through_kafka(kafka, topic, b'{"not": "avro"}')
+    topic = await topic_factory(prefix="serde")
+    record = await through_kafka(kafka_transport, topic, b'{"not": "avro"}')
     ctx = SerializationContext.for_record(record)
     with pytest.raises(BadMagicByteError) as caught:
-        await AvroDeserializer(registry, catalog=NO_CATALOG).deserialize(record.value or b"", ctx)
+        await AvroDeserializer(schema_registry, catalog=NO_CATALOG).deserialize(
+            record.value or b"", ctx
+        )
     error = caught.value
     assert (error.topic, error.partition, error.offset) == (topic, 0, record.offset)
     assert error.data == b'{"not": "avro"}'
     assert error.headers == (("event-type", b"x"),)
     with pytest.raises(UnknownSchemaIdError):
-        await AvroDeserializer(registry, catalog=NO_CATALOG).deserialize(
+        await AvroDeserializer(schema_registry, catalog=NO_CATALOG).deserialize(
             b"\x00\x7f\xff\xff\xf0\x00", ctx
         )
