@@ -96,17 +96,17 @@ class SchemaVersion:
 
     def to_json(self) -> dict[str, Any]:
         """The ``GET /subjects/{s}/versions/{v}`` body (schemaType omitted for Avro)."""
-        out: dict[str, Any] = {
+        return {
             "subject": self.subject,
             "version": self.version,
             "id": self.schema_id,
+            **self.body.to_json(),
         }
-        if self.schema_type != AVRO:
-            out["schemaType"] = self.schema_type
-        if self.references:
-            out["references"] = [r.to_json() for r in self.references]
-        out["schema"] = self.schema
-        return out
+
+    @property
+    def body(self) -> SchemaBody:
+        """What this version's global id stands for."""
+        return SchemaBody(self.schema, self.references, self.schema_type)
 
 
 @dataclass(frozen=True, slots=True)

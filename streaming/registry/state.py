@@ -100,7 +100,7 @@ class RegistryState:
     def _put_version(self, version: SchemaVersion) -> None:
         self._drop_version(version.subject, version.version)
         self._subjects.setdefault(version.subject, {})[version.version] = version
-        body = SchemaBody(version.schema, version.references, version.schema_type)
+        body = version.body
         self._bodies.setdefault(version.schema_id, body)
         self._users.setdefault(version.schema_id, set()).add((version.subject, version.version))
         self._ids.setdefault(identity_of(body), version.schema_id)
