@@ -35,6 +35,7 @@ from sqlalchemy import text
 import streaming.audit_chain as audit_chain
 from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.runtime import build_store, running_sink
+from connectors.audit_sink.store import AUDIT_LOG_COLUMNS
 from streaming.config import DatabaseSettings, KafkaSettings
 from streaming.db import Database
 from streaming.events import Actor, ActorType, AuditEvent, AuditEventType, AuditOutcome
@@ -44,19 +45,6 @@ from streaming.transport.base import TopicSpec
 from streaming.transport.kafka import KafkaTransport
 
 app = typer.Typer(add_completion=False)
-COLUMNS = (
-    "chain_id",
-    "seq",
-    "kafka_offset",
-    "event_id",
-    "event_type",
-    "occurred_at",
-    "subject_id",
-    "key_id",
-    "prev_hash",
-    "hash",
-    "payload",
-)
 
 
 def _event(i: int) -> AuditEvent:
@@ -119,7 +107,9 @@ async def _copy_rate(database: Database, source: str, target: str, batch: int) -
     async with database.connect() as conn:
         rows = (
             await conn.execute(
-                text(f"SELECT {', '.join(COLUMNS)} FROM {source}.audit_log ORDER BY chain_id, seq")
+                text(
+                    f"SELECT {', '.join(AUDIT_LOG_COLUMNS)} FROM {source}.audit_log ORDER BY chain_id, seq"
+                )
             )
         ).all()
     records = [tuple(r) for r in rows]
@@ -130,7 +120,10 @@ async def _copy_rate(database: Database, source: str, target: str, batch: int) -
         for i in range(0, len(records), batch):
             async with raw.transaction():
                 await raw.copy_records_to_table(
-                    "audit_log", schema_name=target, columns=COLUMNS, records=records[i : i + batch]
+                    "audit_log",
+                    schema_name=target,
+                    columns=AUDIT_LOG_COLUMNS,
+                    records=records[i : i + batch],
                 )
         elapsed = time.perf_counter() - started
     return len(records) / elapsed

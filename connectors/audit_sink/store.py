@@ -45,7 +45,7 @@ _ASYNCPG_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
-_COLUMNS = (
+AUDIT_LOG_COLUMNS = (  # the COPY column order; the benchmark baseline uses it too
     "chain_id",
     "seq",
     "kafka_offset",
@@ -257,7 +257,7 @@ class AuditStore:
                 await conn.copy_records_to_table(
                     "audit_log",
                     schema_name=self.schema,
-                    columns=_COLUMNS,
+                    columns=AUDIT_LOG_COLUMNS,
                     records=[
                         (
                             row.chain_id,
