@@ -144,12 +144,16 @@ async def test_middlewares_run_in_order_around_the_handler_and_see_the_event() -
     assert trail == ["outer:OrderPlaced", "inner:attempt1", "handler:True", "outer:after"]
 
 
+async def ignore(_event: object) -> None:
+    """A handler that accepts the event and does nothing."""
+
+
 async def test_unhandled_types_are_skipped_or_dead_lettered_as_configured() -> None:
     transport, registry = await setup()
     async with EventProducer(transport, registry) as producer:
         await producer.send("orders", order())
     skipping = consumer_for(transport, registry)
-    skipping.add_handler(OrderCancelled, lambda e: asyncio.sleep(0))
+    skipping.add_handler(OrderCancelled, ignore)
     task = asyncio.create_task(skipping.run())
     await wait_for(lambda: skipping.stats.skipped == 1)
     skipping.request_stop()
@@ -169,9 +173,9 @@ def test_handler_registration_rejects_duplicates() -> None:
     consumer = EventConsumer(
         InMemoryTransport(), InMemorySchemaRegistryClient(), topics=["t"], group_id="g"
     )
-    consumer.add_handler(OrderPlaced, lambda e: asyncio.sleep(0))
+    consumer.add_handler(OrderPlaced, ignore)
     with pytest.raises(ConsumerError, match="already registered"):
-        consumer.add_handler(OrderPlaced, lambda e: asyncio.sleep(0))
+        consumer.add_handler(OrderPlaced, ignore)
 
 
 async def test_producer_must_be_started_and_transactions_need_an_id() -> None:
