@@ -4,9 +4,12 @@ Not a test. Rows (median of per-round ratios; rounds interleave the contenders):
 
 - typed producer (EventProducer.send_many) / raw aiokafka (same value bytes, key and
   headers; acks=all, enable_idempotence=True, linger_ms=5), at ~100 B and ~1 KiB values;
+- typed producer / raw aiokafka batch API (create_batch/send_batch per partition, the
+  path EventProducer.send_many itself takes; shows what serialization and headers cost);
 - typed producer / confluent-kafka SerializingProducer + AvroSerializer (same settings,
   registry = our registry service in a subprocess);
-- typed consumer (EventConsumer, decode + dispatch + commit) / raw aiokafka getmany.
+- typed consumer (EventConsumer, decode + dispatch + commit) / raw aiokafka getmany, and
+  / raw getmany + fastavro schemaless_reader of every value (decoding by hand).
 
     eval "$(streaming dev env)"   # or KAFKA_BOOTSTRAP_SERVERS=...
     .venv/bin/python bench/bench_clients.py [--messages 20000] [--rounds 5] [--json]
@@ -15,6 +18,7 @@ Not a test. Rows (median of per-round ratios; rounds interleave the contenders):
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import random
@@ -26,9 +30,11 @@ import time
 import uuid
 from typing import Any
 
+import fastavro
 import httpx
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 from rich.console import Console
 from rich.table import Table
 
@@ -77,6 +83,39 @@ async def _raw_produce(bootstrap: str, topic: str, records: list[Any]) -> float:
                 await producer.send(topic, value=r.value, key=r.key, headers=list(r.headers))
                 for r in records[i : i + 1000]
             ]
+            await asyncio.gather(*futures)
+        await producer.flush()
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def _raw_batch_produce(bootstrap: str, topic: str, records: list[Any]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=1_048_576,
+    )
+    await producer.start()
+    partitioner = DefaultPartitioner()
+    try:
+        await (await producer.send(topic, value=records[0].value, key=records[0].key))
+        parts = sorted(await producer.partitions_for(topic))
+        started = time.perf_counter()
+        for i in range(0, len(records), 1000):
+            batches: dict[int, Any] = {}
+            futures = []
+            for r in records[i : i + 1000]:
+                partition = partitioner(r.key, parts, parts)
+                batch = batches.get(partition)
+                if batch is None:
+                    batch = batches[partition] = producer.create_batch()
+                batch.append(timestamp=None, key=r.key, value=r.value, headers=list(r.headers))
+            for partition, batch in batches.items():
+                batch.close()
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
             await asyncio.gather(*futures)
         await producer.flush()
         return len(records) / (time.perf_counter() - started)
@@ -168,7 +207,7 @@ async def _typed_consume(transport: KafkaTransport, registry: Any, topic: str, n
     return (len(marks) - 1) / (marks[-1] - marks[0])
 
 
-async def _raw_consume(bootstrap: str, topic: str, n: int) -> float:
+async def _raw_consume(bootstrap: str, topic: str, n: int, decode: Any = None) -> float:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -182,6 +221,9 @@ async def _raw_consume(bootstrap: str, topic: str, n: int) -> float:
                 if not started and records:
                     started = time.perf_counter()  # the first record starts the clock
                 got += len(records)
+                if decode is not None:
+                    for record in records:
+                        decode(record.value)
         return (got - 1) / (time.perf_counter() - started)
     finally:
         await consumer.stop()
@@ -247,7 +289,7 @@ async def _bench(messages: int, rounds: int, bootstrap: str, registry_url: str) 
             value_len = statistics.mean(len(r.value or b"") for r in records)
             out.print(f"[dim]{size}: mean value {value_len:.0f} bytes[/dim]")
             for r in range(rounds):
-                order = ["typed", "raw", "confluent"]
+                order = ["typed", "raw", "raw-batch", "confluent"]
                 random.Random(r).shuffle(order)
                 got: dict[str, float] = {}
                 for who in order:
@@ -256,6 +298,8 @@ async def _bench(messages: int, rounds: int, bootstrap: str, registry_url: str) 
                         got[who] = await _typed_produce(transport, registry, t, events)
                     elif who == "raw":
                         got[who] = await _raw_produce(bootstrap, t, records)
+                    elif who == "raw-batch":
+                        got[who] = await _raw_batch_produce(bootstrap, t, records)
                     else:
                         got[who] = await asyncio.to_thread(
                             _confluent_produce, bootstrap, registry_url, t, events
@@ -265,6 +309,9 @@ async def _bench(messages: int, rounds: int, bootstrap: str, registry_url: str) 
                 results.setdefault(f"typed producer / raw aiokafka ({size})", []).append(
                     got["typed"] / got["raw"]
                 )
+                results.setdefault(f"typed producer / raw aiokafka batch API ({size})", []).append(
+                    got["typed"] / got["raw-batch"]
+                )
                 results.setdefault(
                     f"typed producer / confluent Serializing+Avro ({size})", []
                 ).append(got["typed"] / got["confluent"])
@@ -273,18 +320,29 @@ async def _bench(messages: int, rounds: int, bootstrap: str, registry_url: str) 
         events = _events(messages, 0)
         async with EventProducer(transport, registry) as p:
             await p.send_many(t, events)
+        parsed = default_catalog().parsed(OrderPlaced.avro_name)
+
+        def decode(value: bytes) -> Any:
+            return fastavro.schemaless_reader(io.BytesIO(value[5:]), parsed)
+
         for r in range(rounds):
-            order = ["typed", "raw"] if r % 2 == 0 else ["raw", "typed"]
+            order = ["typed", "raw", "raw+decode"]
+            random.Random(r).shuffle(order)
             got = {}
             for who in order:
                 if who == "typed":
                     got[who] = await _typed_consume(transport, registry, t, messages)
-                else:
+                elif who == "raw":
                     got[who] = await _raw_consume(bootstrap, t, messages)
+                else:
+                    got[who] = await _raw_consume(bootstrap, t, messages, decode)
             for who, rate in got.items():
                 rates.setdefault(f"consumer 100B {who}", []).append(rate)
             results.setdefault("typed consumer / raw getmany (100B)", []).append(
                 got["typed"] / got["raw"]
+            )
+            results.setdefault("typed consumer / raw getmany + fastavro (100B)", []).append(
+                got["typed"] / got["raw+decode"]
             )
     finally:
         await admin.delete_topics(topics)

@@ -21,7 +21,7 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
@@ -497,7 +497,7 @@ class EventConsumer:
             if exc.retriable:  # e.g. the registry is unreachable: not poison, rewind
                 raise TransientProcessingError(f"cannot decode now: {exc}") from exc
             raise
-        await call_next(replace(message, event=event))
+        await call_next(Message(record, message.group, message.attempt, event))
 
     async def _dispatch(self, message: Message) -> None:
         event = message.event

@@ -87,6 +87,10 @@ class OrderSide(enum.StrEnum):
     SELL = "SELL"
 
 
+# x-partition-key field per event class; looked up once per record sent.
+_PARTITION_KEYS: dict[type[Event], str | None] = {}
+
+
 class Event(AvroModel):
     """Base of every event: envelope metadata, schema binding and partition key."""
 
@@ -116,7 +120,10 @@ class Event(AvroModel):
 
     def partition_key(self) -> str | None:
         """The value of the schema's ``x-partition-key`` field, as text (``None`` if unset)."""
-        field = self.avro_schema().partition_key
+        cls = type(self)
+        field = _PARTITION_KEYS.get(cls, "")
+        if field == "":
+            field = _PARTITION_KEYS[cls] = self.avro_schema().partition_key
         if field is None:
             return None
         value = getattr(self, field)

@@ -41,6 +41,7 @@ from streaming.telemetry import (
     inject_headers,
     metric_attributes,
     record_sent,
+    replace_trace_headers,
     send_span,
 )
 from streaming.transport.base import (
@@ -80,17 +81,32 @@ def event_headers(event: Event, *, now_ms: int, extra: Headers = ()) -> Headers:
     The correlation id is the event's own, else the current execution context's, else
     the event id (a root event correlates with itself).
     """
-    correlation = event.metadata.correlation_id or current_correlation_id()
-    event_id = str(event.metadata.event_id)
+    metadata = event.metadata
+    event_id = str(metadata.event_id).encode()
+    correlation = metadata.correlation_id or current_correlation_id()
     own: Headers = (
-        (H_EVENT_ID, event_id.encode()),
-        (H_EVENT_TYPE, event.type_name().encode()),
-        (H_CORRELATION_ID, (correlation or event_id).encode()),
-        (H_CONTENT_TYPE, CONTENT_TYPE_AVRO.encode()),
-        (H_PRODUCED_AT, str(now_ms).encode()),
+        (H_EVENT_ID, event_id),
+        (H_EVENT_TYPE, _type_header(type(event))),
+        (H_CORRELATION_ID, correlation.encode() if correlation else event_id),
+        _CONTENT_TYPE_HEADER,
+        (H_PRODUCED_AT, b"%d" % now_ms),
     )
+    if not extra:
+        return own
     names = {k for k, _ in extra}
     return tuple(h for h in own if h[0] not in names) + tuple(extra)
+
+
+_CONTENT_TYPE_HEADER = (H_CONTENT_TYPE, CONTENT_TYPE_AVRO.encode())
+_TYPE_HEADERS: dict[type[Event], bytes] = {}
+
+
+def _type_header(cls: type[Event]) -> bytes:
+    """``event-type`` bytes, computed once per class (this runs once per record)."""
+    value = _TYPE_HEADERS.get(cls)
+    if value is None:
+        value = _TYPE_HEADERS[cls] = cls.type_name().encode()
+    return value
 
 
 class EventProducer:
@@ -181,12 +197,25 @@ class EventProducer:
         partition: int | None = None,
     ) -> OutgoingRecord:
         """The record :meth:`send` would write (serialized, keyed, headed; no trace yet)."""
+        return await self._record(topic, event, key, headers, partition, ())
+
+    async def _record(
+        self,
+        topic: str,
+        event: Event,
+        key: bytes | None,
+        headers: Headers,
+        partition: int | None,
+        trace_headers: Headers,
+    ) -> OutgoingRecord:
         if key is None:
             text = event.partition_key()
             key = text.encode() if text is not None else None
         all_headers = event_headers(event, now_ms=self._clock_ms(), extra=headers)
         ctx = SerializationContext(topic, headers=all_headers)
         value = await self._serializer.serialize(event, ctx)
+        if trace_headers:
+            all_headers = replace_trace_headers(all_headers, trace_headers)
         return OutgoingRecord(topic, value, key, all_headers, partition)
 
     async def send(
@@ -230,22 +259,24 @@ class EventProducer:
         """Send a batch pipelined under one ``send <topic>`` span; per-key order is kept."""
         self._require_started()
         await self._authorize([topic])
-        records = [await self.build(topic, e, headers=headers) for e in events]
         attributes: dict[str, str | int] = {
             MESSAGING_SYSTEM: KAFKA,
             MESSAGING_DESTINATION_NAME: topic,
             MESSAGING_OPERATION_TYPE: "send",
             MESSAGING_OPERATION_NAME: "send",
-            MESSAGING_BATCH_MESSAGE_COUNT: len(records),
+            MESSAGING_BATCH_MESSAGE_COUNT: len(events),
         }
         # One span for the batch (the semantic conventions' batch send); every record
         # carries its context.
         with self._tracer.start_as_current_span(
             f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes
         ) as span:
-            traced = [_with_trace(r) for r in records]
+            trace_headers = inject_headers(())  # the batch span's context, for every record
+            records = [
+                await self._record(topic, e, None, headers, None, trace_headers) for e in events
+            ]
             try:
-                metas = await self._transport.send_many(traced)
+                metas = await self._transport.send_many(records)
             except StreamingError as exc:
                 span.set_attribute(ERROR_TYPE, error_type(exc))
                 self._count(topic, exc, len(events))

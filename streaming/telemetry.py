@@ -151,6 +151,14 @@ def inject_headers(headers: Headers, context: Context | None = None) -> Headers:
     return kept + tuple((k, carrier[k].encode("ascii")) for k in TRACE_HEADERS if k in carrier)
 
 
+def replace_trace_headers(headers: Headers, trace_headers: Headers) -> Headers:
+    """``headers`` with their trace fields replaced by ``trace_headers`` (from
+    :func:`inject_headers` on no headers): one injection shared by a whole batch."""
+    if any(k in TRACE_HEADERS for k, _ in headers):
+        headers = tuple((k, v) for k, v in headers if k not in TRACE_HEADERS)
+    return headers + trace_headers
+
+
 def extract_context(headers: Iterable[tuple[str, bytes]]) -> Context:
     """The remote trace context carried in ``headers`` (an empty context if none)."""
     return _W3C.extract(_trace_fields(headers))
@@ -273,8 +281,12 @@ def process_span(
         attributes[MESSAGING_KAFKA_MESSAGE_TOMBSTONE] = True
     else:
         attributes[MESSAGING_MESSAGE_BODY_SIZE] = len(record.value)
-    all_links = [*links_to(record.headers), *links]
-    parent = extract_context(record.headers) if all_links else None
+    # One W3C extraction serves both the parent and the link (this runs once per record).
+    parent: Context | None = extract_context(record.headers)
+    producer = trace.get_current_span(parent).get_span_context()
+    all_links = [Link(producer), *links] if producer.is_valid else list(links)
+    if not all_links:
+        parent = None
     name = f"process {record.topic}"
     with _messaging_span(tracer, name, SpanKind.CONSUMER, attributes, all_links, parent) as span:
         yield span
@@ -403,6 +415,7 @@ __all__ = [
     "metric_attributes",
     "process_span",
     "record_sent",
+    "replace_trace_headers",
     "send_span",
     "span_context_of",
 ]

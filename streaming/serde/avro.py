@@ -14,7 +14,7 @@ import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, overload
+from typing import Any, ClassVar, Protocol, cast, overload
 
 import fastavro
 from fastavro.read import SchemaResolutionError
@@ -65,6 +65,14 @@ class AvroRecord(Protocol):
     def to_avro_dict(self) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _WritePlan:
+    subject: str
+    schema_id: int
+    header: bytes
+    parsed: Any
+
+
 class AvroSerializer:
     """Encode events or dicts as Confluent-framed Avro.
 
@@ -92,6 +100,7 @@ class AvroSerializer:
         self._auto_register = auto_register
         self._normalize = normalize
         self._ids: dict[tuple[str, str], int] = {}
+        self._plans: dict[tuple[str, str, str], _WritePlan] = {}
         self._references: dict[str, SchemaReference] = {}
 
     @overload
@@ -106,32 +115,50 @@ class AvroSerializer:
         """Framed bytes for ``value``; ``None`` stays ``None`` (a tombstone)."""
         if value is None:
             return None
-        if isinstance(value, Mapping):
+        if isinstance(value, dict) or (
+            not hasattr(type(value), "avro_name") and isinstance(value, Mapping)
+        ):
             if self._schema is None:
                 raise SerializeError(
                     "a dict value needs AvroSerializer(schema=...); or pass a typed event",
                     ctx=ctx,
                 )
-            local, record = self._schema, value
+            fullname, record = self._schema.fullname, value
         else:
-            local, record = self._catalog.get(value.avro_name), value.to_avro_dict()
+            typed = cast(AvroRecord, value)
+            fullname, record = typed.avro_name, typed.to_avro_dict()
+        plan = self._plans.get((ctx.topic, ctx.field, fullname))
+        if plan is None:
+            plan = await self._plan(ctx, fullname)
+        out = io.BytesIO()
+        out.write(plan.header)
+        try:
+            fastavro.schemaless_writer(out, plan.parsed, record)
+        except _WRITE_ERRORS as exc:
+            raise SerializeError(
+                f"value does not fit schema {fullname}: {exc}",
+                ctx=ctx,
+                subject=plan.subject,
+                schema_id=plan.schema_id,
+            ) from exc
+        return out.getvalue()
+
+    async def _plan(self, ctx: SerializationContext, fullname: str) -> _WritePlan:
+        """Subject, schema id, wire header and parsed schema for one (topic, field, type).
+
+        Cached: subject-name strategies are pure functions of topic, field and name.
+        """
+        local = self._schema if self._schema is not None else self._catalog.get(fullname)
         subject = self._strategy(ctx, local.fullname)
         schema_id = self._ids.get((subject, local.fullname))
         if schema_id is None:
             schema_id = await self._schema_id(subject, local)
             self._ids[(subject, local.fullname)] = schema_id
-        out = io.BytesIO()
-        out.write(frame_header(schema_id))
-        try:
-            fastavro.schemaless_writer(out, self._catalog.parsed(local.fullname), record)
-        except _WRITE_ERRORS as exc:
-            raise SerializeError(
-                f"value does not fit schema {local.fullname}: {exc}",
-                ctx=ctx,
-                subject=subject,
-                schema_id=schema_id,
-            ) from exc
-        return out.getvalue()
+        plan = _WritePlan(
+            subject, schema_id, frame_header(schema_id), self._catalog.parsed(local.fullname)
+        )
+        self._plans[(ctx.topic, ctx.field, fullname)] = plan
+        return plan
 
     async def _schema_id(self, subject: str, local: LocalSchema) -> int:
         schema = Schema(

@@ -436,6 +436,24 @@ async def test_transactional_producer_refuses_to_send_outside_a_transaction(
     producer = await harness.producer(transactional_id=f"tx-{topic}")
     with pytest.raises(TransactionError):
         await producer.send(OutgoingRecord(topic, b"x"))
+    with pytest.raises(TransactionError):
+        await producer.send_many([OutgoingRecord(topic, b"x"), OutgoingRecord(topic, b"y")])
+
+
+async def test_a_send_many_larger_than_one_batch_keeps_order_and_offsets(
+    harness: Harness,
+) -> None:
+    # 6 x 400 KiB to one partition spans several 1 MiB producer batches.
+    topic = await harness.new_topic(partitions=2)
+    producer = await harness.producer()
+    big = [OutgoingRecord(topic, bytes([i]) * 400_000, key=b"same-key") for i in range(6)]
+    metas = await producer.send_many(big)
+    partition = partition_for_key(b"same-key", 2)
+    assert [(m.partition, m.offset) for m in metas] == [(partition, i) for i in range(6)]
+    consumer = await harness.consumer()
+    consumer.assign([TopicPartition(topic, partition)])
+    got = await harness.drain(consumer, 6)
+    assert [r.value[:1] if r.value else b"" for r in got] == [bytes([i]) for i in range(6)]
 
 
 async def test_topic_admin_create_list_describe_alter_delete(harness: Harness) -> None:
