@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar, cast
 
@@ -34,9 +35,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from streaming.audit import DEFAULT_AUDIT_TOPIC, AuditLogger
 from streaming.config import KafkaSettings, RegistrySettings
 from streaming.errors import ConfigError, GroupNotEmptyError, StreamingError
 from streaming.logging import configure_logging
+from streaming.producer import EventProducer
 from streaming.replay import (
     Bound,
     CompactedTable,
@@ -53,7 +56,9 @@ from streaming.replay import (
     SnapshotStore,
     parse_topic_selector,
 )
+from streaming.replay.audit import AuditHook, chain_hook, log_audit
 from streaming.replay.plan import parse_datetime, to_epoch_ms
+from streaming.serde.client import SchemaRegistryClient
 from streaming.transport.kafka import KafkaTransport
 
 EXIT_FAILED = 1
@@ -71,6 +76,15 @@ table_app = typer.Typer(help="Compacted topics as tables.", no_args_is_help=True
 out = Console()
 err = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+AuditOpt = Annotated[
+    str,
+    typer.Option(
+        "--audit",
+        help="Record the action in the audit chain ('chain': needs REGISTRY_URL and the audit "
+        "topic), only in the log ('log'), or 'auto' (chain when REGISTRY_URL is set).",
+    ),
+]
+AuditTopicOpt = Annotated[str, typer.Option(help="Topic the audit sink reads.")]
 
 
 def _transport() -> KafkaTransport:
@@ -80,6 +94,47 @@ def _transport() -> KafkaTransport:
         raise ConfigError(
             [f"KAFKA_{e['loc'][0]}: {e['msg']}".upper() for e in exc.errors()]
         ) from exc
+
+
+@asynccontextmanager
+async def _audit_hook(
+    mode: str, topic: str, transport: KafkaTransport, *, active: bool
+) -> AsyncIterator[AuditHook]:
+    """The hook an action reports to. With ``chain`` the audit topic must exist before
+    anything moves, so an action is never done without its audit record."""
+    if mode not in ("auto", "chain", "log"):
+        raise ConfigError([f"--audit {mode!r}: expected auto, chain or log"])
+    if not active:  # dry runs change nothing and are not audited
+        yield log_audit
+        return
+    if mode == "log" or (mode == "auto" and not os.environ.get("REGISTRY_URL")):
+        if mode == "auto":
+            err.print(
+                "audit: REGISTRY_URL is not set, so this action is only logged; set it to "
+                "record the action in the audit chain",
+                highlight=False,
+            )
+        yield log_audit
+        return
+    admin = transport.admin()
+    await admin.start()
+    try:
+        exists = topic in await admin.list_topics()
+    finally:
+        await admin.stop()
+    if not exists:
+        raise ConfigError(
+            [
+                f"audit topic {topic!r} does not exist: create it "
+                f"(streaming topics ensure -t {topic}) or pass --audit log"
+            ]
+        )
+    registry = SchemaRegistryClient(RegistrySettings())
+    try:
+        async with EventProducer(transport, registry) as producer:
+            yield chain_hook(AuditLogger(producer, topic=topic, source="streaming-cli"))
+    finally:
+        await registry.aclose()
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -306,6 +361,8 @@ def offsets_reset(
     export: Annotated[
         bool, typer.Option("--export", help="Print the plan as kafka-consumer-groups CSV.")
     ] = False,
+    audit: AuditOpt = "auto",
+    audit_topic: AuditTopicOpt = DEFAULT_AUDIT_TOPIC,
     as_json: JsonOpt = False,
 ) -> None:
     """Plan (default) or apply an offset reset; refused while the group has members."""
@@ -324,9 +381,10 @@ def offsets_reset(
             from_snapshot,
             from_file,
         )
-        manager = OffsetManager(transport)
-        plan = await manager.plan(group, await build(manager), topics=selectors or None)
-        return await manager.execute(plan) if execute else plan
+        async with _audit_hook(audit, audit_topic, transport, active=execute) as hook:
+            manager = OffsetManager(transport, audit=hook)
+            plan = await manager.plan(group, await build(manager), topics=selectors or None)
+            return await manager.execute(plan) if execute else plan
 
     plan = _run(go)
     if export:
@@ -378,6 +436,8 @@ def replay(
             help="Check the latest schema of this subject reads every writer id in range (needs REGISTRY_URL)."
         ),
     ] = None,
+    audit: AuditOpt = "auto",
+    audit_topic: AuditTopicOpt = DEFAULT_AUDIT_TOPIC,
     as_json: JsonOpt = False,
 ) -> None:
     """Copy a range of --topic into --to with keys, headers and order, adding x-replay-id."""
@@ -386,7 +446,6 @@ def replay(
 
     async def go() -> dict[str, Any]:
         from streaming.replay.range import create_like
-        from streaming.serde.client import SchemaRegistryClient
 
         first = _bound(start, Bound.earliest())
         if from_snapshot is not None:
@@ -402,20 +461,21 @@ def replay(
             registry = SchemaRegistryClient(RegistrySettings())
             reader = (await registry.get_latest_version(reader_subject)).schema
         try:
-            replayer = RangeReplayer(transport, registry=registry)
-            rid = replay_id or uuid.uuid4().hex
-            err.print(f"replay id {rid} (resume with --replay-id {rid})")
-            with _progress("replaying", not as_json) as on_progress:
-                result = await replayer.replay(
-                    source,
-                    target=target,
-                    start=first,
-                    end=_bound(end, Bound.latest()),
-                    replay_id=rid,
-                    rate=rate,
-                    reader_schema=reader,
-                    on_progress=on_progress,
-                )
+            async with _audit_hook(audit, audit_topic, transport, active=True) as hook:
+                replayer = RangeReplayer(transport, registry=registry, audit=hook)
+                rid = replay_id or uuid.uuid4().hex
+                err.print(f"replay id {rid} (resume with --replay-id {rid})")
+                with _progress("replaying", not as_json) as on_progress:
+                    result = await replayer.replay(
+                        source,
+                        target=target,
+                        start=first,
+                        end=_bound(end, Bound.latest()),
+                        replay_id=rid,
+                        rate=rate,
+                        reader_schema=reader,
+                        on_progress=on_progress,
+                    )
         finally:
             if registry is not None:
                 await registry.aclose()
@@ -469,6 +529,8 @@ def dlq_redrive(
         bool,
         typer.Option("--execute/--dry-run", help="Move records, or only count them (default)."),
     ] = False,
+    audit: AuditOpt = "auto",
+    audit_topic: AuditTopicOpt = DEFAULT_AUDIT_TOPIC,
     as_json: JsonOpt = False,
 ) -> None:
     """Move DLQ records back; repeats are no-ops, repeat offenders go to <topic>.<group>.parking."""
@@ -481,11 +543,12 @@ def dlq_redrive(
             until_ms=to_epoch_ms(parse_datetime(until)) if until else None,
             offsets=_parse_offsets(offsets or []),
         )
-        redriver = DlqRedriver(transport, topic, group, max_redrives=max_redrives)
-        with _progress("redriving" if execute else "scanning", not as_json) as on_progress:
-            result = await redriver.redrive(
-                flt, destination=to, dry_run=not execute, rate=rate, on_progress=on_progress
-            )
+        async with _audit_hook(audit, audit_topic, transport, active=execute) as hook:
+            redriver = DlqRedriver(transport, topic, group, max_redrives=max_redrives, audit=hook)
+            with _progress("redriving" if execute else "scanning", not as_json) as on_progress:
+                result = await redriver.redrive(
+                    flt, destination=to, dry_run=not execute, rate=rate, on_progress=on_progress
+                )
         return result.to_dict()
 
     result = _run(go)

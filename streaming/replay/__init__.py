@@ -7,7 +7,13 @@ values are preserved exactly whatever serializer wrote them. The pure cores are
 so every feature runs against real Kafka and the in-memory transport alike.
 """
 
-from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_audit
+from streaming.replay.audit import (
+    AuditHook,
+    ReplayAuditEvent,
+    chain_hook,
+    current_actor,
+    log_audit,
+)
 from streaming.replay.errors import (
     ConcurrentRunFencedError,
     GroupActiveError,
@@ -93,6 +99,7 @@ __all__ = [
     "SnapshotPartition",
     "SnapshotStore",
     "StateStore",
+    "chain_hook",
     "changelog_topic",
     "current_actor",
     "format_offsets_csv",

@@ -1,8 +1,8 @@
 """Audit hook for operator actions (resets, replays, redrives): who did what to which range.
 
-The hook is any ``async (ReplayAuditEvent) -> None``; the default writes a structlog line.
-To send these to the audit chain, pass a hook that maps the event onto an ``AuditEvent``
-(``event_type`` = :attr:`ReplayAuditEvent.event_type`) and hands it to the audit logger.
+The hook is any ``async (ReplayAuditEvent) -> None``. :func:`log_audit` writes a structlog
+line; :func:`chain_hook` also publishes an ``AuditEvent`` through an
+:class:`~streaming.audit.AuditLogger`, so the action lands in the tamper-evident chain.
 """
 
 from __future__ import annotations
@@ -10,10 +10,15 @@ from __future__ import annotations
 import getpass
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
 from streaming.context import current_execution_context
+from streaming.events import AuditEventType, AuditOutcome
+
+if TYPE_CHECKING:
+    from streaming.audit import AuditLogger
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +53,25 @@ async def log_audit(event: ReplayAuditEvent) -> None:
     )
 
 
+def chain_hook(logger: AuditLogger) -> AuditHook:
+    """A hook that logs the action and publishes it as an ``AuditEvent`` (``user_id`` is
+    the actor). A failed publish raises: the caller decides whether that fails the run."""
+
+    async def hook(event: ReplayAuditEvent) -> None:
+        await log_audit(event)
+        await logger.log_business_event(
+            AuditEventType(event.event_type),
+            user_id=event.actor,
+            resource_type=event.resource_type,
+            resource_id=event.resource_id,
+            action=event.action,
+            details=dict(event.details),
+            outcome=AuditOutcome(event.outcome),
+        )
+
+    return hook
+
+
 def current_actor() -> str:
     """The user of the current execution context, else the OS user running the tool."""
     ctx = current_execution_context()
@@ -59,4 +83,4 @@ def current_actor() -> str:
         return "unknown"
 
 
-__all__ = ["AuditHook", "ReplayAuditEvent", "current_actor", "log_audit"]
+__all__ = ["AuditHook", "ReplayAuditEvent", "chain_hook", "current_actor", "log_audit"]

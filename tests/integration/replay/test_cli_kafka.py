@@ -8,8 +8,11 @@ import uuid
 
 from typer.testing import CliRunner
 
-from streaming.config import KafkaSettings
+from streaming.config import KafkaSettings, RegistrySettings
+from streaming.events import AuditEvent, EventDeserializer
 from streaming.replay_cli import offsets_app, replay_app, table_app
+from streaming.serde.client import SchemaRegistryClient
+from streaming.serde.context import SerializationContext
 from streaming.transport.base import OutgoingRecord, TopicPartition, TopicSpec
 from streaming.transport.kafka import KafkaTransport
 
@@ -65,7 +68,17 @@ def test_offsets_table_and_replay_commands(kafka_settings: KafkaSettings) -> Non
         assert export.stdout == f"{topic},0,0\n{topic},1,0\n"
         applied = runner.invoke(
             offsets_app,
-            ["reset", "-g", group, "--from-snapshot", "s1", "--execute", "--json"],
+            [
+                "reset",
+                "-g",
+                group,
+                "--from-snapshot",
+                "s1",
+                "--execute",
+                "--audit",
+                "log",
+                "--json",
+            ],
             env=env,
         )
         assert json.loads(applied.stdout)["executed"] is True
@@ -76,7 +89,9 @@ def test_offsets_table_and_replay_commands(kafka_settings: KafkaSettings) -> Non
 
         copy = f"{topic}-copy"
         replayed = runner.invoke(
-            replay_app, ["--topic", topic, "--to", copy, "--create-target", "--json"], env=env
+            replay_app,
+            ["--topic", topic, "--to", copy, "--create-target", "--audit", "log", "--json"],
+            env=env,
         )
         assert replayed.exit_code == 0, replayed.output
         assert json.loads(replayed.stdout)["written"] == 20
@@ -89,3 +104,77 @@ def test_offsets_table_and_replay_commands(kafka_settings: KafkaSettings) -> Non
         assert "offsets list" in missing.output
     finally:
         asyncio.run(_cleanup(transport, topic, f"{topic}-copy"))
+
+
+async def _audit_events(
+    transport: KafkaTransport, topic: str, registry_url: str, count: int
+) -> list[AuditEvent]:
+    registry = SchemaRegistryClient(RegistrySettings(url=registry_url))
+    decoder = EventDeserializer(registry)
+    consumer = transport.consumer()
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        events: list[AuditEvent] = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(events) < count and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.poll(timeout_ms=500)).values():
+                for record in records:
+                    assert record.value is not None
+                    event = await decoder.deserialize(
+                        record.value, SerializationContext.for_record(record)
+                    )
+                    assert isinstance(event, AuditEvent)
+                    events.append(event)
+        return events
+    finally:
+        await consumer.stop()
+        await registry.aclose()
+
+
+def test_executed_reset_and_replay_are_published_to_the_audit_topic(
+    kafka_settings: KafkaSettings, registry_url: str
+) -> None:
+    transport = KafkaTransport(kafka_settings)
+    topic, group = f"cli-{uuid.uuid4().hex[:10]}", f"g-{uuid.uuid4().hex[:8]}"
+    audit_topic = f"audit-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_setup(transport, topic, group))
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers}
+    chain = ["--audit", "chain", "--audit-topic", audit_topic]
+    try:
+        # The audit topic is checked before anything moves: no topic, no reset.
+        refused = runner.invoke(
+            offsets_app,
+            ["reset", "-g", group, "--to-earliest", "--execute", *chain],
+            env={**env, "REGISTRY_URL": registry_url},
+        )
+        assert refused.exit_code == 2, refused.output
+        assert "streaming topics ensure" in refused.output
+        plan = runner.invoke(offsets_app, ["reset", "-g", group, "--to-latest", "--json"], env=env)
+        assert all(p["current"] == 1 for p in json.loads(plan.stdout)["partitions"]), plan.stdout
+
+        asyncio.run(_create(transport, audit_topic))
+        env["REGISTRY_URL"] = registry_url
+        reset = runner.invoke(
+            offsets_app, ["reset", "-g", group, "--to-earliest", "--execute", *chain], env=env
+        )
+        assert reset.exit_code == 0, reset.output
+        copy = f"{topic}-copy"
+        replayed = runner.invoke(
+            replay_app, ["--topic", topic, "--to", copy, "--create-target", *chain], env=env
+        )
+        assert replayed.exit_code == 0, replayed.output
+
+        events = asyncio.run(_audit_events(transport, audit_topic, registry_url, 2))
+        assert [str(e.event_type) for e in events] == ["OFFSET_RESET", "REPLAY_STARTED"]
+        assert all(e.actor.actor_id for e in events)
+        assert [e.resource_id for e in events] == [group, topic]
+    finally:
+        asyncio.run(_cleanup(transport, topic, f"{topic}-copy", audit_topic))
+
+
+async def _create(transport: KafkaTransport, topic: str) -> None:
+    admin = transport.admin()
+    await admin.start()
+    await admin.create_topics([TopicSpec(topic, 1)])
+    await admin.stop()
