@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 
 from typer.testing import CliRunner
@@ -13,6 +14,8 @@ from streaming.events import AuditEvent, EventDeserializer
 from streaming.replay_cli import offsets_app, replay_app, table_app
 from streaming.serde.client import SchemaRegistryClient
 from streaming.serde.context import SerializationContext
+from streaming.serde.schema import Schema
+from streaming.serde.wire import frame
 from streaming.transport.base import OutgoingRecord, TopicPartition, TopicSpec
 from streaming.transport.kafka import KafkaTransport
 
@@ -178,3 +181,79 @@ async def _create(transport: KafkaTransport, topic: str) -> None:
     await admin.start()
     await admin.create_topics([TopicSpec(topic, 1)])
     await admin.stop()
+
+
+def _order_schema(fields: list[dict[str, object]]) -> Schema:
+    return Schema(json.dumps({"type": "record", "name": "Order", "fields": fields}))
+
+
+async def _typed_setup(
+    transport: KafkaTransport, registry_url: str, topic: str, subject: str
+) -> tuple[int, int]:
+    """Two writer schemas (compatibility NONE) and one record written with each."""
+    async with SchemaRegistryClient(RegistrySettings(url=registry_url)) as registry:
+        await registry.set_compatibility("NONE", subject)
+        v1 = await registry.register_schema(
+            subject, _order_schema([{"name": "id", "type": "string"}])
+        )
+        v2 = await registry.register_schema(
+            subject, _order_schema([{"name": "qty", "type": "int"}])
+        )
+    await _create(transport, topic)
+    producer = transport.producer()
+    await producer.start()
+    await producer.send_many(
+        [OutgoingRecord(topic, frame(v1, b"\x02a")), OutgoingRecord(topic, frame(v2, b"\x02"))]
+    )
+    await producer.stop()
+    return v1, v2
+
+
+def test_replay_refuses_a_range_the_reader_schema_cannot_read(
+    kafka_settings: KafkaSettings, registry_url: str
+) -> None:
+    """The schema pre-check against the real registry service: offending ids listed, exit 4,
+    nothing written; the readable prefix replays."""
+    transport = KafkaTransport(kafka_settings)
+    topic = f"typed-{uuid.uuid4().hex[:10]}"
+    subject = f"{topic}-value"
+    v1, v2 = asyncio.run(_typed_setup(transport, registry_url, topic, subject))
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "REGISTRY_URL": registry_url,
+    }
+    # The latest version of the subject (v2) is the reader: it cannot read v1's records.
+    common = ["--topic", topic, "--to", f"{topic}-copy", "--create-target", "--audit", "log"]
+    try:
+        refused = runner.invoke(replay_app, [*common, "--reader-subject", subject], env=env)
+        assert refused.exit_code == 4, refused.output
+        text = " ".join(refused.output.split())  # rich wraps long lines
+        offending = re.search(r"cannot read writer schema id\(s\) ([\d, ]+):", text)
+        assert offending is not None, text
+        assert offending.group(1).split(", ") == [str(v1)], (v1, v2, text)
+        copied = asyncio.run(_count(transport, f"{topic}-copy"))
+        assert copied == 0
+        tail = runner.invoke(
+            replay_app, [*common, "--reader-subject", subject, "--from", "1", "--json"], env=env
+        )
+        assert tail.exit_code == 0, tail.output
+        assert json.loads(tail.stdout)["written"] == 1
+    finally:
+        asyncio.run(_cleanup(transport, topic, f"{topic}-copy"))
+
+
+async def _count(transport: KafkaTransport, topic: str) -> int:
+    admin = transport.admin()
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            return 0
+    finally:
+        await admin.stop()
+    consumer = transport.consumer()
+    await consumer.start()
+    try:
+        end = await consumer.end_offsets([TopicPartition(topic, 0)])
+        return sum(end.values())
+    finally:
+        await consumer.stop()
