@@ -13,11 +13,14 @@ providers and installs them globally only when asked to.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, MutableMapping, Sequence
+from contextlib import AbstractContextManager
+from contextvars import Token
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import Any, cast
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
@@ -26,7 +29,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Tracer
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from streaming.config import OtelSettings
@@ -196,7 +199,40 @@ def _key_attribute(key: bytes | None) -> dict[str, Any]:
         return {}
 
 
-@contextmanager
+class _SpanScope:
+    """Make ``span`` current for a block, then end it; an error in the block sets
+    ``error.type``, the ERROR status and an exception event (what ``use_span`` does).
+
+    A class rather than nested generator context managers: it runs once per record.
+    """
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span = self._span
+        try:
+            if isinstance(exc, Exception) and span.is_recording():
+                span.set_attribute(ERROR_TYPE, error_type(exc))
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            otel_context.detach(cast(Token[Context], self._token))
+            span.end()
+
+
 def _messaging_span(
     tracer: Tracer,
     name: str,
@@ -204,18 +240,12 @@ def _messaging_span(
     attributes: dict[str, Any],
     links: Sequence[Link],
     context: Context | None = None,
-) -> Iterator[Span]:
-    with tracer.start_as_current_span(
-        name, context=context, kind=kind, attributes=attributes, links=links
-    ) as span:
-        try:
-            yield span
-        except Exception as exc:
-            span.set_attribute(ERROR_TYPE, error_type(exc))
-            raise
+) -> _SpanScope:
+    return _SpanScope(
+        tracer.start_span(name, context=context, kind=kind, attributes=attributes, links=links)
+    )
 
 
-@contextmanager
 def send_span(
     tracer: Tracer,
     topic: str,
@@ -225,7 +255,7 @@ def send_span(
     message_id: str | None = None,
     partition: int | None = None,
     links: Sequence[Link] = (),
-) -> Iterator[Span]:
+) -> AbstractContextManager[Span]:
     """A ``send <topic>`` PRODUCER span; inject its context with :func:`inject_headers`
     inside the block and report where the record landed with :func:`record_sent`."""
     attributes: dict[str, Any] = {
@@ -243,8 +273,7 @@ def send_span(
         attributes[MESSAGING_MESSAGE_ID] = message_id
     if partition is not None:
         attributes[MESSAGING_DESTINATION_PARTITION_ID] = str(partition)
-    with _messaging_span(tracer, f"send {topic}", SpanKind.PRODUCER, attributes, links) as span:
-        yield span
+    return _messaging_span(tracer, f"send {topic}", SpanKind.PRODUCER, attributes, links)
 
 
 def record_sent(span: Span, metadata: RecordMetadata) -> None:
@@ -253,7 +282,6 @@ def record_sent(span: Span, metadata: RecordMetadata) -> None:
     span.set_attribute(MESSAGING_KAFKA_OFFSET, metadata.offset)
 
 
-@contextmanager
 def process_span(
     tracer: Tracer,
     record: Record,
@@ -261,7 +289,7 @@ def process_span(
     group: str | None,
     message_id: str | None = None,
     links: Sequence[Link] = (),
-) -> Iterator[Span]:
+) -> AbstractContextManager[Span]:
     """A ``process <topic>`` CONSUMER span: a child of the producer's context in the
     record's headers, with a link to it as the conventions ask."""
     attributes: dict[str, Any] = {
@@ -288,8 +316,7 @@ def process_span(
     if not all_links:
         parent = None
     name = f"process {record.topic}"
-    with _messaging_span(tracer, name, SpanKind.CONSUMER, attributes, all_links, parent) as span:
-        yield span
+    return _messaging_span(tracer, name, SpanKind.CONSUMER, attributes, all_links, parent)
 
 
 def add_trace_context(
