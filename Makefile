@@ -19,11 +19,11 @@ $(STAMP): pyproject.toml
 install: system-deps $(STAMP)
 
 lint: install
-	$(BIN)/ruff check streaming connectors tests bench
-	$(BIN)/ruff format --check streaming connectors tests bench
+	$(BIN)/ruff check streaming connectors tests bench scripts
+	$(BIN)/ruff format --check streaming connectors tests bench scripts
 
 typecheck: install
-	$(BIN)/mypy streaming connectors
+	$(BIN)/mypy streaming connectors scripts/demo_consumer.py
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)

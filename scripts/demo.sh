@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The end-to-end demo: bring the local stack up and show that every part is healthy.
+# The end-to-end demo: bring the local stack up, show that every part is healthy, then
+# a snapshot, a reset and a redrive on a consumer group (scripts/demo_flow.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -10,4 +11,5 @@ echo "--- health" >&2
 "$BIN/streaming" health
 echo "--- stack" >&2
 "$BIN/streaming" dev status
+bash scripts/demo_flow.sh
 echo "demo finished in $(( $(date +%s) - start ))s; stop the stack with: $BIN/streaming dev down" >&2

@@ -367,6 +367,13 @@ class EventConsumer:
             if generation == self._generation:
                 self._pending[tp] = record.offset + 1
             count += 1
+        if records and generation == self._generation:
+            # Every record of the poll is done: commit the position, which is past any
+            # transaction markers after the last record (else the lag never reaches 0).
+            with contextlib.suppress(TransportError):
+                position = await self._consumer.position(tp)
+                if position > self._pending.get(tp, position):
+                    self._pending[tp] = position
         return count
 
     def _rewind(self, tp: TopicPartition, offset: int, until_ms: int, generation: int) -> None:

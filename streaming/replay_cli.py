@@ -534,6 +534,7 @@ def dlq_redrive(
     as_json: JsonOpt = False,
 ) -> None:
     """Move DLQ records back; repeats are no-ops, repeat offenders go to <topic>.<group>.parking."""
+    _edge()  # the root CLI mounts this command without the dlq group's callback
     transport = _transport()
 
     async def go() -> dict[str, Any]:

@@ -299,6 +299,10 @@ class KafkaConsumerTransport:
 
     async def start(self) -> None:
         await _call("start consumer", self._consumer.start)
+        # Let the internal tasks start() created run their first step: aiokafka's
+        # group-less coordinator re-raises CancelledError from close() when its task is
+        # cancelled before it ever ran (a consumer stopped right after start).
+        await asyncio.sleep(0)
 
     async def stop(self) -> None:
         await _call("stop consumer", self._consumer.stop)

@@ -244,6 +244,32 @@ async def test_offsets_are_committed_after_handling(env: ClientEnv) -> None:
         assert offsets[TopicPartition(topic, p)] == last + 1
 
 
+async def test_committed_offsets_reach_the_end_past_transaction_markers(env: ClientEnv) -> None:
+    """After transactional writes the log ends in a commit marker; a caught-up group
+    commits past it, so its lag is 0 rather than 1."""
+    topic, group = await env.topic(), env.group()
+    async with env.producer(transactional_id=f"tx-{group}") as tx, tx.transaction():
+        await tx.send_many(topic, [order() for _ in range(4)])
+    consumer = env.consumer(topic, group)
+    done: list[OrderPlaced] = []
+
+    @consumer.handler(OrderPlaced)
+    async def handle(event: OrderPlaced) -> None:
+        done.append(event)
+
+    tp = TopicPartition(topic, 0)
+    reader = env.transport.consumer()
+    await reader.start()
+    try:
+        end = (await reader.end_offsets([tp]))[tp]
+    finally:
+        await reader.stop()
+    assert end == 5  # 4 records and the commit marker
+    async with env.running(consumer):
+        await env.wait_for(lambda: len(done) == 4, what="4 events")
+    assert (await env.admin.group_offsets(group))[tp] == end
+
+
 async def test_guard_refusal_fails_before_anything_is_sent(env: ClientEnv) -> None:
     topic = await env.topic()
 

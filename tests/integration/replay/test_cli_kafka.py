@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 import uuid
 
 from typer.testing import CliRunner
@@ -257,3 +260,31 @@ async def _count(transport: KafkaTransport, topic: str) -> int:
         return sum(end.values())
     finally:
         await consumer.stop()
+
+
+def test_root_cli_dlq_redrive_of_an_empty_dlq_prints_only_json(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """Through the installed entry point: logs go to stderr, stdout is one JSON document,
+    and a consumer stopped right after start (nothing to read) exits cleanly."""
+    transport = KafkaTransport(kafka_settings)
+    topic, group = f"cli-{uuid.uuid4().hex[:10]}", f"g-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_create(transport, topic))
+    asyncio.run(_create(transport, f"{topic}.{group}.dlq"))
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers}
+    try:
+        for extra in ([], ["--execute", "--audit", "log"]):
+            args = ["dlq", "redrive", "-t", topic, "-g", group, *extra, "--json"]
+            done = subprocess.run(
+                [sys.executable, "-m", "streaming", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            doc = json.loads(done.stdout)
+            assert (doc["redriven"], doc["dry_run"]) == (0, not extra)
+    finally:
+        asyncio.run(_cleanup(transport, topic, f"{topic}.{group}.dlq", f"{topic}.{group}.parking"))
