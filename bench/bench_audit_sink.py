@@ -6,11 +6,15 @@ Not a test. Pre-fills a 3-partition topic with N audit events, then:
   HMAC chain, one PG transaction per partition batch with COPY) into a fresh schema;
 - **copy**: asyncpg ``copy_records_to_table`` of exactly the rows the sink stored, into
   an identical fresh table (same indexes), in batches of the sink's batch size;
-- **sink, hashing off**: the same sink with the row MAC replaced by a constant.
+- **sink, hashing off**: the same sink with the row MAC replaced by a constant;
+- **consume + decode**: the same Kafka client and Avro deserializer the sink uses, doing
+  nothing else: the ceiling for any sink built on them (not a baseline the sink is
+  judged against, but it says how much of the gap to COPY is the sink's own work).
 
+With ``--rounds N`` every contender runs N times (alternating) and medians are reported.
 Needs ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` (or ``streaming dev up``).
 
-    .venv/bin/python bench/bench_audit_sink.py [--events 20000] [--batch 1000] [--json]
+    .venv/bin/python bench/bench_audit_sink.py [--events 20000] [--batch 1000] [--rounds 1] [--json]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import base64
 import json
 import os
 import secrets
+import statistics
 import time
 import uuid
 from typing import Any
@@ -40,8 +45,10 @@ from streaming.config import DatabaseSettings, KafkaSettings
 from streaming.db import Database
 from streaming.events import Actor, ActorType, AuditEvent, AuditEventType, AuditOutcome
 from streaming.producer import EventProducer
+from streaming.serde.avro import AvroDeserializer
+from streaming.serde.context import SerializationContext
 from streaming.serde.memory import InMemorySchemaRegistryClient
-from streaming.transport.base import TopicSpec
+from streaming.transport.base import TopicPartition, TopicSpec
 from streaming.transport.kafka import KafkaTransport
 
 app = typer.Typer(add_completion=False)
@@ -129,13 +136,65 @@ async def _copy_rate(database: Database, source: str, target: str, batch: int) -
     return len(records) / elapsed
 
 
-async def _main(events: int, batch: int) -> dict[str, Any]:
+async def _unhashed_rate(
+    transport: KafkaTransport,
+    database: Database,
+    registry: InMemorySchemaRegistryClient,
+    topic: str,
+    schema: str,
+    batch: int,
+    n: int,
+) -> float:
+    """The sink with the row MAC replaced by a constant: what hashing costs."""
+    real_mac = audit_chain.row_mac
+    audit_chain.row_mac = lambda key, **_: b"\x00" * 32
+    try:
+        return await _sink_rate(transport, database, registry, _settings(topic, schema, batch), n)
+    finally:
+        audit_chain.row_mac = real_mac
+
+
+async def _decode_rate(
+    transport: KafkaTransport,
+    registry: InMemorySchemaRegistryClient,
+    topic: str,
+    n: int,
+    batch: int,
+) -> float:
+    """Consume and Avro-decode every record the way the sink does, and nothing else."""
+    deserializer = AvroDeserializer(registry, use_local_schemas=True)
+    consumer = transport.consumer(group_id=None, max_poll_records=batch)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(await consumer.partitions_for(topic))]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        done, started = 0, 0.0
+        while done < n:
+            for records in (await consumer.poll(timeout_ms=1000, max_records=batch)).values():
+                if not started:
+                    started = time.perf_counter()
+                for record in records:
+                    await deserializer.deserialize(
+                        record.value, SerializationContext.for_record(record)
+                    )
+                done += len(records)
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def _main(events: int, batch: int, rounds: int) -> dict[str, Any]:
     kafka = KafkaSettings(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"])
     database = Database(DatabaseSettings(url=SecretStr(os.environ["DATABASE_URL"])))
     transport = KafkaTransport(kafka)
     registry = InMemorySchemaRegistryClient()
     topic = f"bench-audit-{uuid.uuid4().hex[:8]}"
-    schemas = [f"bench_audit_{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    schemas = [f"bench_audit_{uuid.uuid4().hex[:8]}" for _ in range(3 * rounds)]
+    sink: list[float] = []
+    copy: list[float] = []
+    unhashed: list[float] = []
+    decode: list[float] = []
     admin = transport.admin()
     await admin.start()
     try:
@@ -145,18 +204,24 @@ async def _main(events: int, batch: int) -> dict[str, Any]:
                 await producer.send_many(
                     topic, [_event(i) for i in range(start, min(events, start + 1000))]
                 )
-        sink = await _sink_rate(
-            transport, database, registry, _settings(topic, schemas[0], batch), events
-        )
-        copy = await _copy_rate(database, schemas[0], schemas[1], batch)
-        real_mac = audit_chain.row_mac
-        audit_chain.row_mac = lambda key, **_: b"\x00" * 32  # type: ignore[assignment]
-        try:
-            unhashed = await _sink_rate(
-                transport, database, registry, _settings(topic, schemas[2], batch), events
-            )
-        finally:
-            audit_chain.row_mac = real_mac
+        for r in range(rounds):
+            mine, copied, plain = schemas[3 * r : 3 * r + 3]
+            # Odd rounds run the hashing-off sink first, so warm-up favours neither.
+            for hashing in (True, False) if r % 2 == 0 else (False, True):
+                if hashing:
+                    sink.append(
+                        await _sink_rate(
+                            transport, database, registry, _settings(topic, mine, batch), events
+                        )
+                    )
+                    copy.append(await _copy_rate(database, mine, copied, batch))
+                else:
+                    unhashed.append(
+                        await _unhashed_rate(
+                            transport, database, registry, topic, plain, batch, events
+                        )
+                    )
+            decode.append(await _decode_rate(transport, registry, topic, events, batch))
     finally:
         async with database.connect() as conn:
             for schema in schemas:
@@ -165,14 +230,18 @@ async def _main(events: int, batch: int) -> dict[str, Any]:
         await admin.delete_topics([topic])
         await admin.stop()
         await database.close()
+    med = statistics.median
     return {
         "events": events,
         "batch": batch,
-        "sink_rows_per_s": round(sink),
-        "copy_rows_per_s": round(copy),
-        "sink_over_copy": round(sink / copy, 3),
-        "sink_hashing_off_rows_per_s": round(unhashed),
-        "hashing_on_over_off": round(sink / unhashed, 3),
+        "rounds": rounds,
+        "sink_rows_per_s": round(med(sink)),
+        "copy_rows_per_s": round(med(copy)),
+        "sink_over_copy": round(med(s / c for s, c in zip(sink, copy, strict=True)), 3),
+        "sink_hashing_off_rows_per_s": round(med(unhashed)),
+        "hashing_on_over_off": round(med(s / u for s, u in zip(sink, unhashed, strict=True)), 3),
+        "consume_decode_rows_per_s": round(med(decode)),
+        "consume_decode_over_copy": round(med(d / c for d, c in zip(decode, copy, strict=True)), 3),
     }
 
 
@@ -180,9 +249,10 @@ async def _main(events: int, batch: int) -> dict[str, Any]:
 def main(
     events: int = typer.Option(20000, help="Audit events to sink."),
     batch: int = typer.Option(1000, help="Sink batch size (and COPY batch size)."),
+    rounds: int = typer.Option(1, min=1, help="Runs per contender; medians are reported."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    result = asyncio.run(_main(events, batch))
+    result = asyncio.run(_main(events, batch, rounds))
     if as_json:
         print(json.dumps(result))
         return

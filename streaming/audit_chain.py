@@ -17,6 +17,7 @@ import base64
 import datetime as dt
 import decimal
 import enum
+import functools
 import hashlib
 import hmac
 import json
@@ -25,6 +26,7 @@ import struct
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _escape  # the C escaper when available
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -73,130 +75,116 @@ def _utf16_key(key: str) -> bytes:
     return key.encode("utf-16-be", "surrogatepass")
 
 
-def _encode(value: Any, out: list[str]) -> None:
-    if value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, str):
-        out.append(_json_string(value))
-    elif isinstance(value, enum.Enum):
-        _encode(value.value, out)
-    elif isinstance(value, int):
-        out.append(str(value) if abs(value) <= _MAX_SAFE_INT else _json_string(str(value)))
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise CanonicalizationError(f"{value!r} has no JSON form")
-        out.append(_es_number(value))
-    elif isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            raise CanonicalizationError(f"{value!r} has no JSON form")
-        out.append(_json_string(str(value)))
-    elif isinstance(value, bytes | bytearray | memoryview):
-        out.append(_json_string(base64.b64encode(bytes(value)).decode("ascii")))
-    elif isinstance(value, uuid.UUID):
-        out.append(_json_string(str(value)))
-    elif isinstance(value, dt.datetime):
-        out.append(_json_string(format_timestamp(value)))
-    elif isinstance(value, dt.date | dt.time):
-        out.append(_json_string(value.isoformat()))
-    elif isinstance(value, Mapping):
-        items = []
-        for key in value:
-            if not isinstance(key, str):
-                raise CanonicalizationError(f"object key {key!r} is not a string")
-            items.append(key)
-        out.append("{")
-        for i, key in enumerate(sorted(items, key=_utf16_key)):
-            if i:
-                out.append(",")
-            out.append(_json_string(key))
-            out.append(":")
-            _encode(value[key], out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            _encode(item, out)
-        out.append("]")
-    else:
-        raise CanonicalizationError(f"cannot canonicalize a {type(value).__name__}")
+def _key_prefix(key: object) -> str:
+    if not isinstance(key, str):
+        raise CanonicalizationError(f"object key {key!r} is not a string")
+    return _escape(key) + ":"
 
 
-def _json_string(text: str) -> str:
-    # The C encoder escapes exactly what RFC 8785 asks for: '"', '\\', the short forms
-    # \b \f \n \r \t and other controls below U+0020 as lower-case \u00xx.
-    return json.dumps(text, ensure_ascii=False)
+def _int_text(value: int) -> str:
+    return str(value) if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else '"' + str(value) + '"'
 
 
-_FAST = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
-
-
-class _NeedsSlowPath(Exception):
-    """A key or float whose canonical form the C encoder would not produce."""
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as JSON-native types with the canonical string forms applied."""
-    if value is None or value is True or value is False or isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise CanonicalizationError(f"object key {key!r} is not a string")
+def _dict_text(mapping: Mapping[Any, Any]) -> str:
+    """One JSON object; exact-type checks first because this loop is the sink's hot path."""
+    try:
+        keys = sorted(mapping)
+    except TypeError:
+        raise CanonicalizationError("object keys are not all strings") from None
+    parts: list[str] = []
+    append = parts.append
+    utf16 = False
+    for key in keys:
+        prefix = _KEY_PREFIXES.get(key)
+        if prefix is None:
+            prefix = _key_prefix(key)
             if not key.isascii() and max(key) >= "\ue000":
-                raise _NeedsSlowPath  # code-point order != UTF-16 order past U+E000
-            out[key] = _plain(item)
-        return out
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+                utf16 = True  # code-point order != UTF-16 order past U+E000
+            elif len(_KEY_PREFIXES) < _KEY_CACHE_SIZE:
+                _KEY_PREFIXES[key] = prefix
+        item = mapping[key]
+        kind = type(item)
+        if kind is str:
+            append(prefix + _escape(item))
+        elif item is None:
+            append(prefix + "null")
+        elif kind is dict:
+            append(prefix + _dict_text(item))
+        elif kind is int:
+            append(prefix + _int_text(item))
+        else:
+            append(prefix + _text(item))
+    if utf16:
+        order = sorted(range(len(keys)), key=lambda i: _utf16_key(keys[i]))
+        parts = [parts[i] for i in order]
+    return "{" + ",".join(parts) + "}"
+
+
+def _text(value: Any) -> str:
+    """The canonical JSON text of any supported value."""
+    kind = type(value)
+    if kind is str:
+        return _escape(value)
+    if kind is dict:
+        return _dict_text(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _escape(value)
     if isinstance(value, enum.Enum):
-        return _plain(value.value)
+        return _text(value.value)
     if isinstance(value, int):
-        return value if abs(value) <= _MAX_SAFE_INT else str(value)
+        return _int_text(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise CanonicalizationError(f"{value!r} has no JSON form")
-        if _es_number(value) != repr(value):
-            raise _NeedsSlowPath
-        return value
+        text = repr(value)
+        # Shortest fixed-point digits read the same in ECMAScript; exponent forms and
+        # integral values ("1.0" vs "1") need the exact conversion.
+        return _es_number(value) if "e" in text or text.endswith(".0") else text
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
             raise CanonicalizationError(f"{value!r} has no JSON form")
-        return str(value)
+        return _escape(str(value))
     if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
+        return '"' + base64.b64encode(bytes(value)).decode("ascii") + '"'
     if isinstance(value, uuid.UUID):
-        return str(value)
+        return '"' + str(value) + '"'
     if isinstance(value, dt.datetime):
-        return format_timestamp(value)
+        return _escape(format_timestamp(value))
     if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
+        return _escape(value.isoformat())
+    if isinstance(value, Mapping):
+        return _dict_text(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join([_text(item) for item in value]) + "]"
     raise CanonicalizationError(f"cannot canonicalize a {type(value).__name__}")
+
+
+# '"key":' for keys seen before (audit records repeat the same few dozen field names).
+_KEY_PREFIXES: dict[str, str] = {}
+_KEY_CACHE_SIZE = 4096
 
 
 def canonical_json(value: Any) -> bytes:
     """The canonical UTF-8 JSON bytes of ``value`` (RFC 8785 style).
 
-    The common case goes through the C JSON encoder; keys past U+E000 (where code-point
-    order and RFC 8785's UTF-16 order differ) and floats whose shortest form differs
-    from ECMAScript's take the exact pure-Python path.
+    Strings go through the C JSON string escaper, which escapes exactly what RFC 8785
+    asks for ('"', '\\', the short forms and other controls as lower-case \\u00xx). The
+    rest is one Python pass writing text directly: converting to JSON-native types for
+    ``json.dumps`` first cost more than writing the text, and the sink does this per row.
     """
-    try:
-        return _FAST.encode(_plain(value)).encode("utf-8", "surrogatepass")
-    except _NeedsSlowPath:
-        out: list[str] = []
-        _encode(value, out)
-        return "".join(out).encode("utf-8", "surrogatepass")
+    return _text(value).encode("utf-8", "surrogatepass")
 
 
 def format_timestamp(value: dt.datetime) -> str:
     """UTC ISO 8601 with milliseconds and ``Z`` (naive datetimes are taken as UTC)."""
+    if value.tzinfo is dt.UTC:  # what fastavro returns: skip the conversion
+        return value.isoformat(timespec="milliseconds")[:-6] + "Z"
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -215,8 +203,20 @@ def row_mac(
 ) -> bytes:
     """The row hash: an HMAC binding the row to its chain, position and predecessor."""
     chain = chain_id.encode("utf-8")
-    header = struct.pack(">H", len(chain)) + chain + struct.pack(">qq", seq, offset)
-    return hmac.new(key, ROW_DOMAIN + header + prev_hash + payload, hashlib.sha256).digest()
+    mac = _keyed(key).copy()
+    mac.update(b"".join((_U16.pack(len(chain)), chain, _TWO_I64.pack(seq, offset), prev_hash)))
+    mac.update(payload)
+    return mac.digest()
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """An HMAC already keyed and fed the domain tag: copying it skips re-keying per row."""
+    return hmac.new(key, ROW_DOMAIN, hashlib.sha256)
+
+
+_U16 = struct.Struct(">H")
+_TWO_I64 = struct.Struct(">qq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,21 +286,36 @@ class ChainHead:
         return cls(chain_id, 0, GENESIS_HASH, -1)
 
 
+def chain_links(
+    ring: MacKeyRing, head: ChainHead, items: Iterable[tuple[int, bytes]]
+) -> list[tuple[int, bytes, bytes]]:
+    """``(seq, prev_hash, hash)`` for ``(kafka offset, payload)`` items appended after
+    ``head`` with the active key: :func:`extend_chain` without building row objects."""
+    links: list[tuple[int, bytes, bytes]] = []
+    seq, prev = head.seq, head.hash
+    key, chain_id = ring.active_key, head.chain_id
+    for offset, payload in items:
+        seq += 1
+        digest = row_mac(
+            key, chain_id=chain_id, seq=seq, offset=offset, prev_hash=prev, payload=payload
+        )
+        links.append((seq, prev, digest))
+        prev = digest
+    return links
+
+
 def extend_chain(
     ring: MacKeyRing, head: ChainHead, items: Iterable[tuple[int, bytes]]
 ) -> list[ChainRow]:
     """Rows for ``(kafka offset, payload)`` items appended after ``head`` with the active key."""
-    rows: list[ChainRow] = []
-    seq, prev = head.seq, head.hash
-    key, kid = ring.active_key, ring.active_key_id
-    for offset, payload in items:
-        seq += 1
-        digest = row_mac(
-            key, chain_id=head.chain_id, seq=seq, offset=offset, prev_hash=prev, payload=payload
+    items = list(items)
+    kid = ring.active_key_id
+    return [
+        ChainRow(head.chain_id, seq, offset, kid, prev, digest, payload)
+        for (seq, prev, digest), (offset, payload) in zip(
+            chain_links(ring, head, items), items, strict=True
         )
-        rows.append(ChainRow(head.chain_id, seq, offset, kid, prev, digest, payload))
-        prev = digest
-    return rows
+    ]
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -792,6 +807,7 @@ __all__ = [
     "SignedCheckpoint",
     "canonical_json",
     "chain_id_for",
+    "chain_links",
     "checkpoint_digest",
     "extend_chain",
     "format_timestamp",

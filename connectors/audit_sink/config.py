@@ -63,6 +63,7 @@ class AuditSinkSettings(BaseSettings):
     session_timeout_ms: int = Field(default=10_000, ge=6000)
     backoff_initial_s: float = Field(default=0.2, gt=0)
     backoff_max_s: float = Field(default=5.0, gt=0)
+    kafka_commit_interval_s: float = Field(default=1.0, ge=0)
     mac_keys: SecretStr | None = None
     mac_active_key_id: str | None = None
     signing_key: SecretStr | None = None
@@ -70,6 +71,8 @@ class AuditSinkSettings(BaseSettings):
     kek: SecretStr | None = None
     previous_keks: SecretStr | None = None
     pii_enabled: bool = True
+    pii_key_cache_size: int = Field(default=10_000, gt=0)
+    pii_key_cache_ttl_s: float = Field(default=300.0, gt=0)
 
     @field_validator("db_schema", "writer_role")
     @classmethod

@@ -6,14 +6,20 @@ another field or subject does not decrypt). The data key is stored wrapped by th
 key-encryption key (:class:`~streaming.security.fields.FieldEncryptor`), so rotating the
 KEK re-wraps data keys only and the hashed rows never change. Deleting a subject's
 data key makes all of its PII unreadable (crypto-shredding) while the chain verifies.
+The sink keeps unwrapped data keys in a bounded, expiring cache (:class:`SubjectKeyCache`)
+but uses one only while the database still holds the same wrapped key.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -31,13 +37,18 @@ def _aad(subject: str, path: str) -> bytes:
     return f"tradesense.audit.pii.v1|{subject}|{path}".encode()
 
 
+@functools.lru_cache(maxsize=256)
+def _split(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
 def _wrap_context(subject: str) -> bytes:
     return f"tradesense.audit.subject-key|{subject}".encode()
 
 
 def _copy_along(record: dict[str, Any], path: str) -> tuple[dict[str, Any], str] | None:
     """Like :func:`_walk`, but copies each dict on the way so the input stays untouched."""
-    parts = path.split(".")
+    parts = _split(path)
     node = record
     for part in parts[:-1]:
         child = node.get(part)
@@ -94,11 +105,18 @@ class PiiCipher:
 
     @staticmethod
     def protect(
-        record: Mapping[str, Any], paths: Iterable[str], subject: str, data_key: bytes
+        record: Mapping[str, Any],
+        paths: Iterable[str],
+        subject: str,
+        data_key: bytes | AESGCM,
     ) -> dict[str, Any]:
-        """A copy of ``record`` with each non-null PII value replaced by its ciphertext."""
+        """A copy of ``record`` with each non-null PII value replaced by its ciphertext.
+
+        ``data_key`` may be an ``AESGCM`` already built for the key (the sink keeps one
+        per subject: building it costs more than encrypting a short value).
+        """
         out = dict(record)
-        aes = AESGCM(data_key)
+        aes = data_key if isinstance(data_key, AESGCM) else AESGCM(data_key)
         for path in paths:
             hit = _copy_along(out, path)
             if hit is None or hit[0].get(hit[1]) is None:
@@ -136,4 +154,62 @@ class PiiCipher:
         return out
 
 
-__all__ = ["PII_PREFIX", "SHREDDED", "PiiCipher"]
+@dataclass(frozen=True, slots=True)
+class SubjectKey:
+    """A subject's data key as stored (``wrapped``) and ready to encrypt with (``aes``)."""
+
+    wrapped: bytes
+    aes: AESGCM
+    expires_at: float
+
+
+class SubjectKeyCache:
+    """Unwrapped per-subject data keys, bounded in number and age (LRU with a TTL).
+
+    Unwrapping a data key and building its cipher costs more than encrypting a short
+    PII value, so the sink keeps them across batches. An entry is used only while the
+    database still holds the same wrapped key (the sink re-reads it in every batch
+    transaction), so a shredded or re-keyed subject never gets new rows under the old
+    key; the TTL bounds how long a shredded key can linger in a running sink's memory.
+    """
+
+    def __init__(
+        self,
+        max_subjects: int = 10_000,
+        ttl_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_subjects = max_subjects
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: OrderedDict[str, SubjectKey] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, subject: str) -> SubjectKey | None:
+        entry = self._entries.get(subject)
+        if entry is None:
+            return None
+        if entry.expires_at <= self._clock():
+            del self._entries[subject]
+            return None
+        self._entries.move_to_end(subject)
+        return entry
+
+    def put(self, subject: str, wrapped: bytes, data_key: bytes) -> SubjectKey:
+        entry = SubjectKey(wrapped, AESGCM(data_key), self._clock() + self.ttl_s)
+        self._entries[subject] = entry
+        self._entries.move_to_end(subject)
+        while len(self._entries) > self.max_subjects:
+            self._entries.popitem(last=False)
+        return entry
+
+    def discard(self, subject: str) -> None:
+        self._entries.pop(subject, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+__all__ = ["PII_PREFIX", "SHREDDED", "PiiCipher", "SubjectKey", "SubjectKeyCache"]

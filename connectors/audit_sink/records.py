@@ -45,10 +45,14 @@ class RecordPreparer:
     def __init__(self, deserializer: AvroDeserializer, catalog: SchemaCatalog | None = None):
         self._deserializer = deserializer
         self._catalog = catalog or default_catalog()
+        self._paths: dict[str | None, tuple[str, ...]] = {}
 
     def _pii_paths(self, fullname: str | None) -> tuple[str, ...]:
-        local = self._catalog.find(fullname) if fullname else None
-        return local.pii_fields if local is not None else ()
+        paths = self._paths.get(fullname)
+        if paths is None:
+            local = self._catalog.find(fullname) if fullname else None
+            paths = self._paths[fullname] = tuple(local.pii_fields) if local is not None else ()
+        return paths
 
     async def prepare(self, record: Record) -> PreparedRecord:
         base: dict[str, Any] = {"v": 1, "kafka_timestamp_ms": record.timestamp_ms}
@@ -98,7 +102,7 @@ class RecordPreparer:
             occurred_at,
             subject_id,
             envelope,
-            tuple(paths) if has_pii else (),
+            paths if has_pii else (),
         )
 
 

@@ -12,7 +12,7 @@ from connectors.audit_sink.checkpoints import (
     read_latest_checkpoint,
 )
 from connectors.audit_sink.config import AuditSinkSettings
-from connectors.audit_sink.pii import PiiCipher
+from connectors.audit_sink.pii import PiiCipher, SubjectKeyCache
 from connectors.audit_sink.records import RecordPreparer
 from connectors.audit_sink.sink import AuditSink, SinkOptions
 from connectors.audit_sink.store import AuditStore
@@ -28,7 +28,13 @@ def build_store(
     database: Database, settings: AuditSinkSettings, security: SecuritySettings | None = None
 ) -> AuditStore:
     pii = PiiCipher(settings.kek_encryptor(security)) if settings.pii_enabled else None
-    return AuditStore(database, settings.db_schema, writer_role=settings.writer_role, pii=pii)
+    return AuditStore(
+        database,
+        settings.db_schema,
+        writer_role=settings.writer_role,
+        pii=pii,
+        key_cache=SubjectKeyCache(settings.pii_key_cache_size, settings.pii_key_cache_ttl_s),
+    )
 
 
 def sink_options(settings: AuditSinkSettings) -> SinkOptions:
@@ -39,6 +45,7 @@ def sink_options(settings: AuditSinkSettings) -> SinkOptions:
         checkpoint_every_s=settings.checkpoint_every_s,
         backoff_initial_s=settings.backoff_initial_s,
         backoff_max_s=settings.backoff_max_s,
+        kafka_commit_interval_s=settings.kafka_commit_interval_s,
     )
 
 

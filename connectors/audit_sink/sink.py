@@ -36,6 +36,7 @@ class SinkOptions:
     checkpoint_every_s: float = 30.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
+    kafka_commit_interval_s: float = 1.0
 
 
 @dataclass(slots=True)
@@ -85,6 +86,8 @@ class AuditSink:
         self._unpositioned: set[TopicPartition] = set()
         self._rows_since_checkpoint = 0
         self._last_checkpoint = clock()
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._last_kafka_commit = clock()
         self._stop = asyncio.Event()
         self.stats = SinkStats()
         self.last_checkpoint: SignedCheckpoint | None = None
@@ -115,6 +118,7 @@ class AuditSink:
         for tp in tps:
             self._unpositioned.discard(tp)
             self._expected.pop(tp, None)
+            self._uncommitted.pop(tp, None)
         log.info("audit partitions revoked", partitions=[str(t) for t in tps])
 
     async def _position(self) -> None:
@@ -155,6 +159,7 @@ class AuditSink:
             if batches:
                 await self._write(batches)
             await self._maybe_checkpoint()
+        await self._commit_kafka({}, force=True)
         await self._maybe_checkpoint(force=True)
 
     def _writable(self, tp: TopicPartition) -> bool:
@@ -179,9 +184,12 @@ class AuditSink:
         return {tp: recs for tp, recs in batches.items() if self._writable(tp)}
 
     async def _prepare(self, records: list[Record]) -> list[PreparedRecord]:
+        """Decode and seal (PII encryption, canonical bytes) ahead of the transaction."""
         while True:
             try:
-                return [await self._preparer.prepare(r) for r in records]
+                prepared = [await self._preparer.prepare(r) for r in records]
+                self.store.seal(prepared)
+                return prepared
             except StreamingError as exc:
                 if not exc.retriable:
                     raise
@@ -239,9 +247,21 @@ class AuditSink:
         self.stats.batches += 1
         self._rows_since_checkpoint += result.written
 
-    async def _commit_kafka(self, offsets: dict[TopicPartition, int]) -> None:
-        """Only for lag tools: PostgreSQL is the source of truth for positions."""
-        owned = {tp: off for tp, off in offsets.items() if tp in self._expected}
+    async def _commit_kafka(
+        self, offsets: dict[TopicPartition, int], *, force: bool = False
+    ) -> None:
+        """Only for lag tools: PostgreSQL is the source of truth for positions.
+
+        At most once per ``kafka_commit_interval_s`` (and on the way out): a commit is a
+        broker round trip that would otherwise stall every batch.
+        """
+        self._uncommitted.update(offsets)
+        now = self._clock()
+        if not force and now - self._last_kafka_commit < self.options.kafka_commit_interval_s:
+            return
+        owned = {tp: off for tp, off in self._uncommitted.items() if tp in self._expected}
+        self._uncommitted.clear()
+        self._last_kafka_commit = now
         if not owned:
             return
         try:

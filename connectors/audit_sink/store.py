@@ -20,7 +20,7 @@ import asyncpg
 import structlog
 
 from connectors.audit_sink.migrations import migration_sql
-from connectors.audit_sink.pii import PiiCipher
+from connectors.audit_sink.pii import PiiCipher, SubjectKey, SubjectKeyCache
 from streaming.audit_chain import (
     GENESIS_HASH,
     ChainHead,
@@ -31,8 +31,8 @@ from streaming.audit_chain import (
     SignedCheckpoint,
     canonical_json,
     chain_id_for,
+    chain_links,
     checkpoint_digest,
-    extend_chain,
 )
 from streaming.db import Database, translate_db_error
 from streaming.errors import DatabaseError, DatabaseUnavailableError
@@ -73,9 +73,15 @@ class ChainFencedError(DatabaseError):
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PreparedRecord:
-    """One consumed record ready to chain: its envelope and where its PII lives."""
+    """One consumed record ready to chain: its envelope and where its PII lives.
+
+    :meth:`AuditStore.seal` fills ``payload`` (the bytes to store) ahead of the batch
+    transaction; ``sealed_with`` is the wrapped data key its PII was encrypted under,
+    which the transaction checks is still the subject's stored key. Not frozen: frozen
+    dataclasses cost several times more to build, and the sink builds one per row.
+    """
 
     offset: int
     event_id: uuid.UUID
@@ -84,6 +90,8 @@ class PreparedRecord:
     subject_id: str | None
     envelope: dict[str, Any]
     pii_paths: tuple[str, ...] = ()
+    payload: bytes | None = None
+    sealed_with: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +113,13 @@ class AuditStore:
         *,
         writer_role: str | None = None,
         pii: PiiCipher | None = None,
+        key_cache: SubjectKeyCache | None = None,
     ) -> None:
         self.database = database
         self.schema = schema
         self.writer_role = writer_role
         self.pii = pii
+        self.key_cache = key_cache if key_cache is not None else SubjectKeyCache()
 
     # -- connections -------------------------------------------------------------------
 
@@ -250,36 +260,38 @@ class AuditStore:
             if duplicates:
                 log.warning("duplicate audit event ids skipped", chain=head.chain_id, n=duplicates)
             payloads = await self._payloads(conn, unique)
-            rows = extend_chain(
+            links = chain_links(
                 ring, head, [(r.offset, p) for r, p in zip(unique, payloads, strict=True)]
             )
-            if rows:
+            if links:
+                chain, kid = head.chain_id, ring.active_key_id
                 await conn.copy_records_to_table(
                     "audit_log",
                     schema_name=self.schema,
                     columns=AUDIT_LOG_COLUMNS,
                     records=[
                         (
-                            row.chain_id,
-                            row.seq,
-                            row.kafka_offset,
+                            chain,
+                            seq,
+                            rec.offset,
                             rec.event_id,
                             rec.event_type,
                             rec.occurred_at,
                             rec.subject_id,
-                            row.key_id,
-                            row.prev_hash,
-                            row.hash,
-                            row.payload,
+                            kid,
+                            prev,
+                            digest,
+                            payload,
                         )
-                        for row, rec in zip(rows, unique, strict=True)
+                        for (seq, prev, digest), rec, payload in zip(
+                            links, unique, payloads, strict=True
+                        )
                     ],
                 )
-            last = rows[-1] if rows else None
             new_head = ChainHead(
                 head.chain_id,
-                last.seq if last else head.seq,
-                last.hash if last else head.hash,
+                links[-1][0] if links else head.seq,
+                links[-1][2] if links else head.hash,
                 fresh[-1].offset,
             )
             status = await conn.execute(
@@ -295,26 +307,59 @@ class AuditStore:
             )
             if status != "UPDATE 1":
                 raise ChainFencedError(head.chain_id, head.kafka_offset, -2)
-        return BatchResult(head.chain_id, len(rows), duplicates, redelivered, new_head)
+        return BatchResult(head.chain_id, len(links), duplicates, redelivered, new_head)
+
+    def seal(self, records: Iterable[PreparedRecord]) -> None:
+        """Compute each record's stored bytes now, outside the batch transaction.
+
+        Records whose subject key is not cached yet are left for the transaction, which
+        also re-checks that every cached key used here is still the subject's stored one.
+        """
+        pii, cache = self.pii, self.key_cache
+        for r in records:
+            if r.payload is not None:
+                continue
+            if pii is None or not r.pii_paths or not r.subject_id:
+                r.payload = canonical_json(r.envelope)
+                continue
+            entry = cache.get(r.subject_id)
+            if entry is not None:
+                r.payload = self._protected(r, entry)
+                r.sealed_with = entry.wrapped
+
+    def _protected(self, r: PreparedRecord, key: SubjectKey) -> bytes:
+        assert self.pii is not None and r.subject_id is not None
+        envelope = dict(r.envelope)
+        envelope["event"] = self.pii.protect(envelope["event"], r.pii_paths, r.subject_id, key.aes)
+        return canonical_json(envelope)
 
     async def _payloads(self, conn: Any, records: Sequence[PreparedRecord]) -> list[bytes]:
-        """Canonical bytes of each envelope, PII encrypted under the subject's data key."""
+        """Canonical bytes of each envelope, PII encrypted under the subject's data key.
+
+        Sealed payloads are reused when their data key is still the stored one; the rest
+        (a new subject, a key shredded or re-wrapped since) are computed here.
+        """
         if self.pii is None:
-            return [canonical_json(r.envelope) for r in records]
+            return [
+                r.payload if r.payload is not None else canonical_json(r.envelope) for r in records
+            ]
         subjects = {r.subject_id for r in records if r.subject_id and r.pii_paths}
         keys = await self._subject_keys(conn, subjects) if subjects else {}
         out = []
         for r in records:
-            envelope = r.envelope
-            if r.subject_id and r.pii_paths:
-                envelope = dict(envelope)
-                envelope["event"] = self.pii.protect(
-                    envelope["event"], r.pii_paths, r.subject_id, keys[r.subject_id]
-                )
-            out.append(canonical_json(envelope))
+            if not r.pii_paths or not r.subject_id:
+                out.append(r.payload if r.payload is not None else canonical_json(r.envelope))
+                continue
+            key = keys[r.subject_id]
+            if r.payload is not None and r.sealed_with == key.wrapped:
+                out.append(r.payload)
+            else:
+                out.append(self._protected(r, key))
         return out
 
-    async def _subject_keys(self, conn: Any, subjects: set[str]) -> dict[str, bytes]:
+    async def _subject_keys(self, conn: Any, subjects: set[str]) -> dict[str, SubjectKey]:
+        """The stored data key of each subject (created on first sight), read in ``conn``'s
+        transaction; unwrapped only when the cache does not hold that exact wrapped key."""
         assert self.pii is not None
         query = (
             f"SELECT subject_id, wrapped_key FROM {self._t('subject_key')} "
@@ -324,17 +369,31 @@ class AuditStore:
             r["subject_id"]: bytes(r["wrapped_key"]) for r in await conn.fetch(query, subjects)
         }
         missing = subjects - set(found)
+        created: dict[str, tuple[bytes, bytes]] = {}
         if missing:
-            created = [(s, *self.pii.new_subject_key(s)) for s in sorted(missing)]
+            new = [(s, *self.pii.new_subject_key(s)) for s in sorted(missing)]
             await conn.executemany(
                 f"INSERT INTO {self._t('subject_key')} (subject_id, kek_id, wrapped_key) "
                 "VALUES ($1, $2, $3) ON CONFLICT (subject_id) DO NOTHING",
-                [(s, kid, wrapped) for s, _key, wrapped, kid in created],
+                [(s, kid, wrapped) for s, _key, wrapped, kid in new],
             )
+            created = {s: (wrapped, key) for s, key, wrapped, _kid in new}
             found.update(
                 {r["subject_id"]: bytes(r["wrapped_key"]) for r in await conn.fetch(query, missing)}
             )
-        return {s: self.pii.unwrap(s, wrapped) for s, wrapped in found.items()}
+        out: dict[str, SubjectKey] = {}
+        for subject, wrapped in found.items():
+            entry = self.key_cache.get(subject)
+            if entry is None or entry.wrapped != wrapped:
+                mine = created.get(subject)
+                data_key = (
+                    mine[1]
+                    if mine is not None and mine[0] == wrapped
+                    else self.pii.unwrap(subject, wrapped)
+                )
+                entry = self.key_cache.put(subject, wrapped, data_key)
+            out[subject] = entry
+        return out
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -487,6 +546,7 @@ class AuditStore:
 
     async def shred(self, subject: str) -> bool:
         """Delete the subject's data key: its PII in every row becomes unreadable."""
+        self.key_cache.discard(subject)
         async with self.connection() as conn:
             status = await conn.execute(
                 f"DELETE FROM {self._t('subject_key')} WHERE subject_id = $1", subject

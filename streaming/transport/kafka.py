@@ -108,8 +108,20 @@ def _record(msg: Any) -> Record:
         timestamp_ms=msg.timestamp,
         key=msg.key,
         value=msg.value,
-        headers=tuple((k, bytes(v) if v is not None else b"") for k, v in (msg.headers or ())),
+        headers=_headers(msg.headers),
     )
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    """aiokafka's headers as ours; a null header value becomes ``b""``. Runs per record:
+    the common case (all values bytes) is one tuple copy."""
+    if not raw:
+        return ()
+    headers = tuple(raw)
+    for _, value in headers:
+        if type(value) is not bytes:
+            return tuple((k, b"" if v is None else bytes(v)) for k, v in headers)
+    return headers
 
 
 class KafkaProducerTransport:

@@ -11,6 +11,7 @@ from connectors.audit_sink.config import AuditSinkSettings, decode_key_bytes
 from connectors.audit_sink.pii import SHREDDED
 from connectors.audit_sink.runtime import build_store, run_verify, running_sink
 from streaming.db import Database
+from streaming.security.errors import DecryptionError
 from streaming.serde.client import SchemaRegistry
 from streaming.transport.kafka import KafkaTransport
 from tests.integration.audit.conftest import (
@@ -155,4 +156,57 @@ async def test_kek_rotation_rewraps_data_keys_without_touching_rows(
     assert wrapped is not None and store.pii is not None
     store.pii.unwrap("carol", wrapped)  # readable under the new KEK
     report = await run_verify(transport=kafka_transport, database=database, settings=rotated)
+    assert report.ok, report.to_dict()
+
+
+async def test_a_running_sink_never_encrypts_under_a_key_shredded_behind_its_back(
+    kafka_transport: KafkaTransport,
+    database: Database,
+    memory_registry: SchemaRegistry,
+    audit_setup: AuditSetup,
+    drop_schema: None,
+) -> None:
+    """The sink caches unwrapped data keys; each batch re-reads the stored wrapped key, so a
+    subject shredded by another process (the CLI) gets a fresh key, not the cached one."""
+    settings = audit_setup.settings
+    schema = settings.db_schema
+    before = [audit_event(i, user="dave", username="Dave Before") for i in range(4)]
+    after = [audit_event(i + 4, user="dave", username="Dave After") for i in range(4)]
+    async with running_sink(
+        transport=kafka_transport, database=database, registry=memory_registry, settings=settings
+    ) as sink:
+        await produce(kafka_transport, memory_registry, audit_setup.topic, before)
+
+        async def landed(n: int) -> bool:
+            return await count_rows(database, schema) >= n
+
+        await run_until(sink, lambda: landed(4), timeout_s=60, what="4 rows")
+        cached = sink.store.key_cache.get("dave")
+        assert cached is not None
+        admin = build_store(database, settings)  # another process's view, e.g. the CLI
+        assert await admin.shred("dave") is True
+        await produce(kafka_transport, memory_registry, audit_setup.topic, after)
+        await run_until(sink, lambda: landed(8), timeout_s=60, what="8 rows")
+        recached = sink.store.key_cache.get("dave")
+        assert recached is not None and recached.wrapped != cached.wrapped
+    wrapped = await admin.wrapped_subject_key("dave")
+    assert wrapped == recached.wrapped and admin.pii is not None
+    key = admin.pii.unwrap("dave", wrapped)
+    async with database.connect() as conn:
+        payloads = (
+            await conn.execute(
+                text(f"SELECT payload FROM {schema}.audit_log ORDER BY kafka_offset")
+            )
+        ).scalars()
+        events = [json.loads(bytes(p))["event"] for p in payloads]
+    names = []
+    for event in events:
+        try:
+            names.append(
+                admin.pii.reveal(event, ["actor.username"], "dave", key)["actor"]["username"]
+            )
+        except DecryptionError:
+            names.append(SHREDDED)  # encrypted under the shredded key
+    assert sorted(names) == sorted([SHREDDED] * 4 + ["Dave After"] * 4)
+    report = await run_verify(transport=kafka_transport, database=database, settings=settings)
     assert report.ok, report.to_dict()

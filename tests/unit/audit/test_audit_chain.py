@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import json
 import uuid
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streaming.audit_chain import (
     GENESIS_HASH,
@@ -19,7 +22,9 @@ from streaming.audit_chain import (
     CheckpointSigner,
     MacKeyRing,
     Reason,
+    _es_number,
     canonical_json,
+    chain_links,
     checkpoint_digest,
     extend_chain,
     verify_checkpoints,
@@ -189,3 +194,51 @@ def test_deleted_and_altered_checkpoints_are_reported() -> None:
     altered = dataclasses.replace(stored[1], body=stored[1].body.replace(b'"seq":2', b'"seq":9'))
     edited = verify_checkpoints([stored[0], altered, *stored[2:]], keys)
     assert Reason.CHECKPOINT_ALTERED in [f.reason for f in edited.findings]
+
+
+_JSON_KEYS = st.text(alphabet=st.characters(max_codepoint=0xD7FF), max_size=6)
+_NATIVE_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text(alphabet=st.characters(max_codepoint=0xD7FF)),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_JSON_KEYS, inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_NATIVE_JSON)
+def test_canonical_json_of_plain_json_matches_the_json_module(value: object) -> None:
+    # Without floats, big integers or keys past U+D7FF, RFC 8785 is what json.dumps writes.
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(value) == expected.encode("utf-8")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_canonical_json_floats_take_the_ecmascript_form(number: float) -> None:
+    assert canonical_json(number) == _es_number(number).encode()
+
+
+def test_canonical_json_orders_keys_by_utf16_code_units() -> None:
+    # U+1F600 is D83D DE00 in UTF-16, so it sorts before U+E000 (code-point order disagrees).
+    assert canonical_json({"\ue000": 1, "\U0001f600": 2, "a": 3}) == (
+        '{"a":3,"\U0001f600":2,"\ue000":1}'.encode()
+    )
+
+
+def test_canonical_json_rejects_non_string_keys() -> None:
+    with pytest.raises(CanonicalizationError):
+        canonical_json({1: "a"})
+    with pytest.raises(CanonicalizationError):
+        canonical_json({1: "a", "b": 2})
+
+
+def test_chain_links_are_the_hashes_extend_chain_stores() -> None:
+    head = ChainHead(CHAIN, 7, b"\x01" * 32, 40)
+    items = [(41 + i, canonical_json({"n": i})) for i in range(5)]
+    rows = extend_chain(RING, head, items)
+    assert chain_links(RING, head, items) == [(r.seq, r.prev_hash, r.hash) for r in rows]
+    assert [r.seq for r in rows] == [8, 9, 10, 11, 12] and rows[0].prev_hash == head.hash
+    assert reason(extend_chain(RING, ChainHead.genesis(CHAIN), items)) is None
