@@ -198,6 +198,9 @@ class AuditSink:
 
     async def _write(self, batches: dict[TopicPartition, list[Record]]) -> None:
         pending = {tp: await self._prepare(recs) for tp, recs in batches.items()}
+        # Preparing may wait out a registry outage, during which a rebalance can take
+        # partitions away: their records belong to the new owner now.
+        pending = {tp: p for tp, p in pending.items() if self._writable(tp)}
         attempt = 0
         while pending:
             items = list(pending.items())
