@@ -36,8 +36,10 @@ integration: install
 
 # Full-size fault runs (make test runs the same tests at smoke size).
 soak: install
-	AUDIT_SOAK_EVENTS=20000 AUDIT_SOAK_KILLS=5 AUDIT_OUTAGE_S=20 $(BIN)/pytest \
-		tests/integration/audit/test_sink_kill.py tests/integration/audit/test_sink_outage.py
+	AUDIT_SOAK_EVENTS=20000 AUDIT_SOAK_KILLS=5 AUDIT_OUTAGE_S=20 \
+	OUTBOX_SOAK_EVENTS=20000 OUTBOX_SOAK_KILLS=5 $(BIN)/pytest -s \
+		tests/integration/audit/test_sink_kill.py tests/integration/audit/test_sink_outage.py \
+		tests/integration/outbox/test_relay_kill.py
 
 # Benchmarks (ratios against baselines run side by side); needs the local stack.
 bench: install

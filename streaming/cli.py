@@ -173,6 +173,7 @@ def _mount_all() -> None:
     _mount_optional("streaming.security.cli", "auth", "Tokens, revocation and JWKS.")
     _mount_optional("connectors.audit_sink.cli", "audit", "The tamper-evident audit trail.")
     _mount_optional("connectors.audit_sink.cli", "db", "Database schema management.", "db_app")
+    _mount_optional("connectors.outbox_relay.cli", "outbox", "Transactional outbox: relay, status.")
     _mount_optional("streaming.replay_cli", "offsets", "Consumer-group offsets.", "offsets_app")
     _mount_optional("streaming.replay_cli", "replay", "Replay a topic range.", "replay_app")
     _mount_optional("streaming.replay_cli", "table", "Compacted topics as tables.", "table_app")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import text
 
-from connectors.outbox_relay import OutboxRelay, OutboxWriter, migrate_outbox
+from connectors.outbox_relay import OutboxRelay, OutboxWriter
 from streaming.db import Database, TransactionManager
 from streaming.events import OrderPlaced, OrderSide, OrderType
 from streaming.serde.avro import AvroSerializer
@@ -24,20 +23,6 @@ TopicFactory = Callable[..., Awaitable[str]]
 
 class RelayCrashed(Exception):
     """Stands in for the process dying between publish and mark."""
-
-
-@pytest_asyncio.fixture
-async def tables(database: Database) -> AsyncIterator[tuple[str, str]]:
-    suffix = uuid.uuid4().hex[:10]
-    outbox, orders = f"outbox_{suffix}", f"orders_{suffix}"
-    await migrate_outbox(database, outbox)
-    async with database.connect() as conn:
-        await conn.execute(text(f"CREATE TABLE {orders} (id uuid PRIMARY KEY, account text)"))
-        await conn.commit()
-    yield outbox, orders
-    async with database.connect() as conn:
-        await conn.execute(text(f"DROP TABLE IF EXISTS {outbox}, {orders}"))
-        await conn.commit()
 
 
 def order(account: str) -> OrderPlaced:
