@@ -21,12 +21,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
 from connectors.audit_sink.config import AuditSinkSettings
+from connectors.audit_sink.metrics import METER_NAME
 from connectors.audit_sink.runtime import build_store, run_verify, running_sink
 from connectors.audit_sink.verify import VerifyReport, export_bundle, verify_bundle
 from streaming.config import Settings, load_settings
 from streaming.db import Database
 from streaming.errors import ConfigError, StreamingError
 from streaming.serde.client import SchemaRegistryClient
+from streaming.telemetry import configure_telemetry
 from streaming.transport.kafka import KafkaTransport
 
 app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
@@ -97,6 +99,8 @@ def sink_command(as_json: JsonOpt = False) -> None:
     async def main() -> None:
         database = Database(settings.database)
         registry = SchemaRegistryClient(settings.registry)
+        # Metrics go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set (no-op otherwise).
+        telemetry = configure_telemetry(settings.otel)
         try:
             async with running_sink(
                 transport=KafkaTransport(settings.kafka),
@@ -104,6 +108,7 @@ def sink_command(as_json: JsonOpt = False) -> None:
                 registry=registry,
                 settings=audit,
                 security=settings.security,
+                meter=telemetry.meter_provider.get_meter(METER_NAME),
             ) as sink:
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -116,6 +121,7 @@ def sink_command(as_json: JsonOpt = False) -> None:
         finally:
             await registry.aclose()
             await database.close()
+            telemetry.shutdown()
 
     _run(main())
 

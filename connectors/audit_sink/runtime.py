@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from opentelemetry.metrics import Meter
+
 from connectors.audit_sink.checkpoints import (
     CheckpointPublisher,
     ensure_checkpoint_topic,
@@ -64,6 +66,7 @@ async def running_sink(
     settings: AuditSinkSettings,
     security: SecuritySettings | None = None,
     migrate: bool = True,
+    meter: Meter | None = None,
 ) -> AsyncIterator[AuditSink]:
     """A started sink (consumer + checkpoint producer); ``await sink.run()`` to consume."""
     store = build_store(database, settings, security)
@@ -95,6 +98,7 @@ async def running_sink(
             signer=settings.signer(),
             publisher=CheckpointPublisher(producer, settings.checkpoint_topic, settings.db_schema),
             options=sink_options(settings),
+            meter=meter,
         )
     finally:
         try:

@@ -17,12 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from opentelemetry.metrics import Meter
 
 from connectors.audit_sink.checkpoints import CheckpointPublisher
+from connectors.audit_sink.metrics import SinkMetrics
 from connectors.audit_sink.records import RecordPreparer
 from connectors.audit_sink.store import AuditStore, BatchResult, ChainFencedError, PreparedRecord
 from streaming.audit_chain import CheckpointSigner, MacKeyRing, SignedCheckpoint, chain_id_for
 from streaming.errors import DatabaseError, DatabaseUnavailableError, StreamingError
+from streaming.telemetry import MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_PARTITION_ID
 from streaming.transport.base import ConsumerTransport, Record, TopicPartition
 
 log = structlog.get_logger(__name__)
@@ -71,6 +74,7 @@ class AuditSink:
         publisher: CheckpointPublisher | None = None,
         options: SinkOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
+        meter: Meter | None = None,
     ) -> None:
         self.store = store
         self._consumer = consumer
@@ -91,6 +95,7 @@ class AuditSink:
         self._stop = asyncio.Event()
         self.stats = SinkStats()
         self.last_checkpoint: SignedCheckpoint | None = None
+        self._metrics = SinkMetrics.create(meter, self.stats) if meter is not None else None
 
     @property
     def ring(self) -> MacKeyRing:
@@ -234,13 +239,23 @@ class AuditSink:
                     return  # not committed anywhere: re-read after restart
 
     async def _append(self, tp: TopicPartition, prepared: list[PreparedRecord]) -> BatchResult:
-        return await self.store.append(
+        started = time.perf_counter()
+        result = await self.store.append(
             tp.topic,
             tp.partition,
             prepared,
             expected_offset=self._expected[tp],
             ring=self._ring,
         )
+        if self._metrics is not None:
+            self._metrics.batch_duration.record(
+                time.perf_counter() - started,
+                {
+                    MESSAGING_DESTINATION_NAME: tp.topic,
+                    MESSAGING_DESTINATION_PARTITION_ID: str(tp.partition),
+                },
+            )
+        return result
 
     def _record_success(self, tp: TopicPartition, result: BatchResult) -> None:
         self._expected[tp] = result.head.kafka_offset

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from sqlalchemy import text
 
 from connectors.audit_sink.runtime import run_verify, running_sink
@@ -18,6 +20,22 @@ from tests.integration.audit.conftest import (
 )
 
 pytestmark = pytest.mark.usefixtures("drop_schema")
+
+
+def _metrics(reader: InMemoryMetricReader) -> dict[str, float]:
+    """Counter values and histogram counts by instrument name."""
+    found: dict[str, float] = {}
+    data = reader.get_metrics_data()
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    value = getattr(point, "value", None)
+                    if value is None:
+                        value = point.count  # type: ignore[union-attr]
+                    found[metric.name] = found.get(metric.name, 0) + value
+    return found
 
 
 async def test_events_over_three_partitions_sink_into_verified_chains(
@@ -68,8 +86,13 @@ async def test_redelivered_records_and_duplicate_event_ids_are_skipped(
     events = [audit_event(i) for i in range(40)]
     await produce(kafka_transport, memory_registry, audit_setup.topic, events)
     await produce(kafka_transport, memory_registry, audit_setup.topic, events[:10])  # again
+    reader = InMemoryMetricReader()
     async with running_sink(
-        transport=kafka_transport, database=database, registry=memory_registry, settings=settings
+        transport=kafka_transport,
+        database=database,
+        registry=memory_registry,
+        settings=settings,
+        meter=MeterProvider(metric_readers=[reader]).get_meter("test"),
     ) as sink:
 
         async def consumed() -> bool:
@@ -77,6 +100,10 @@ async def test_redelivered_records_and_duplicate_event_ids_are_skipped(
 
         await run_until(sink, consumed, timeout_s=60, what="50 records consumed")
     assert sink.stats.rows == 40 and sink.stats.duplicates == 10
+    # The same numbers reach OpenTelemetry, and every batch transaction is timed.
+    metrics = _metrics(reader)
+    assert (metrics["streaming.audit.rows"], metrics["streaming.audit.duplicates"]) == (40, 10)
+    assert metrics["streaming.audit.batch.duration"] == sink.stats.batches > 0
     # A second sink in a new group re-reads everything: PostgreSQL offsets win, nothing doubles.
     fresh = settings.model_copy(update={"group_id": settings.group_id + "-2"})
     async with running_sink(
