@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Make sure the machine has what the local stack needs: a JDK 17+ and Maven for the
-# Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS points at one). Installs them with
-# apt-get when we are root on Debian/Ubuntu; otherwise says what to install.
+# Make sure the machine has what the local stack and the tests need: a JDK 17+ and Maven
+# for the Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS points at one), and Prometheus
+# for the dashboard test. Installs them with apt-get when we are root on Debian/Ubuntu;
+# otherwise says what to install.
 set -euo pipefail
-[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ] && exit 0
 missing=()
-command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
-command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null 2>&1 || missing+=(maven)
+fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+# The dashboard test runs the shipped queries against a real Prometheus.
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} with apt-get" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
 else
   echo "missing: ${missing[*]}; install them (e.g. sudo apt-get install ${missing[*]})" \
        "or set KAFKA_BOOTSTRAP_SERVERS to an existing broker" >&2

@@ -233,6 +233,9 @@ class OtelSettings(BaseSettings):
     exporter_otlp_endpoint: str | None = None
     traces_enabled: bool = True
     metrics_enabled: bool = True
+    # A Prometheus scrape endpoint (/metrics) on this port; off when unset, 0 picks one.
+    prometheus_port: int | None = Field(default=None, ge=0, lt=65536)
+    prometheus_host: str = "0.0.0.0"  # noqa: S104 - a scrape target must be reachable
 
 
 class Settings(BaseModel):

@@ -149,6 +149,7 @@ class EventConsumer:
         backoff_s: tuple[float, float] = (0.1, 5.0),
         clock_ms: Callable[[], int] = _now_ms,
         rng: random.Random | None = None,
+        lag_interval_s: float = 5.0,
     ) -> None:
         if not topics:
             raise ConfigError(["EventConsumer needs at least one topic"])
@@ -198,6 +199,8 @@ class EventConsumer:
         self._failures: dict[TopicPartition, int] = {}
         self._stopping = asyncio.Event()
         self._started = False
+        self._lag_interval_ms = int(lag_interval_s * 1000)
+        self._lag_due_ms = 0
         self._running = False
 
     # -- registration
@@ -321,13 +324,34 @@ class EventConsumer:
             timeout = max(0, min(timeout, min(self._resume_at.values()) - self._clock_ms()))
         batch = await self._consumer.poll(timeout_ms=timeout, max_records=self._max_poll_records)
         if not batch:
+            await self._report_lag()  # caught up: the gauge should say so
             return 0
         generation = self._generation
         done = await asyncio.gather(
             *(self._process_partition(tp, records, generation) for tp, records in batch.items())
         )
         await self._commit()
+        await self._report_lag()
         return sum(done)
+
+    async def _report_lag(self) -> None:
+        """Refresh the lag gauge (end offset - position) every ``lag_interval_s``: an
+        end-offsets request is a broker round trip, too costly for every poll."""
+        if self._instruments is None or self._clock_ms() < self._lag_due_ms:
+            return
+        self._lag_due_ms = self._clock_ms() + self._lag_interval_ms
+        owned = sorted(self._consumer.assignment())
+        if not owned:
+            return
+        try:
+            ends = await self._consumer.end_offsets(owned)
+            for tp in owned:
+                lag = ends[tp] - await self._consumer.position(tp)
+                self._instruments.lag.set(
+                    group=self.group_id, topic=tp.topic, partition=tp.partition, lag=lag
+                )
+        except TransportError as exc:  # a metric, not worth failing the loop for
+            log.debug("lag not refreshed", error=str(exc))
 
     async def _process_partition(
         self, tp: TopicPartition, records: list[Record], generation: int

@@ -19,10 +19,12 @@ from contextvars import Token
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
+from wsgiref.simple_server import WSGIServer
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -31,6 +33,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import CollectorRegistry, start_http_server
 
 from streaming.config import OtelSettings
 from streaming.transport.base import Headers, Record, RecordMetadata
@@ -70,9 +73,18 @@ class Telemetry:
     meter_provider: metrics.MeterProvider
     tracer: Tracer
     instruments: MessagingInstruments
+    scrape_server: WSGIServer | None = field(default=None, repr=False)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of the Prometheus ``/metrics`` endpoint, if one is serving."""
+        return None if self.scrape_server is None else int(self.scrape_server.server_port)
 
     def shutdown(self) -> None:
         """Flush and stop exporters (call once at process exit)."""
+        if self.scrape_server is not None:
+            self.scrape_server.shutdown()
+            self.scrape_server.server_close()
         for provider in (self.tracer_provider, self.meter_provider):
             if isinstance(provider, TracerProvider | MeterProvider):
                 provider.shutdown()
@@ -88,7 +100,8 @@ def configure_telemetry(
     """Build tracer and meter providers for ``settings``.
 
     With ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, spans and metrics go to that OTLP/HTTP
-    collector; extra processors/readers (e.g. in-memory ones in tests) are added as
+    collector; with ``OTEL_PROMETHEUS_PORT`` set, metrics are also served for Prometheus
+    to scrape (``/metrics``); extra processors/readers (e.g. in-memory ones in tests) are added as
     given. Disabled signals get no-op providers. ``set_global=False`` leaves the
     OpenTelemetry globals alone.
     """
@@ -108,6 +121,7 @@ def configure_telemetry(
         tracer_provider = sdk_tracer
 
     meter_provider: metrics.MeterProvider = metrics.NoOpMeterProvider()
+    scrape_server: WSGIServer | None = None
     if settings.metrics_enabled:
         readers: list[MetricReader] = list(metric_readers)
         if endpoint:
@@ -117,6 +131,13 @@ def configure_telemetry(
 
             readers.append(
                 PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics"))
+            )
+        if settings.prometheus_port is not None:
+            # A registry of our own, not prometheus_client's global one.
+            registry = CollectorRegistry(auto_describe=True)
+            readers.append(PrometheusMetricReader(registry=registry))
+            scrape_server, _thread = start_http_server(
+                settings.prometheus_port, settings.prometheus_host, registry=registry
             )
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
 
@@ -128,6 +149,7 @@ def configure_telemetry(
         meter_provider=meter_provider,
         tracer=tracer_provider.get_tracer(INSTRUMENTATION_NAME),
         instruments=MessagingInstruments.create(meter_provider.get_meter(INSTRUMENTATION_NAME)),
+        scrape_server=scrape_server,
     )
 
 
