@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from streaming.config import KafkaSettings
 from streaming.devstack import DevStack, StackState
 from streaming.devstack.procs import pid_alive
+from streaming.errors import TopicError
 from streaming.testing import StackEndpoints
 from streaming.transport import TopicSpec
 from streaming.transport.kafka import KafkaTransport
@@ -40,7 +42,17 @@ async def test_three_node_quorum_replicates(three_brokers: StackState) -> None:
         cluster = await admin.describe_cluster()
         assert len(cluster.brokers) == 3
         await admin.create_topics([TopicSpec("replicated", 3, 3, {"min.insync.replicas": "2"})])
-        assert await admin.partition_count("replicated") == 3
-        assert (await admin.describe_topic_config("replicated"))["min.insync.replicas"] == "2"
+        # Metadata reaches the other brokers a moment after the controller created it.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while True:
+            try:
+                assert await admin.partition_count("replicated") == 3
+                config = await admin.describe_topic_config("replicated")
+                break
+            except TopicError:
+                assert loop.time() < deadline, "topic never became visible on every broker"
+                await asyncio.sleep(0.1)  # poll
+        assert config["min.insync.replicas"] == "2"
     finally:
         await admin.stop()
