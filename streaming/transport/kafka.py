@@ -534,8 +534,23 @@ class KafkaAdminTransport:
         groups = await _call("list groups", self._admin.list_consumer_groups)
         return sorted(g[0] for g in groups)
 
+    async def _group_call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn`` retried while the group coordinator is not there yet (a fresh broker
+        creates ``__consumer_offsets`` on first use), until the request timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.request_timeout_ms / 1000
+        delay = 0.1
+        while True:
+            try:
+                return await _call(what, fn)
+            except TransportError as exc:
+                if not exc.retriable or loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)  # backoff before asking the coordinator again
+            delay = min(delay * 2, 1.0)
+
     async def describe_group(self, group_id: str) -> GroupInfo:
-        responses = await _call(
+        responses = await self._group_call(
             "describe group", lambda: self._admin.describe_consumer_groups([group_id])
         )
         for response in responses:
@@ -546,7 +561,7 @@ class KafkaAdminTransport:
         return GroupInfo(group_id=group_id, state="Dead", members=0)
 
     async def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
-        result = await _call(
+        result = await self._group_call(
             "group offsets", lambda: self._admin.list_consumer_group_offsets(group_id)
         )
         return {_tp(tp): om.offset for tp, om in result.items() if om.offset >= 0}

@@ -41,6 +41,9 @@ async def test_three_node_quorum_replicates(three_brokers: StackState) -> None:
     try:
         cluster = await admin.describe_cluster()
         assert len(cluster.brokers) == 3
+        # A brand-new cluster has no __consumer_offsets yet: the first group lookup waits
+        # for its coordinator instead of failing.
+        assert await admin.group_offsets("never-used") == {}
         await admin.create_topics([TopicSpec("replicated", 3, 3, {"min.insync.replicas": "2"})])
         # Metadata reaches the other brokers a moment after the controller created it.
         loop = asyncio.get_running_loop()
