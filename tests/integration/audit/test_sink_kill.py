@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -26,6 +25,7 @@ from tests.integration.audit.conftest import (
     produce,
     wait_for,
 )
+from tests.integration.children import assert_alive, child, kill_hard, stop_gracefully
 
 EVENTS = int(os.environ.get("AUDIT_SOAK_EVENTS", "3000"))
 KILLS = int(os.environ.get("AUDIT_SOAK_KILLS", "3"))
@@ -66,42 +66,28 @@ async def test_sink_killed_repeatedly_leaves_no_duplicate_and_no_gap(
         before = await count_rows(database, schema)
         await produce(kafka_transport, schema_registry, audit_setup.topic, events)
         produced += size
-        proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child we kill on purpose
-            [sys.executable, "-m", "connectors.audit_sink", "sink"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
+        with child([sys.executable, "-m", "connectors.audit_sink", "sink"], env) as proc:
             if wave < waves - 1:
 
                 async def writing(
                     before: int = before, proc: subprocess.Popen[bytes] = proc
                 ) -> bool:
-                    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                    assert_alive(proc)
                     return await count_rows(database, schema) > before
 
                 await wait_for(writing, timeout_s=60, what="the sink to write")
-                proc.send_signal(signal.SIGKILL)
-                assert proc.wait(timeout=10) == -signal.SIGKILL
+                kill_hard(proc)
                 killed += 1
             else:
 
                 async def everything(
                     total: int = produced, proc: subprocess.Popen[bytes] = proc
                 ) -> bool:
-                    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                    assert_alive(proc)
                     return await count_rows(database, schema) >= total
 
                 await wait_for(everything, timeout_s=120, what=f"{produced} rows")
-                proc.send_signal(signal.SIGTERM)
-                assert proc.wait(timeout=30) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            if proc.stderr:
-                proc.stderr.close()
+                stop_gracefully(proc)
     assert killed == KILLS
     async with database.connect() as conn:
         total, distinct, gaps = (

@@ -5,35 +5,23 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
 
 from connectors.outbox_relay import OutboxRelay, OutboxWriter
 from streaming.db import Database, TransactionManager
-from streaming.events import OrderPlaced, OrderSide, OrderType
+from streaming.events import OrderPlaced
 from streaming.serde.avro import AvroSerializer
 from streaming.serde.memory import InMemorySchemaRegistryClient
-from streaming.transport.base import TopicPartition
 from streaming.transport.kafka import KafkaTransport
+from tests.integration.outbox.conftest import order, read_topic
 
 TopicFactory = Callable[..., Awaitable[str]]
 
 
 class RelayCrashed(Exception):
     """Stands in for the process dying between publish and mark."""
-
-
-def order(account: str) -> OrderPlaced:
-    return OrderPlaced(
-        order_id=uuid.uuid4(),
-        account_id=account,
-        symbol="AAPL",
-        side=OrderSide.BUY,
-        order_type=OrderType.MARKET,
-        quantity=Decimal("1"),
-    )
 
 
 async def place(
@@ -45,34 +33,6 @@ async def place(
             {"id": event.order_id, "account": event.account_id},
         )
         await writer.add(session, topic, event)
-
-
-async def read_all(
-    transport: KafkaTransport, topic: str, expected: int
-) -> list[tuple[str, str, int]]:
-    """(event-id, key, offset) of every record, polling until ``expected`` arrived."""
-    consumer = transport.consumer(group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(await consumer.partitions_for(topic))]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        seen: list[tuple[str, str, int]] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while len(seen) < expected and loop.time() < deadline:
-            for records in (await consumer.poll(timeout_ms=500)).values():
-                seen.extend(
-                    (
-                        (r.header("event-id") or b"").decode(),
-                        (r.key or b"").decode(),
-                        r.offset,
-                    )
-                    for r in records
-                )
-        return seen
-    finally:
-        await consumer.stop()
 
 
 async def test_business_row_and_event_commit_or_roll_back_together(
@@ -137,7 +97,7 @@ async def test_relay_crash_between_publish_and_mark_loses_nothing(
             await asyncio.gather(*tasks)
     finally:
         await producer.stop()
-    seen = await read_all(kafka_transport, topic, 55)
+    seen = await read_topic(kafka_transport, topic)
     ids = [eid for eid, _key, _off in seen]
     assert set(ids) == {str(e.event_id) for e in events}  # nothing lost
     assert len(ids) == 55  # the 15 re-sent after the crash are duplicates by event id

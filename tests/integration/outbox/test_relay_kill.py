@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,9 +18,9 @@ from streaming.config import DatabaseSettings, KafkaSettings
 from streaming.db import Database, TransactionManager
 from streaming.serde.avro import AvroSerializer
 from streaming.serde.memory import InMemorySchemaRegistryClient
-from streaming.transport.base import TopicPartition
 from streaming.transport.kafka import KafkaTransport
-from tests.integration.outbox.test_outbox_relay import order
+from tests.integration.children import assert_alive, child, kill_hard, stop_gracefully
+from tests.integration.outbox.conftest import order, read_topic
 
 EVENTS = int(os.environ.get("OUTBOX_SOAK_EVENTS", "2000"))
 KILLS = int(os.environ.get("OUTBOX_SOAK_KILLS", "3"))
@@ -39,30 +38,6 @@ async def _unsent_and_sent(database: Database, table: str) -> tuple[int, int]:
             )
         ).one()
     return int(row[0]), int(row[1])
-
-
-async def _read_to_end(transport: KafkaTransport, topic: str) -> list[tuple[str, str]]:
-    """(event-id, key) of every record up to the end offsets, in partition order."""
-    consumer = transport.consumer(group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(await consumer.partitions_for(topic))]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        seen: list[tuple[str, str]] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-            assert loop.time() < deadline, "could not read the topic to its end"
-            for records in (await consumer.poll(timeout_ms=500)).values():
-                seen.extend(
-                    ((r.header("event-id") or b"").decode(), (r.key or b"").decode())
-                    for r in records
-                )
-        return seen
-    finally:
-        await consumer.stop()
 
 
 async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float) -> None:
@@ -108,45 +83,31 @@ async def test_relay_killed_repeatedly_loses_nothing_and_keeps_key_order(
                     )
                     await writer.add(session, topic, event)
         _, sent_before = await _unsent_and_sent(database, outbox)
-        proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child we kill on purpose
-            [*command, "--batch-size", "25"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
+        with child([*command, "--batch-size", "25"], env) as proc:
             if wave < waves - 1:
 
                 async def progressing(
                     proc: subprocess.Popen[bytes] = proc, before: int = sent_before
                 ) -> bool:
-                    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                    assert_alive(proc)
                     return (await _unsent_and_sent(database, outbox))[1] > before
 
                 await _until(progressing, "the relay to publish", timeout_s=60)
-                proc.send_signal(signal.SIGKILL)
-                assert proc.wait(timeout=10) == -signal.SIGKILL
+                kill_hard(proc)
                 killed += 1
             else:
 
                 async def drained(proc: subprocess.Popen[bytes] = proc) -> bool:
-                    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                    assert_alive(proc)
                     return (await _unsent_and_sent(database, outbox))[0] == 0
 
                 await _until(drained, "the outbox to drain", timeout_s=120)
-                proc.send_signal(signal.SIGTERM)
-                assert proc.wait(timeout=30) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            if proc.stderr:
-                proc.stderr.close()
+                stop_gracefully(proc)
     assert killed == KILLS
     assert await _unsent_and_sent(database, outbox) == (0, EVENTS)
 
-    seen = await _read_to_end(kafka_transport, topic)
-    ids = [eid for eid, _key in seen]
+    seen = await read_topic(kafka_transport, topic)
+    ids = [eid for eid, _key, _offset in seen]
     assert set(ids) == {str(e.event_id) for e in events}  # nothing lost
     duplicates = len(ids) - EVENTS
     print(
@@ -155,7 +116,7 @@ async def test_relay_killed_repeatedly_loses_nothing_and_keeps_key_order(
     )
     positions = {str(e.event_id): i for i, e in enumerate(events)}
     by_key: dict[str, list[int]] = {}
-    for eid, key in seen:
+    for eid, key, _offset in seen:
         by_key.setdefault(key, []).append(positions[eid])
     for key, order_seen in by_key.items():
         first_seen = list(dict.fromkeys(order_seen))
