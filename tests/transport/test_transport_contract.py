@@ -57,6 +57,20 @@ async def test_produced_record_is_consumed_with_key_value_headers_and_timestamp(
     assert record.headers == (("h", b"x"),)
 
 
+async def test_send_many_keeps_each_records_timestamp(harness: Harness) -> None:
+    topic = await harness.new_topic()
+    producer = await harness.producer()
+    stamps = [_now_ms() - 60_000 + i * 1_000 for i in range(3)]
+    metas = await producer.send_many(
+        [OutgoingRecord(topic, b"v%d" % i, timestamp_ms=ts) for i, ts in enumerate(stamps)]
+    )
+    assert [m.timestamp_ms for m in metas] == stamps
+    consumer = await harness.consumer()
+    consumer.assign([TopicPartition(topic, 0)])
+    got = await harness.drain(consumer, 3)
+    assert [r.timestamp_ms for r in got] == stamps
+
+
 async def test_tombstone_and_keyless_records_round_trip(harness: Harness) -> None:
     topic = await harness.new_topic()
     producer = await harness.producer()
