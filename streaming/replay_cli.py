@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -107,7 +106,9 @@ async def _audit_hook(
     if not active:  # dry runs change nothing and are not audited
         yield log_audit
         return
-    if mode == "log" or (mode == "auto" and not os.environ.get("REGISTRY_URL")):
+    registry = RegistrySettings()
+    configured = "url" in registry.model_fields_set  # from the environment or a .env file
+    if mode == "log" or (mode == "auto" and not configured):
         if mode == "auto":
             err.print(
                 "audit: REGISTRY_URL is not set, so this action is only logged; set it to "
@@ -129,12 +130,12 @@ async def _audit_hook(
                 f"(streaming topics ensure -t {topic}) or pass --audit log"
             ]
         )
-    registry = SchemaRegistryClient(RegistrySettings())
+    client = SchemaRegistryClient(registry)
     try:
-        async with EventProducer(transport, registry) as producer:
+        async with EventProducer(transport, client) as producer:
             yield chain_hook(AuditLogger(producer, topic=topic, source="streaming-cli"))
     finally:
-        await registry.aclose()
+        await client.aclose()
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
