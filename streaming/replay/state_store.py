@@ -12,7 +12,6 @@ Like a Kafka Streams task, one store instance is the only writer of its changelo
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -20,6 +19,7 @@ from typing import Self
 import structlog
 
 from streaming.errors import TransportError
+from streaming.replay.kv import KeyValueView
 from streaming.replay.reading import iter_range
 from streaming.transport.base import (
     OutgoingRecord,
@@ -64,7 +64,7 @@ class _DiskCache:
         self._db.close()
 
 
-class StateStore:
+class StateStore(KeyValueView):
     """Bytes-to-bytes state restored from and written through ``<name>.changelog``."""
 
     def __init__(
@@ -82,7 +82,7 @@ class StateStore:
         self._partitions = partitions
         self._replication_factor = replication_factor
         self._cache = _DiskCache(Path(cache_dir) / f"{name}.sqlite") if cache_dir else None
-        self._data: dict[bytes, bytes] = {}
+        super().__init__()
         self._positions: dict[int, int] = {}
         self._producer: ProducerTransport | None = None
         self.restored_records = 0
@@ -170,21 +170,6 @@ class StateStore:
     async def delete(self, key: bytes) -> None:
         await self._write(key, None)
         self._data.pop(key, None)
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._data.get(key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(dict(self._data))
-
-    def snapshot(self) -> dict[bytes, bytes]:
-        return dict(self._data)
 
     def flush(self) -> None:
         """Persist the on-disk cache (if any) so the next restore reads less."""

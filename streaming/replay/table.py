@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
 
 import structlog
 
 from streaming.errors import TransportError
+from streaming.replay.kv import KeyValueView
 from streaming.replay.reading import iter_range
 from streaming.transport.base import ConsumerTransport, Record, TopicPartition, TransportFactory
 
@@ -25,7 +26,7 @@ log = structlog.get_logger(__name__)
 UpdateCallback = Callable[[bytes, bytes | None], Awaitable[None]]
 
 
-class CompactedTable:
+class CompactedTable(KeyValueView):
     """Latest value per key of ``topic``; keys and values are the raw bytes."""
 
     def __init__(
@@ -40,7 +41,7 @@ class CompactedTable:
         self.topic = topic
         self._on_update = on_update
         self._stall_timeout_s = stall_timeout_s
-        self._data: dict[bytes, bytes] = {}
+        super().__init__()
         self._positions: dict[TopicPartition, int] = {}
         self._consumer: ConsumerTransport | None = None
         self._follower: asyncio.Task[None] | None = None
@@ -162,21 +163,6 @@ class CompactedTable:
                 await self.poll_once()
 
     # -- reads
-    def get(self, key: bytes) -> bytes | None:
-        return self._data.get(key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(dict(self._data))
-
-    def snapshot(self) -> dict[bytes, bytes]:
-        """A copy of the current table."""
-        return dict(self._data)
 
     @property
     def positions(self) -> dict[TopicPartition, int]:
