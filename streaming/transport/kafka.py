@@ -149,14 +149,8 @@ class KafkaProducerTransport:
 
     async def _check_partition(self, record: OutgoingRecord) -> None:
         """aiokafka only asserts an explicit partition exists; say it as a TopicError."""
-        if record.partition is None:
-            return
-        parts = await self._producer.partitions_for(record.topic)
-        if record.partition not in parts:
-            raise TopicError(
-                f"send to {record.topic}: partition {record.partition} does not exist "
-                f"(it has {len(parts)})"
-            )
+        if record.partition is not None:
+            self._partition(record, sorted(await self._producer.partitions_for(record.topic)))
 
     async def send(self, record: OutgoingRecord) -> RecordMetadata:
         with _translated(f"send to {record.topic}"):
