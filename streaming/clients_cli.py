@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from streaming.config import KafkaSettings, OtelSettings, RegistrySettings
@@ -335,6 +336,19 @@ async def _describe(record: Record, decoder: EventDeserializer) -> dict[str, Any
     return doc
 
 
+def _print_text(doc: dict[str, Any]) -> None:
+    """One record for people: a title line, then headers and the value, or for a record
+    that does not decode, the decode error and the raw value as base64."""
+    title = doc.get("event_type") or ("UNDECODABLE" if "error" in doc else "")
+    _out.print(
+        f"[bold]{doc['topic']}[{doc['partition']}]@{doc['offset']}[/bold] {title} "
+        f"key={escape(str(doc['key']))}",
+        highlight=False,
+    )
+    body = ("headers", "value") if "error" not in doc else ("headers", "error", "raw_value_base64")
+    _out.print_json(json.dumps({k: doc[k] for k in body}))
+
+
 @app.command("consume")
 def consume(
     topic: Annotated[str, typer.Option("--topic", "-t", help="Topic to read.")],
@@ -362,12 +376,7 @@ def consume(
                 sys.stdout.write(json.dumps(doc) + "\n")
                 sys.stdout.flush()
             else:
-                _out.print(
-                    f"[bold]{record.topic}[{record.partition}]@{record.offset}[/bold] "
-                    f"{doc.get('event_type', doc.get('error', ''))} key={doc['key']}",
-                    highlight=False,
-                )
-                _out.print_json(json.dumps({"headers": doc["headers"], "value": doc["value"]}))
+                _print_text(doc)
 
         try:
             return await _read(

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
+
+from confluent_kafka import Producer
 
 from streaming.consumer import EventConsumer
 from streaming.events import OrderPlaced, OrderSide, OrderType
 from streaming.retry import RetryPolicy
+from streaming.serde.avro import AvroSerializer
 from streaming.serde.client import SchemaRegistryClient
+from streaming.serde.context import SerializationContext
 from streaming.transport.kafka import KafkaTransport
 
-RUN = "import sys; from streaming.clients_cli import app; app(prog_name='streaming')"
+STREAMING = Path(sys.executable).parent / "streaming"  # the installed console script
 
 
 async def cli(*args: str, stdin: bytes = b"", env: dict[str, str]) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        RUN,
+        STREAMING,
         *args,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -159,3 +163,57 @@ async def test_topics_produce_consume_and_dlq_commands(
     finally:
         present = await kafka_admin.list_topics()
         await kafka_admin.delete_topics([t for t in present if t.startswith(topic)])
+
+
+def _env(kafka_transport: KafkaTransport, registry_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_transport.settings.bootstrap_servers,
+        "REGISTRY_URL": registry_url,
+    }
+
+
+def _order() -> OrderPlaced:
+    return OrderPlaced(
+        order_id=uuid.uuid4(),
+        account_id="a",
+        symbol="AAPL",
+        side=OrderSide.BUY,
+        order_type=OrderType.MARKET,
+        quantity=Decimal("1.25"),
+    )
+
+
+async def test_plain_consume_prints_an_undecodable_record_as_base64_and_goes_on(
+    kafka_transport: KafkaTransport,
+    registry_url: str,
+    schema_registry: SchemaRegistryClient,
+    topic_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    topic = await topic_factory(1, prefix="cli-garbage")
+    order = _order()
+    valid = await AvroSerializer(schema_registry).serialize(order, SerializationContext(topic))
+    garbage = b"\x07this is not a Confluent-framed record"
+    producer = Producer({"bootstrap.servers": kafka_transport.settings.bootstrap_servers})
+    producer.produce(topic, value=garbage, key=b"k1")
+    producer.produce(topic, value=valid, key=b"k2")
+    assert producer.flush(30) == 0
+
+    code, out, err = await cli(
+        "consume",
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--max",
+        "2",
+        env=_env(kafka_transport, registry_url),
+    )
+
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert f"{topic}[0]@0 UNDECODABLE key=k1" in out
+    assert base64.b64encode(garbage).decode() in out
+    assert "BadMagicByteError" in out
+    assert f"{topic}[0]@1 OrderPlaced key=k2" in out
+    assert str(order.order_id) in out
+    assert "2 record(s)" in err
