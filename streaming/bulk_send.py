@@ -87,8 +87,10 @@ async def windows(
 
 @dataclass
 class Sent:
-    """What a bulk send did: the acknowledged records, and the error that stopped it."""
+    """What a bulk send did: how many were acknowledged (with their coordinates when
+    asked for), and the error that stopped it."""
 
+    sent: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
     last_sent: int = 0  # number of the last acknowledged item
     failed_batch: bool = False  # the error came from a send, not from a check
@@ -100,7 +102,7 @@ class Sent:
 
     def explain(self, label: str) -> str:
         """The error, how many were sent and where to resume, e.g. ``stdin line 601``."""
-        error, sent, first = self.error, len(self.records), self.first_unsent
+        error, sent, first = self.error, self.sent, self.first_unsent
         where = f"{label} {error.number}: " if isinstance(error, BadInputError) else ""
         if self.failed_batch:
             unsent = (
@@ -154,10 +156,12 @@ async def send_checked(
     batch: int,
     window_bytes: int,
     on_sent: Callable[[int], None] = lambda n: None,
+    keep_records: bool = True,
 ) -> Sent:
     """Check each window of ``items`` in full, then send it in batches of ``batch``.
 
     Stops at the first error, which is returned in :class:`Sent` with the progress made.
+    Without ``keep_records`` only the count is kept, so memory stays bounded by the window.
     """
     done = Sent()
     try:
@@ -167,14 +171,16 @@ async def send_checked(
                 done.failed_batch = True
                 metas = await producer.send_many(topic, [i.event for i in chunk])
                 done.failed_batch = False
-                done.records.extend(
-                    {
-                        "event_id": str(i.event.metadata.event_id),
-                        "partition": m.partition,
-                        "offset": m.offset,
-                    }
-                    for i, m in zip(chunk, metas, strict=True)
-                )
+                done.sent += len(chunk)
+                if keep_records:
+                    done.records.extend(
+                        {
+                            "event_id": str(i.event.metadata.event_id),
+                            "partition": m.partition,
+                            "offset": m.offset,
+                        }
+                        for i, m in zip(chunk, metas, strict=True)
+                    )
                 done.last_sent = chunk[-1].number
                 on_sent(len(chunk))
     except StreamingError as exc:

@@ -245,6 +245,7 @@ def produce(
                         batch=batch,
                         window_bytes=window_mb * 1024 * 1024,
                         on_sent=lambda n: progress.advance(task, n),
+                        keep_records=as_json,
                     )
         finally:
             await registry.aclose()
@@ -252,15 +253,13 @@ def produce(
 
     done = _run(work)
     if as_json:
-        doc: dict[str, Any] = {"topic": topic, "sent": len(done.records), "records": done.records}
+        doc: dict[str, Any] = {"topic": topic, "sent": done.sent, "records": done.records}
         if done.error is not None:
             doc.update(error=done.explain(label), first_unsent=done.first_unsent)
         _out.print_json(json.dumps(doc))
     if done.error is None:
         if not as_json:
-            _err.print(
-                f"[green]sent[/green] {len(done.records)} {cls.type_name()} event(s) to {topic}"
-            )
+            _err.print(f"[green]sent[/green] {done.sent} {cls.type_name()} event(s) to {topic}")
         return
     bad_input = isinstance(done.error, BadInputError | ConfigError)
     raise _fail(done.explain(label), EXIT_USAGE if bad_input else EXIT_FAILED)

@@ -75,7 +75,7 @@ async def test_nothing_is_sent_when_any_event_of_the_window_is_too_big() -> None
     async with events:
         done = await send_checked(events, "orders", inputs, batch=3, window_bytes=2**23)
     assert isinstance(done.error, BadInputError) and done.error.number == 11
-    assert done.records == [] and transport.records("orders") == []
+    assert done.sent == 0 and done.records == [] and transport.records("orders") == []
     assert done.explain("stdin line").startswith("stdin line 11: the encoded event is ")
     assert done.explain("stdin line").endswith("; make it smaller; nothing was sent")
 
@@ -89,7 +89,7 @@ async def test_a_long_input_is_sent_window_by_window_up_to_the_bad_event() -> No
             events, "orders", inputs, batch=1, window_bytes=2 * size + size // 2
         )
     assert isinstance(done.error, BadInputError) and done.error.number == 6
-    assert len(done.records) == 4 and done.last_sent == 4 and done.first_unsent == 5
+    assert done.sent == len(done.records) == 4 and done.last_sent == 4 and done.first_unsent == 5
     assert len(transport.records("orders")) == 4
     assert done.explain("stdin line").endswith(
         "; sent 4 event(s), up to stdin line 4; nothing from stdin line 5 on was sent"
