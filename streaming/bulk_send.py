@@ -104,16 +104,15 @@ class Sent:
         """The error, how many were sent and where to resume, e.g. ``stdin line 601``."""
         error, sent, first = self.error, self.sent, self.first_unsent
         where = f"{label} {error.number}: " if isinstance(error, BadInputError) else ""
+        done = f"sent {sent} event(s), up to {label} {self.last_sent}" if sent else ""
         if self.failed_batch:
-            unsent = (
-                f"the batch from {label} {first} was not acknowledged (it may be written in "
-                f"part); resume from {label} {first}"
+            return (
+                f"{where}{error}; {done or 'nothing was acknowledged'}; the batch from "
+                f"{label} {first} may be written in part; resume from {label} {first}"
             )
-        elif sent:
-            unsent = f"nothing from {label} {first} on was sent"
-        else:
-            return f"{where}{error}; nothing was sent"
-        return f"{where}{error}; sent {sent} event(s), up to {label} {self.last_sent}; {unsent}"
+        if done:
+            return f"{where}{error}; {done}; nothing from {label} {first} on was sent"
+        return f"{where}{error}; nothing was sent"
 
 
 def size_checker(producer: EventProducer, topic: str) -> Callable[[Numbered], Awaitable[int]]:

@@ -94,3 +94,14 @@ async def test_a_long_input_is_sent_window_by_window_up_to_the_bad_event() -> No
     assert done.explain("stdin line").endswith(
         "; sent 4 event(s), up to stdin line 4; nothing from stdin line 5 on was sent"
     )
+
+
+async def test_a_failed_send_says_where_to_resume() -> None:
+    _, events = await producer()
+    async with events:
+        done = await send_checked(events, "no-such-topic", items(3), batch=2, window_bytes=2**23)
+    assert done.error is not None and done.failed_batch and done.sent == 0
+    assert done.explain("stdin line").endswith(
+        "; nothing was acknowledged; the batch from stdin line 1 may be written in part; "
+        "resume from stdin line 1"
+    )
