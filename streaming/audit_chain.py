@@ -3,7 +3,9 @@
 - :func:`canonical_json`: RFC 8785-style bytes (sorted keys, no whitespace, ECMAScript
   number form; big integers, decimals, bytes, UUIDs and datetimes as strings).
 - :func:`row_mac`: ``HMAC-SHA256(key[key_id], domain || chain id || seq || offset ||
-  prev_hash || payload)``; the stored payload bytes are what the MAC covers.
+  prev_hash || columns || payload)``: the stored payload bytes and every queryable column
+  (:class:`RowColumns`: event id and type, occurred/recorded times, subject, key id) are
+  what the MAC covers. Rows written before the columns were bound (format 1) still verify.
 - :class:`Checkpoint`: an Ed25519-signed snapshot of every chain head, linked to the
   previous checkpoint by digest so a deleted checkpoint leaves a hole.
 - :class:`ChainVerifier` / :func:`verify_checkpoints`: find the first broken row or
@@ -27,13 +29,15 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _escape  # the C escaper when available
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ROW_DOMAIN = b"tradesense.audit.row.v1\x00"
+ROW_DOMAIN_V2 = b"tradesense.audit.row.v2\x00"
+VERIFY_STATE_DOMAIN = b"tradesense.audit.verify-state.v1\x00"
 CHECKPOINT_DOMAIN = b"tradesense.audit.checkpoint.v1\x00"
 GENESIS_HASH = hashlib.sha256(b"tradesense.audit.genesis.v1").digest()
 HASH_SIZE = 32
@@ -198,24 +202,102 @@ def chain_id_for(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
+def column_time(value: dt.datetime | None) -> str | None:
+    """UTC ISO 8601 with microseconds (what PostgreSQL's timestamptz keeps) and ``Z``."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_column_time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class RowColumns(NamedTuple):
+    """The columns a reader queries and filters on, as the strings the row MAC binds.
+
+    A named tuple, not a dataclass: the sink builds one per row.
+    """
+
+    event_id: str
+    event_type: str
+    occurred_at: str | None
+    subject_id: str | None
+    recorded_at: str
+
+    @classmethod
+    def of(
+        cls,
+        event_id: uuid.UUID | str,
+        event_type: str,
+        occurred_at: dt.datetime | None,
+        subject_id: str | None,
+        recorded_at: dt.datetime,
+    ) -> RowColumns:
+        recorded = column_time(recorded_at)
+        assert recorded is not None
+        return cls(str(event_id), event_type, column_time(occurred_at), subject_id, recorded)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RowColumns:
+        """Read the bundle form (raises ``KeyError``/``TypeError`` when it is not one)."""
+        return cls(**{name: data[name] for name in cls._fields})
+
+    def canonical(self, key_id: str) -> bytes:
+        """The bytes the MAC covers: these columns plus the row's MAC key id."""
+        return canonical_json({**self._asdict(), "key_id": key_id})
+
+    @property
+    def recorded(self) -> dt.datetime:
+        return parse_column_time(self.recorded_at)
+
+
 def row_mac(
-    key: bytes, *, chain_id: str, seq: int, offset: int, prev_hash: bytes, payload: bytes
+    key: bytes,
+    *,
+    chain_id: str,
+    seq: int,
+    offset: int,
+    prev_hash: bytes,
+    payload: bytes,
+    columns: bytes | None = None,
 ) -> bytes:
-    """The row hash: an HMAC binding the row to its chain, position and predecessor."""
+    """The row hash: an HMAC binding the row to its chain, position, predecessor and columns.
+
+    ``columns`` (:meth:`RowColumns.canonical`) selects format 2; without it the format-1
+    MAC of rows written before the columns were bound. The domains differ, so neither
+    form can pass for the other.
+    """
     chain = chain_id.encode("utf-8")
-    mac = _keyed(key).copy()
-    mac.update(b"".join((_U16.pack(len(chain)), chain, _TWO_I64.pack(seq, offset), prev_hash)))
+    header = b"".join((_U16.pack(len(chain)), chain, _TWO_I64.pack(seq, offset), prev_hash))
+    if columns is None:
+        mac = _keyed(key, ROW_DOMAIN).copy()
+        mac.update(header)
+    else:
+        mac = _keyed(key, ROW_DOMAIN_V2).copy()
+        mac.update(header + _U32.pack(len(columns)) + columns)
     mac.update(payload)
     return mac.digest()
 
 
-@functools.lru_cache(maxsize=16)
-def _keyed(key: bytes) -> hmac.HMAC:
+@functools.lru_cache(maxsize=32)
+def _keyed(key: bytes, domain: bytes) -> hmac.HMAC:
     """An HMAC already keyed and fed the domain tag: copying it skips re-keying per row."""
-    return hmac.new(key, ROW_DOMAIN, hashlib.sha256)
+    return hmac.new(key, domain, hashlib.sha256)
+
+
+def verify_state_mac(key: bytes, namespace: str, checkpoint_id: int, digest: bytes) -> bytes:
+    """Authenticates "a verifier holding the MAC key found everything intact up to this
+    checkpoint", so ``verify --since-checkpoint`` never starts from a state a database
+    administrator wrote."""
+    body = canonical_json({"namespace": namespace, "checkpoint_id": checkpoint_id})
+    return hmac.new(key, VERIFY_STATE_DOMAIN + body + digest, hashlib.sha256).digest()
 
 
 _U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
 _TWO_I64 = struct.Struct(">qq")
 
 
@@ -230,6 +312,7 @@ class ChainRow:
     prev_hash: bytes
     hash: bytes
     payload: bytes
+    columns: RowColumns | None = None
 
 
 class MacKeyRing:
@@ -261,7 +344,9 @@ class MacKeyRing:
             keys[key_id] = key
         return MacKeyRing(keys, key_id)
 
-    def mac(self, row: ChainRow) -> bytes:
+    def mac(self, row: ChainRow, *, row_format: int = 2) -> bytes:
+        """The row's MAC in ``row_format`` (1 ignores the columns; 2 needs them)."""
+        columns = row.columns.canonical(row.key_id) if row.columns is not None else None
         return row_mac(
             self._keys[row.key_id],
             chain_id=row.chain_id,
@@ -269,7 +354,19 @@ class MacKeyRing:
             offset=row.kafka_offset,
             prev_hash=row.prev_hash,
             payload=row.payload,
+            columns=columns if row_format == 2 else None,
         )
+
+    def row_format(self, row: ChainRow) -> int | None:
+        """2 or 1 when the stored hash verifies in that format, ``None`` when it does not."""
+        if row.key_id not in self._keys:
+            return None
+        if row.columns is not None and hmac.compare_digest(self.mac(row), row.hash):
+            return 2
+        return 1 if hmac.compare_digest(self.mac(row, row_format=1), row.hash) else None
+
+    def state_mac(self, namespace: str, checkpoint_id: int, digest: bytes, key_id: str) -> bytes:
+        return verify_state_mac(self._keys[key_id], namespace, checkpoint_id, digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,17 +384,32 @@ class ChainHead:
 
 
 def chain_links(
-    ring: MacKeyRing, head: ChainHead, items: Iterable[tuple[int, bytes]]
+    ring: MacKeyRing,
+    head: ChainHead,
+    items: Iterable[tuple[int, bytes]],
+    columns: Sequence[RowColumns] | None = None,
 ) -> list[tuple[int, bytes, bytes]]:
     """``(seq, prev_hash, hash)`` for ``(kafka offset, payload)`` items appended after
-    ``head`` with the active key: :func:`extend_chain` without building row objects."""
+    ``head`` with the active key: :func:`extend_chain` without building row objects.
+
+    ``columns`` (one per item) makes format-2 rows; without them, format-1 rows (tests of
+    chains written before the columns were bound).
+    """
     links: list[tuple[int, bytes, bytes]] = []
     seq, prev = head.seq, head.hash
-    key, chain_id = ring.active_key, head.chain_id
+    key, chain_id, kid = ring.active_key, head.chain_id, ring.active_key_id
+    cols = iter(columns) if columns is not None else None
     for offset, payload in items:
         seq += 1
+        bound = next(cols).canonical(kid) if cols is not None else None
         digest = row_mac(
-            key, chain_id=chain_id, seq=seq, offset=offset, prev_hash=prev, payload=payload
+            key,
+            chain_id=chain_id,
+            seq=seq,
+            offset=offset,
+            prev_hash=prev,
+            payload=payload,
+            columns=bound,
         )
         links.append((seq, prev, digest))
         prev = digest
@@ -305,15 +417,19 @@ def chain_links(
 
 
 def extend_chain(
-    ring: MacKeyRing, head: ChainHead, items: Iterable[tuple[int, bytes]]
+    ring: MacKeyRing,
+    head: ChainHead,
+    items: Iterable[tuple[int, bytes]],
+    columns: Sequence[RowColumns] | None = None,
 ) -> list[ChainRow]:
     """Rows for ``(kafka offset, payload)`` items appended after ``head`` with the active key."""
     items = list(items)
     kid = ring.active_key_id
+    cols: Sequence[RowColumns | None] = columns if columns is not None else [None] * len(items)
     return [
-        ChainRow(head.chain_id, seq, offset, kid, prev, digest, payload)
-        for (seq, prev, digest), (offset, payload) in zip(
-            chain_links(ring, head, items), items, strict=True
+        ChainRow(head.chain_id, seq, offset, kid, prev, digest, payload, col)
+        for (seq, prev, digest), (offset, payload), col in zip(
+            chain_links(ring, head, items, columns), items, cols, strict=True
         )
     ]
 
@@ -449,6 +565,9 @@ class Reason(enum.StrEnum):
     CHECKPOINT_MISMATCH = "checkpoint_mismatch"
     CHECKPOINT_MISSING = "checkpoint_missing"
     CHECKPOINT_ALTERED = "checkpoint_altered"
+    CHAIN_MISSING = "chain_missing"
+    WINDOW_INCOMPLETE = "window_incomplete"
+    VERIFY_STATE_ALTERED = "verify_state_altered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +613,8 @@ class ChainVerifier:
     latest: ChainHead | None = None
     expect_anchor_row: bool = True
     rows_checked: int = 0
+    legacy_rows: int = 0
+    _fed: bool = False
     _seq: int = 0
     _hash: bytes = GENESIS_HASH
     _anchored: bool = True
@@ -520,6 +641,7 @@ class ChainVerifier:
     def feed(self, row: ChainRow) -> Finding | None:
         if self._finding is not None:
             return None
+        self._fed = True
         if self._pending is not None:
             pending, self._pending = self._pending, None
             return self._resolve(pending, row)
@@ -563,9 +685,12 @@ class ChainVerifier:
         if row.prev_hash != self._hash:
             self._pending = _Pending("link", row, self._hash)
             return None
-        if not hmac.compare_digest(self.ring.mac(row), row.hash):
+        row_format = self.ring.row_format(row)
+        if row_format is None:
             self._pending = _Pending("mac", row, self._hash)
             return None
+        if row_format == 1:
+            self.legacy_rows += 1
         known = self.known_hashes.get(row.seq)
         if known is not None and known != row.hash:
             return self._fail(
@@ -578,7 +703,7 @@ class ChainVerifier:
         return None
 
     def _mac_ok(self, row: ChainRow) -> bool:
-        return row.key_id in self.ring and hmac.compare_digest(self.ring.mac(row), row.hash)
+        return self.ring.row_format(row) is not None
 
     def _resolve(self, pending: _Pending, successor: ChainRow | None) -> Finding:
         row = pending.row
@@ -595,7 +720,7 @@ class ChainVerifier:
                 return self._fail(
                     Reason.PAYLOAD_ALTERED,
                     row.seq,
-                    "stored content no longer matches the hash a checkpoint recorded",
+                    "stored payload or a column no longer matches the hash a checkpoint recorded",
                 )
             return self._fail(Reason.MAC_MISMATCH, row.seq, "row hash does not verify")
         if successor.prev_hash == row.hash:
@@ -603,7 +728,8 @@ class ChainVerifier:
                 return self._fail(
                     Reason.PAYLOAD_ALTERED,
                     row.seq,
-                    "stored content changed; the chain still links to the original hash",
+                    "stored payload or a column (event id/type, times, subject, offset, key id) "
+                    "changed; the chain still links to the original hash",
                 )
             return self._fail(
                 Reason.CHAIN_RECOMPUTED,
@@ -625,6 +751,13 @@ class ChainVerifier:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             return self._resolve(pending, None)
+        started_at_genesis = self.start is None or self.start.seq == 0
+        if not self._fed and started_at_genesis and self.latest is not None and self.latest.seq:
+            return self._fail(
+                Reason.CHAIN_MISSING,
+                1,
+                f"no row of this chain is left but a signed checkpoint saw seq {self.latest.seq}",
+            )
         if not self._anchored:
             return self._fail(
                 Reason.TRUNCATED, self._seq, "the row the signed checkpoint names is gone"
@@ -804,19 +937,23 @@ __all__ = [
     "Finding",
     "MacKeyRing",
     "Reason",
+    "RowColumns",
     "SignedCheckpoint",
     "canonical_json",
     "chain_id_for",
     "chain_links",
     "checkpoint_digest",
+    "column_time",
     "extend_chain",
     "format_timestamp",
     "load_private_key",
     "load_public_key",
+    "parse_column_time",
     "public_key_pem",
     "row_mac",
     "signature_valid",
     "signer_key_id",
     "verify_checkpoints",
     "verify_rows",
+    "verify_state_mac",
 ]

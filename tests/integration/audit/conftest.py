@@ -49,33 +49,39 @@ class AuditSetup:
     mac_key_b64: str
 
 
+def make_audit_setup(topic: str, checkpoint_topic: str, **overrides: Any) -> AuditSetup:
+    """Settings with fresh keys, a private schema and group, for ``topic``."""
+    private = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    mac = secrets.token_urlsafe(32)
+    values: dict[str, Any] = {
+        "topics": topic,
+        "group_id": f"audit-sink-{uuid.uuid4().hex[:8]}",
+        "db_schema": f"audit_t{uuid.uuid4().hex[:10]}",
+        "checkpoint_topic": checkpoint_topic,
+        "batch_max_rows": 500,
+        "batch_max_latency_ms": 100,
+        "checkpoint_every_rows": 200,
+        "checkpoint_every_s": 1.0,
+        "backoff_initial_s": 0.1,
+        "backoff_max_s": 1.0,
+        "session_timeout_ms": 6000,
+        "mac_keys": f"k1:{mac}",
+        "signing_key": base64.b64encode(private).decode(),
+        "kek": secrets.token_urlsafe(32),
+        **overrides,
+    }
+    return AuditSetup(AuditSinkSettings(**values), topic, mac)
+
+
 @pytest_asyncio.fixture
 async def audit_setup(topic_factory: TopicFactory) -> AuditSetup:
     topic = await topic_factory(partitions=3, prefix="audit")
     checkpoints = await topic_factory(
         partitions=1, prefix="audit-cp", config={"cleanup.policy": "compact"}
     )
-    private = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    mac = secrets.token_urlsafe(32)
-    settings = AuditSinkSettings(
-        topics=topic,
-        group_id=f"audit-sink-{uuid.uuid4().hex[:8]}",
-        db_schema=f"audit_t{uuid.uuid4().hex[:10]}",
-        checkpoint_topic=checkpoints,
-        batch_max_rows=500,
-        batch_max_latency_ms=100,
-        checkpoint_every_rows=200,
-        checkpoint_every_s=1.0,
-        backoff_initial_s=0.1,
-        backoff_max_s=1.0,
-        session_timeout_ms=6000,
-        mac_keys=f"k1:{mac}",
-        signing_key=base64.b64encode(private).decode(),
-        kek=secrets.token_urlsafe(32),
-    )
-    return AuditSetup(settings, topic, mac)
+    return make_audit_setup(topic, checkpoints)
 
 
 @pytest_asyncio.fixture
