@@ -2,7 +2,8 @@
 
 A bundle holds, per chain, the rows recorded in ``[since, until)`` plus the row just
 before and the row just after the window (their ``recorded_at``, bound by the row MAC,
-shows they lie outside), the database's checkpoints, and the newest checkpoint read from
+shows they lie outside), the row at the chain's signed head when the window closed before
+it, the database's checkpoints, and the newest checkpoint read from
 ``_streaming.audit-checkpoints`` in Kafka. Offline, with only the MAC keys and the
 public keys, :func:`verify_bundle` then shows the window is authentic and complete, and
 that every chain the Kafka checkpoint names is present up to the head it signed.
@@ -50,20 +51,21 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _row_json(row: ChainRow) -> str:
-    return json.dumps(
-        {
-            "chain": row.chain_id,
-            "seq": row.seq,
-            "offset": row.kafka_offset,
-            "key_id": row.key_id,
-            "prev_hash": row.prev_hash.hex(),
-            "hash": row.hash.hex(),
-            "payload": _b64(row.payload),
-            "columns": row.columns._asdict() if row.columns is not None else None,
-        },
-        sort_keys=True,
-    )
+def row_to_dict(row: ChainRow) -> dict[str, Any]:
+    return {
+        "chain": row.chain_id,
+        "seq": row.seq,
+        "offset": row.kafka_offset,
+        "key_id": row.key_id,
+        "prev_hash": row.prev_hash.hex(),
+        "hash": row.hash.hex(),
+        "payload": _b64(row.payload),
+        "columns": row.columns._asdict() if row.columns is not None else None,
+    }
+
+
+def row_to_json(row: ChainRow) -> str:
+    return json.dumps(row_to_dict(row), sort_keys=True)
 
 
 async def export_bundle(
@@ -82,8 +84,8 @@ async def export_bundle(
     """
     out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a local export directory
     chain_ids = await store.chain_ids()
-    if published is not None:
-        chain_ids |= {h.chain_id for h in published.checkpoint().heads}
+    signed_heads = {h.chain_id: h for h in published.checkpoint().heads} if published else {}
+    chain_ids |= set(signed_heads)
     chains: dict[str, Any] = {}
     count = 0
     with (out / "rows.jsonl").open("w", encoding="utf-8") as rows_file:
@@ -96,9 +98,15 @@ async def export_bundle(
                 last = row.seq
                 if before < row.seq and (after is None or row.seq < after):
                     in_window += 1
-                rows_file.write(_row_json(row) + "\n")
+                rows_file.write(row_to_json(row) + "\n")
             count += in_window
             chains[chain_id] = {"from_seq": first, "to_seq": last, "window_rows": in_window}
+            head = signed_heads.get(chain_id)
+            if after is not None and head is not None and last is not None and head.seq > last:
+                # The window closed before the chain's signed head: carry that one row so
+                # the verifier can still see the chain reaches it.
+                async for row in store.rows(chain_id, from_seq=head.seq, to_seq=head.seq):
+                    chains[chain_id]["checkpoint_row"] = row_to_dict(row)
     checkpoints = await store.checkpoints()
     with (out / "checkpoints.jsonl").open("w", encoding="utf-8") as cp_file:
         for signed in checkpoints:
@@ -176,6 +184,29 @@ def _window_finding(
     return None
 
 
+def _checkpoint_row_finding(
+    chain_id: str, meta: Any, latest: ChainHead, ring: MacKeyRing
+) -> Finding | None:
+    """A window that closed before the chain's signed head carries the signed head's row."""
+    raw = meta.get("checkpoint_row") if isinstance(meta, dict) else None
+    if raw is None:
+        return Finding(
+            Reason.TRUNCATED,
+            chain_id,
+            latest.seq,
+            f"the row the newest checkpoint signed (seq {latest.seq}) is not in the bundle",
+        )
+    row = _parse_row(raw)
+    if row.seq != latest.seq or row.hash != latest.hash or ring.row_format(row) is None:
+        return Finding(
+            Reason.CHECKPOINT_MISMATCH,
+            chain_id,
+            latest.seq,
+            "the row carried for the newest checkpoint's head does not match it",
+        )
+    return None
+
+
 def _load_keys(directory: Path) -> dict[str, Ed25519PublicKey]:
     keys = {}
     for pem in _read_json(directory / "public_keys.json").values():
@@ -244,6 +275,12 @@ def verify_bundle(
         finding = verifier.finish()
         if finding is None and rows:
             finding = _window_finding(chain_id, rows, since, until)
+        if finding is None and closed and latest is not None and latest.seq > rows[-1].seq:
+            meta = manifest.get("chains", {}).get(chain_id)
+            try:
+                finding = _checkpoint_row_finding(chain_id, meta, latest, ring)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BundleError(f"{directory}: malformed checkpoint row ({exc!r})") from exc
         report.add(verifier, finding)
     report.findings.extend(checkpoints.findings)
     if published is None and stored:
@@ -259,4 +296,11 @@ def verify_bundle(
     return report
 
 
-__all__ = ["BUNDLE_FORMAT", "BundleError", "export_bundle", "verify_bundle"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "BundleError",
+    "export_bundle",
+    "row_to_dict",
+    "row_to_json",
+    "verify_bundle",
+]

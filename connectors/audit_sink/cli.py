@@ -138,7 +138,12 @@ def verify_command(
         str | None, typer.Option(help="Verify only this chain (topic/partition).")
     ] = None,
     since_checkpoint: Annotated[
-        bool, typer.Option("--since-checkpoint", help="Start from the last verified checkpoint.")
+        bool,
+        typer.Option(
+            "--since-checkpoint",
+            help="Skip rows up to the checkpoint the last full verify recorded "
+            "(only when its record verifies with the MAC key).",
+        ),
     ] = False,
     bundle: Annotated[
         Path | None, typer.Option(help="Verify an export bundle offline (no database).")

@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS {s}.verify_state (
 -- version 2: the sink sets recorded_at (bound by the row MAC, never going back per
 -- chain); verify_state is authenticated with the verifier's MAC key.
 ALTER TABLE {s}.chain_head ADD COLUMN IF NOT EXISTS recorded_at timestamptz;
+UPDATE {s}.chain_head h SET recorded_at = (
+    SELECT max(l.recorded_at) FROM {s}.audit_log l WHERE l.chain_id = h.chain_id
+) WHERE h.recorded_at IS NULL AND h.seq > 0;
 ALTER TABLE {s}.verify_state ADD COLUMN IF NOT EXISTS key_id text;
 ALTER TABLE {s}.verify_state ADD COLUMN IF NOT EXISTS mac bytea;
 CREATE TABLE IF NOT EXISTS {s}.schema_version (
