@@ -6,9 +6,12 @@ import asyncio
 import base64
 import os
 import secrets
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -211,3 +214,30 @@ async def tamper(database: Database, *statements: str, **params: Any) -> None:
 
 def cli_env(settings: AuditSinkSettings, **extra: str) -> dict[str, str]:
     return {**os.environ, **audit_env(settings), "LOG_LEVEL": "WARNING", **extra}
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """``python -m streaming audit ARGS`` in a subprocess: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "streaming",
+        "audit",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def export_args(
+    out: Path, since: datetime | None = None, until: datetime | None = None
+) -> list[str]:
+    """``audit export`` args; by default from an hour ago to an hour ahead (everything)."""
+    now = datetime.now(UTC)
+    since = since or now - timedelta(hours=1)
+    until = until or now + timedelta(hours=1)
+    return ["export", "--since", since.isoformat(), "--until", until.isoformat(), "--out", str(out)]

@@ -9,16 +9,14 @@ tables are restored from a snapshot before each one.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +43,10 @@ from tests.integration.audit.conftest import (
     audit_env,
     audit_event,
     count_rows,
+    export_args,
     make_audit_setup,
     produce,
+    run_cli,
     run_until,
 )
 
@@ -103,6 +103,7 @@ async def world(
     )
     setup = make_audit_setup(topic, cp_topic, checkpoint_every_s=3600.0)
     settings, schema = setup.settings, setup.settings.db_schema
+    assert database_settings.url is not None
     dsn = database_settings.url.get_secret_value().replace("+asyncpg", "")
     database = Database(database_settings)
     registry = InMemorySchemaRegistryClient()
@@ -178,44 +179,20 @@ async def w(world: World) -> World:
     return world
 
 
-async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "streaming",
-        "audit",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def verify_json(w: World, *args: str) -> tuple[int, dict[str, Any]]:
-    code, out, err = await cli("verify", "--json", *args, env=w.auditor_env)
+    code, out, err = await run_cli("verify", "--json", *args, env=w.auditor_env)
     assert code in (0, 1), err
     return code, json.loads(out)
 
 
-async def export_and_verify_bundle(w: World, tmp_path: Path) -> tuple[int, dict[str, Any]]:
-    now = datetime.now(UTC)
-    bundle = tmp_path / "bundle"
-    code, _, err = await cli(
-        "export",
-        "--since",
-        (now - timedelta(hours=1)).isoformat(),
-        "--until",
-        (now + timedelta(hours=1)).isoformat(),
-        "--out",
-        str(bundle),
-        env=w.auditor_env,
-    )
+async def export_and_verify_bundle(
+    w: World, tmp_path: Path, until: datetime | None = None
+) -> tuple[int, dict[str, Any]]:
+    bundle = tmp_path / f"bundle-{uuid.uuid4().hex[:6]}"
+    code, _, err = await run_cli(*export_args(bundle, until=until), env=w.auditor_env)
     assert code == 0, err
     offline = {**w.auditor_env, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
-    code, out, err = await cli("verify", "--bundle", str(bundle), "--json", env=offline)
+    code, out, err = await run_cli("verify", "--bundle", str(bundle), "--json", env=offline)
     assert code in (0, 1), err
     return code, json.loads(out)
 
@@ -489,16 +466,42 @@ async def test_each_attack_makes_verify_exit_1_naming_what_was_hit(
         assert code == 1 and found is not None and found[1] == w.chain, bundle
 
 
+async def test_a_bundle_of_a_past_window_still_shows_a_cut_tail(w: World, tmp_path: Path) -> None:
+    """The window ends with round one; the tail cut (nothing rolled back) lies after it."""
+    conn = await superuser(w.dsn)
+    try:
+        until = await conn.fetchval(
+            f"SELECT recorded_at FROM {w.schema}.audit_log WHERE chain_id = $1 AND seq = $2",
+            w.chain,
+            w.verified_head + 1,
+        )
+    finally:
+        await conn.close()
+    code, report = await export_and_verify_bundle(w, tmp_path, until=until)
+    assert code == 0 and report["window"][1].startswith(until.strftime("%Y-%m-%dT%H:%M")), report
+    conn = await superuser(w.dsn)
+    try:
+        await conn.execute(
+            f"DELETE FROM {w.schema}.audit_log WHERE chain_id = $1 AND seq > $2",
+            w.chain,
+            w.length - 3,
+        )
+    finally:
+        await conn.close()
+    code, report = await export_and_verify_bundle(w, tmp_path, until=until)
+    assert (code, first(report)) == (1, (Reason.TRUNCATED, w.chain, w.length)), report
+
+
 async def test_plain_verify_lines_are_never_wrapped(w: World) -> None:
     narrow = {**w.auditor_env, "COLUMNS": "20"}
-    code, out, _ = await cli("verify", env=narrow)
+    code, out, _ = await run_cli("verify", env=narrow)
     assert code == 0 and len(out.strip().splitlines()) == 1 and out.startswith("intact: ")
     conn = await superuser(w.dsn)
     try:
         await ATTACKS["edited-hash"](conn, w)
     finally:
         await conn.close()
-    code, _, err = await cli("verify", env=narrow)
+    code, _, err = await run_cli("verify", env=narrow)
     line = err.strip().splitlines()[0]
     assert code == 1 and line.startswith(f"BROKEN chain={w.chain} seq=5 reason=hash_altered")
 
