@@ -25,10 +25,7 @@ from connectors.audit_sink.verify import VerifyReport
 from streaming.audit_chain import (
     ChainHead,
     ChainRow,
-    ChainVerifier,
-    Finding,
     MacKeyRing,
-    Reason,
     RowColumns,
     SignedCheckpoint,
     format_timestamp,
@@ -36,8 +33,8 @@ from streaming.audit_chain import (
     parse_column_time,
     public_key_pem,
     signer_key_id,
-    verify_checkpoints,
 )
+from streaming.audit_verify import ChainVerifier, Finding, Reason, verify_checkpoints
 from streaming.errors import StreamingError
 
 BUNDLE_FORMAT = "tradesense-audit-bundle/2"

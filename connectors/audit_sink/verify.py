@@ -20,15 +20,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from connectors.audit_sink.store import AuditStore, ms_time
 from streaming.audit_chain import (
-    ChainVerifier,
     Checkpoint,
-    CheckpointReport,
-    Finding,
     MacKeyRing,
-    Reason,
     SignedCheckpoint,
     checkpoint_digest,
     signature_valid,
+)
+from streaming.audit_verify import (
+    ChainVerifier,
+    CheckpointReport,
+    Finding,
+    Reason,
     verify_checkpoints,
 )
 

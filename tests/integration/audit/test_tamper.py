@@ -29,10 +29,10 @@ from streaming.audit_chain import (
     ChainHead,
     Checkpoint,
     MacKeyRing,
-    Reason,
     RowColumns,
     extend_chain,
 )
+from streaming.audit_verify import Reason
 from streaming.config import DatabaseSettings, KafkaSettings
 from streaming.db import Database
 from streaming.serde.memory import InMemorySchemaRegistryClient

@@ -18,20 +18,17 @@ from streaming.audit_chain import (
     CanonicalizationError,
     ChainHead,
     ChainRow,
-    ChainVerifier,
     Checkpoint,
     CheckpointSigner,
     MacKeyRing,
-    Reason,
     RowColumns,
     _es_number,
     canonical_json,
     chain_links,
     checkpoint_digest,
     extend_chain,
-    verify_checkpoints,
-    verify_rows,
 )
+from streaming.audit_verify import ChainVerifier, Reason, verify_checkpoints, verify_rows
 
 RING = MacKeyRing({"k1": b"a" * 32, "k2": b"b" * 32}, "k1")
 CHAIN = "audit.events/0"

@@ -25,13 +25,13 @@ from streaming.audit_chain import (
     Checkpoint,
     CheckpointSigner,
     MacKeyRing,
-    Reason,
     RowColumns,
     SignedCheckpoint,
     canonical_json,
     column_time,
     extend_chain,
 )
+from streaming.audit_verify import Reason
 
 RING = MacKeyRing({"k1": b"a" * 32}, "k1")
 SIGNER = CheckpointSigner(Ed25519PrivateKey.generate())
