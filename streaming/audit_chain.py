@@ -206,6 +206,8 @@ def column_time(value: dt.datetime | None) -> str | None:
     """UTC ISO 8601 with microseconds (what PostgreSQL's timestamptz keeps) and ``Z``."""
     if value is None:
         return None
+    if value.tzinfo is dt.UTC:  # what the sink and asyncpg hand over: skip the conversion
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -246,8 +248,24 @@ class RowColumns(NamedTuple):
         return cls(**{name: data[name] for name in cls._fields})
 
     def canonical(self, key_id: str) -> bytes:
-        """The bytes the MAC covers: these columns plus the row's MAC key id."""
-        return canonical_json({**self._asdict(), "key_id": key_id})
+        """The bytes the MAC covers: :func:`canonical_json` of these columns plus the row's
+        MAC key id, written directly (keys in sorted order) because the sink does it per row."""
+        occurred, subject = self.occurred_at, self.subject_id
+        return (
+            '{"event_id":'
+            + _escape(self.event_id)
+            + ',"event_type":'
+            + _escape(self.event_type)
+            + ',"key_id":'
+            + _escape(key_id)
+            + ',"occurred_at":'
+            + (_escape(occurred) if occurred is not None else "null")
+            + ',"recorded_at":'
+            + _escape(self.recorded_at)
+            + ',"subject_id":'
+            + (_escape(subject) if subject is not None else "null")
+            + "}"
+        ).encode("utf-8", "surrogatepass")
 
     @property
     def recorded(self) -> dt.datetime:

@@ -34,6 +34,7 @@ from streaming.audit_chain import (
     chain_id_for,
     chain_links,
     checkpoint_digest,
+    column_time,
 )
 from streaming.db import Database, translate_db_error
 from streaming.errors import DatabaseError, DatabaseUnavailableError
@@ -277,8 +278,16 @@ class AuditStore:
             recorded_at = datetime.now(UTC)
             if last_recorded is not None and last_recorded > recorded_at:
                 recorded_at = last_recorded
+            recorded = column_time(recorded_at)
+            assert recorded is not None
             columns = [
-                RowColumns.of(r.event_id, r.event_type, r.occurred_at, r.subject_id, recorded_at)
+                RowColumns(
+                    str(r.event_id),
+                    r.event_type,
+                    column_time(r.occurred_at),
+                    r.subject_id,
+                    recorded,
+                )
                 for r in unique
             ]
             links = chain_links(

@@ -314,3 +314,15 @@ def test_the_verify_state_mac_binds_namespace_checkpoint_and_digest() -> None:
     assert mac != RING.state_mac("other", 3, b"\x01" * 32, "k1")
     assert mac != RING.state_mac("audit", 3, b"\x02" * 32, "k1")
     assert mac != RING.state_mac("audit", 3, b"\x01" * 32, "k2")
+
+
+_COLUMN_TEXT = st.text(alphabet=st.characters(max_codepoint=0xFFFF, exclude_categories=["Cs"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_COLUMN_TEXT, _COLUMN_TEXT, st.none() | _COLUMN_TEXT, st.none() | _COLUMN_TEXT)
+def test_row_columns_bytes_are_their_canonical_json(
+    event_type: str, key_id: str, occurred: str | None, subject: str | None
+) -> None:
+    cols = RowColumns(str(uuid.UUID(int=5)), event_type, occurred, subject, "2026-01-01T00:00Z")
+    assert cols.canonical(key_id) == canonical_json({**cols._asdict(), "key_id": key_id})
