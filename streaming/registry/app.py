@@ -224,7 +224,7 @@ class _Api:
 
     async def lookup(self, request: Request, caller: Caller) -> Any:
         body = parse.schema_request(await self.body(request))
-        found = self.service.lookup(
+        found = await self.service.lookup(
             request.path_params["subject"],
             body,
             normalize=parse.flag(request.query_params.get("normalize")),
@@ -271,7 +271,9 @@ class _Api:
         raw = request.path_params.get("version")
         version: int | str | None = "all" if raw is None else parse.parse_version(raw)
         body = parse.schema_request(await self.body(request))
-        messages = self.service.check_compatibility(request.path_params["subject"], version, body)
+        messages = await self.service.check_compatibility(
+            request.path_params["subject"], version, body
+        )
         answer: dict[str, Any] = {"is_compatible": not messages}
         if parse.flag(request.query_params.get("verbose")):
             answer["messages"] = messages

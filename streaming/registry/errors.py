@@ -13,6 +13,7 @@
         +-- SubjectModeNotFound       404 40409
         +-- IncompatibleSchema        409 409
         +-- InvalidSchema             422 42201
+        |   +-- SchemaWorkTimeout     422 42201 (parsing/checking exceeded the time limit)
         +-- InvalidVersion            422 42202
         +-- InvalidCompatibilityLevel 422 42203
         +-- InvalidMode               422 42204
@@ -136,6 +137,19 @@ class InvalidSchema(RegistryError):
     status, error_code = 422, 42201
 
 
+class SchemaWorkTimeout(InvalidSchema):
+    """Parsing or checking a schema took longer than the registry allows (a 42201, so
+    clients do not retry a schema that will take as long again)."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        super().__init__(
+            f"Invalid schema: parsing and checking it took longer than this registry's "
+            f"limit of {limit_s:g}s; split the record into smaller ones, or raise the limit "
+            "(REGISTRY_SERVER_SCHEMA_TIMEOUT_S)"
+        )
+
+
 class InvalidVersion(RegistryError):
     status, error_code = 422, 42202
 
@@ -221,6 +235,7 @@ __all__ = [
     "RegistryError",
     "RequestError",
     "SchemaNotFound",
+    "SchemaWorkTimeout",
     "StoreError",
     "StoreTimeout",
     "SubjectConfigNotFound",

@@ -234,7 +234,7 @@ class KafkaSchemaStore:
                 try:
                     if self._producer is None:
                         await self._acquire()
-                    records, result = planner(self._state)
+                    records, result = await planner(self._state)
                     if not records:
                         return result
                     end = await self._commit(records)

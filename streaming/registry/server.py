@@ -27,6 +27,7 @@ from streaming.registry.errors import NotReady
 from streaming.registry.kafka_store import KafkaSchemaStore
 from streaming.registry.service import RegistryService
 from streaming.registry.store import SchemaStore
+from streaming.registry.work import DEFAULT_TIMEOUT_S, DEFAULT_WORKERS, SchemaWorker
 from streaming.transport.base import TransportFactory
 from streaming.transport.kafka import KafkaTransport
 
@@ -48,6 +49,9 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, gt=0)
     ready_wait_s: float = Field(default=10.0, ge=0)
     startup_timeout_s: float = Field(default=60.0, gt=0)
+    schema_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
+    """Limit for parsing + checking one schema (a 422/42201 beyond it)."""
+    schema_workers: int = Field(default=DEFAULT_WORKERS, gt=0)
 
 
 class _BackgroundServer(uvicorn.Server):
@@ -84,7 +88,10 @@ class RegistryServer:
                 replication_factor=self.settings.replication_factor,
             )
         self.store = store
-        self.service = RegistryService(store, audit=audit)
+        worker = SchemaWorker(
+            timeout_s=self.settings.schema_timeout_s, workers=self.settings.schema_workers
+        )
+        self.service = RegistryService(store, audit=audit, worker=worker)
         self.app = create_app(
             self.service,
             authenticator=authenticator,
