@@ -45,7 +45,8 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8081, ge=0, lt=65536)
     topic: str = "_schemas"
     transactional_id: str | None = None
-    replication_factor: int = Field(default=1, gt=0)
+    replication_factor: int | None = Field(default=None, gt=0)
+    """Replicas of the store topic; unset: KAFKA_DEFAULT_REPLICATION_FACTOR, else min(3, brokers)."""
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, gt=0)
     ready_wait_s: float = Field(default=10.0, ge=0)
     startup_timeout_s: float = Field(default=60.0, gt=0)
