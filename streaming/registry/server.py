@@ -21,7 +21,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streaming.config import KafkaSettings
 from streaming.errors import ConfigError
-from streaming.registry.app import MAX_BODY_BYTES, Authenticator, Authorizer, create_app
+from streaming.registry.app import (
+    BODY_TIMEOUT_S,
+    MAX_BODY_BYTES,
+    Authenticator,
+    Authorizer,
+    create_app,
+)
 from streaming.registry.audit import AuditSink
 from streaming.registry.errors import NotReady
 from streaming.registry.kafka_store import KafkaSchemaStore
@@ -48,6 +54,8 @@ class ServerSettings(BaseSettings):
     replication_factor: int | None = Field(default=None, gt=0)
     """Replicas of the store topic; unset: KAFKA_DEFAULT_REPLICATION_FACTOR, else min(3, brokers)."""
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, gt=0)
+    body_timeout_s: float = Field(default=BODY_TIMEOUT_S, gt=0)
+    """A request body not complete after this is answered 408 and its connection closed."""
     ready_wait_s: float = Field(default=10.0, ge=0)
     startup_timeout_s: float = Field(default=60.0, gt=0)
     schema_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
@@ -98,6 +106,7 @@ class RegistryServer:
             authenticator=authenticator,
             authorizer=authorizer,
             max_body_bytes=self.settings.max_body_bytes,
+            body_timeout_s=self.settings.body_timeout_s,
             ready_wait_s=self.settings.ready_wait_s,
         )
         self._handle_signals = handle_signals

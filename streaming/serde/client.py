@@ -205,9 +205,7 @@ class SchemaRegistryClient:
         self._by_id: dict[int, Schema] = {}
         self._fetching: SingleFlight[int, Schema] = SingleFlight()
         self._registering: SingleFlight[tuple[str, Schema, bool], int] = SingleFlight()
-        self._looking_up: SingleFlight[tuple[str, Schema, bool], RegisteredSchema] = (
-            SingleFlight()
-        )
+        self._looking_up: SingleFlight[tuple[str, Schema, bool], RegisteredSchema] = SingleFlight()
         self._registered: dict[tuple[str, Schema, bool], int] = {}
         self._lookups: dict[tuple[str, Schema, bool], RegisteredSchema] = {}
         self._versions: dict[tuple[str, int], RegisteredSchema] = {}
