@@ -98,6 +98,33 @@ def test_internal_retry_and_dlq_topics_get_three_replicas_and_min_isr_two(
     assert found == {name: ({3}, "2") for name in expected | {"_schemas"}}
 
 
+def test_the_flag_and_the_setting_choose_another_replication_factor(
+    cluster: StackState, tmp_path: Path
+) -> None:
+    with registry_process(
+        bootstrap(cluster), "_schemas-two", tmp_path / "r.log", "--replication-factor", "2"
+    ):
+        pass
+    ensured = subprocess.run(
+        [*ENSURE[:-1], "payments", "--no-internal"],
+        env={
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap(cluster),
+            "KAFKA_DEFAULT_REPLICATION_FACTOR": "2",
+            "KAFKA_MIN_INSYNC_REPLICAS": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ensured.returncode == 0, ensured.stderr
+    assert layout(cluster, ["_schemas-two", "payments"]) == {
+        "_schemas-two": ({2}, "2"),
+        "payments": ({2}, "1"),
+    }
+
+
 async def test_registry_reads_and_registers_with_the_schemas_leader_killed(
     cluster: StackState, tmp_path: Path
 ) -> None:
