@@ -27,14 +27,15 @@ def wide(fields: int, *, added: int = 0) -> str:
 
 
 def test_a_20000_field_evolution_parses_and_checks_in_seconds() -> None:
-    # quadratic avro took ~4 s to parse and ~45 s to check this on one idle core
+    # quadratic avro took ~4 s to parse and ~45 s to check this on one idle core (186 s
+    # under this machine's load); linear, about 1 s idle
     started = time.perf_counter()
     old, new = parse_schema(wide(20_000)), parse_schema(wide(20_000, added=1))
     messages = check(
         CompatibilityLevel.FULL, new.schema, [PriorSchema(1, old.schema, old.canonical)]
     )
     assert messages == []
-    assert time.perf_counter() - started < 8.0
+    assert time.perf_counter() - started < 15.0
 
 
 def test_an_incompatible_wide_evolution_is_still_found() -> None:
