@@ -444,9 +444,15 @@ class KafkaAdminTransport:
     async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
         if not specs:
             return
+        brokers = len((await self.describe_cluster()).brokers)
+        replication, isr = (
+            self._settings.default_replication_factor,
+            self._settings.min_insync_replicas,
+        )
+        sized = [s.sized_for(brokers, replication=replication, min_insync=isr) for s in specs]
         new = [
             NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.config))
-            for s in specs
+            for s in sized
         ]
         response = await _call("create topics", lambda: self._admin.create_topics(new))
         for entry in response.topic_errors:
