@@ -11,6 +11,7 @@ errors are translated at the boundary with ``raise ... from exc``.
     |   +-- TopicError              topic missing / cannot be created
     |   +-- TransactionError        transactional producer fenced or aborted
     |   +-- GroupNotEmptyError      offsets of a group with active members cannot change
+    |   +-- CommitFencedError       a member that lost its generation may not commit
     +-- DatabaseError               talking to PostgreSQL failed
     |   +-- DatabaseUnavailableError
     |   +-- CircuitOpenError        fail-fast while the breaker is open (retriable)
@@ -67,6 +68,11 @@ class GroupNotEmptyError(TransportError):
     """A consumer group still has active members, so its offsets cannot be changed."""
 
 
+class CommitFencedError(TransportError):
+    """This consumer lost its group generation (its partitions went to another member),
+    so committing the offsets it computed before could rewind the group: refused."""
+
+
 class TransactionError(TransportError):
     """A transactional producer was fenced or its transaction aborted."""
 
@@ -113,6 +119,7 @@ __all__ = [
     "AuthenticationError",
     "BrokerUnavailableError",
     "CircuitOpenError",
+    "CommitFencedError",
     "ConfigError",
     "DatabaseError",
     "DatabaseUnavailableError",

@@ -38,6 +38,7 @@ from streaming.telemetry import (
     MESSAGING_SYSTEM,
     MessagingInstruments,
     error_type,
+    global_instruments,
     inject_headers,
     metric_attributes,
     record_sent,
@@ -135,7 +136,7 @@ class EventProducer:
         )
         self._serializer = serializer or AvroSerializer(registry)
         self._tracer = tracer or trace.get_tracer(INSTRUMENTATION_NAME)
-        self._instruments = instruments
+        self._instruments = instruments or global_instruments()
         self._guard = guard
         self._allowed: set[str] = set()
         self.transactional_id = transactional_id
@@ -317,8 +318,7 @@ class EventProducer:
         await self._transport.send_offsets_to_transaction(offsets, group_id)
 
     def _count(self, topic: str, error: BaseException | None = None, n: int = 1) -> None:
-        if self._instruments is not None:
-            self._instruments.sent.add(n, metric_attributes(topic, operation="send", error=error))
+        self._instruments.sent.add(n, metric_attributes(topic, operation="send", error=error))
 
 
 def _with_trace(record: OutgoingRecord) -> OutgoingRecord:

@@ -18,6 +18,8 @@ from aiokafka import TopicPartition as KTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
     IllegalOperation,
     KafkaConnectionError,
     KafkaError,
@@ -25,15 +27,18 @@ from aiokafka.errors import (
     NoBrokersAvailable,
     ProducerFenced,
     TopicAlreadyExistsError,
+    UnknownMemberIdError,
     UnknownTopicOrPartitionError,
     for_code,
 )
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.util import commit_structure_validate
 
 from streaming.config import KafkaSettings
 from streaming.errors import (
     BrokerUnavailableError,
+    CommitFencedError,
     GroupNotEmptyError,
     TopicError,
     TransactionError,
@@ -42,6 +47,7 @@ from streaming.errors import (
 from streaming.transport.base import (
     ClusterInfo,
     GroupInfo,
+    IsolationLevel,
     OutgoingRecord,
     RebalanceCallback,
     Record,
@@ -68,6 +74,8 @@ def translate(exc: BaseException, what: str) -> TransportError:
     """Map an aiokafka error to our tree (callers ``raise translate(e, ...) from e``)."""
     if isinstance(exc, NoBrokersAvailable | KafkaConnectionError | KafkaTimeoutError):
         return BrokerUnavailableError(f"{what}: Kafka did not answer ({exc}); is the broker up?")
+    if isinstance(exc, CommitFailedError | UnknownMemberIdError | IllegalGenerationError):
+        return CommitFencedError(f"{what}: the group rebalanced without this member ({exc})")
     if isinstance(exc, ProducerFenced):
         return TransactionError(f"{what}: producer fenced by a newer instance ({exc})")
     if isinstance(exc, UnknownTopicOrPartitionError):
@@ -278,15 +286,22 @@ class KafkaProducerTransport:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, assigned: RebalanceCallback | None, revoked: RebalanceCallback | None):
+    def __init__(
+        self,
+        assigned: RebalanceCallback | None,
+        revoked: RebalanceCallback | None,
+        on_generation: Callable[[], None],
+    ):
         self._assigned = assigned
         self._revoked = revoked
+        self._on_generation = on_generation
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         if self._revoked is not None:
             await self._revoked(sorted(_tp(t) for t in revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._on_generation()
         if self._assigned is not None:
             await self._assigned(sorted(_tp(t) for t in assigned))
 
@@ -302,6 +317,15 @@ class KafkaConsumerTransport:
             enable_auto_commit=False,
             **options,
         )
+        # (generation, member id) of the current assignment under group management.
+        self._fence: tuple[int, str] | None = None
+
+    def _member(self) -> tuple[int, str]:
+        coordinator = self._consumer._coordinator
+        return (coordinator.generation, coordinator.member_id)
+
+    def _capture_generation(self) -> None:
+        self._fence = self._member()
 
     async def start(self) -> None:
         await _call("start consumer", self._consumer.start)
@@ -321,7 +345,10 @@ class KafkaConsumerTransport:
         on_revoked: RebalanceCallback | None = None,
     ) -> None:
         with _translated(f"subscribe to {list(topics)}"):
-            self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
+            self._consumer.subscribe(
+                list(topics),
+                listener=_Listener(on_assigned, on_revoked, self._capture_generation),
+            )
 
     def assign(self, partitions: Sequence[TopicPartition]) -> None:
         with _translated("assign partitions"):
@@ -338,10 +365,37 @@ class KafkaConsumerTransport:
         return {_tp(tp): [_record(m) for m in msgs] for tp, msgs in batches.items() if msgs}
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit as the member of the generation that was assigned the partitions.
+
+        aiokafka commits with whatever generation its coordinator holds when it builds
+        the request; after a lost session that is -1 (no member), which the broker
+        accepts from anyone once the group is empty, so a zombie's revoke would rewind
+        the group. Kafka's own clients refuse such commits; so do we: under the commit
+        lock, with no await between the check and the request, a changed generation
+        raises CommitFencedError, and the request carries the generation, so the broker
+        refuses it if the group moved on (UnknownMemberId/IllegalGeneration, also
+        CommitFencedError). aiokafka has no public call for this, hence its internals.
+        """
         if not offsets:
             return
         payload = {_ktp(tp): off for tp, off in offsets.items()}
-        await _call("commit offsets", lambda: self._consumer.commit(payload))
+        if self._fence is None:  # assign() mode: a plain (member-less) commit
+            await _call("commit offsets", lambda: self._consumer.commit(payload))
+            return
+        coordinator = self._consumer._coordinator
+        with _translated("commit offsets"):
+            await coordinator.ensure_coordinator_known()
+            async with coordinator._commit_lock:
+                current = self._member()
+                subscription = self._consumer._subscription.subscription
+                assignment = subscription.assignment if subscription is not None else None
+                if current != self._fence or assignment is None:
+                    raise CommitFencedError(
+                        f"commit offsets: this consumer lost group generation "
+                        f"{self._fence[0]} (now {current[0]}); its partitions were reassigned, "
+                        "so its offsets are not committed and the records go to the new owner"
+                    )
+                await coordinator._do_commit_offsets(assignment, commit_structure_validate(payload))
 
     async def committed(self, tp: TopicPartition) -> int | None:
         result: int | None = await _call("committed", lambda: self._consumer.committed(_ktp(tp)))
@@ -606,7 +660,7 @@ class KafkaTransport:
         *,
         group_id: str | None = None,
         auto_offset_reset: str = "earliest",
-        isolation_level: str = "read_uncommitted",
+        isolation_level: IsolationLevel = "read_committed",
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
