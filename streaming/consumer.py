@@ -447,7 +447,8 @@ class EventConsumer:
         log.info("partitions assigned", group=self.group_id, partitions=[str(t) for t in tps])
 
     async def _on_revoked(self, tps: Sequence[TopicPartition]) -> None:
-        """Commit what is done for the revoked partitions, then forget their state."""
+        """Commit what is done for the revoked partitions, then forget their state. A
+        member that lost its generation commits nothing (the transport fences it)."""
         self._generation += 1
         revoked = set(tps)
         offsets = {tp: off for tp, off in self._pending.items() if tp in revoked}
@@ -455,6 +456,8 @@ class EventConsumer:
             try:
                 await self._consumer.commit(offsets)
                 self.stats.commits += 1
+            except CommitFencedError as exc:  # a zombie's revoke: the new owner has them
+                log.warning("lost the group generation; offsets dropped", error=str(exc))
             except TransportError as exc:
                 log.warning("commit on revoke failed", error=str(exc))
         for tp in revoked:
