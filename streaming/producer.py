@@ -22,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 
 from streaming.context import current_correlation_id
-from streaming.errors import StreamingError, TransactionError, TransportError
+from streaming.errors import PartialSendError, StreamingError, TransactionError, TransportError
 from streaming.events import Event
 from streaming.security.rbac import Action
 from streaming.serde.avro import AvroSerializer
@@ -280,7 +280,13 @@ class EventProducer:
                 metas = await self._transport.send_many(records)
             except StreamingError as exc:
                 span.set_attribute(ERROR_TYPE, error_type(exc))
-                self._count(topic, exc, len(events))
+                acked = (
+                    sum(m is not None for m in exc.results)
+                    if isinstance(exc, PartialSendError)
+                    else 0
+                )
+                self._count(topic, None, acked)
+                self._count(topic, exc, len(events) - acked)
                 raise
         self._count(topic, None, len(events))
         return metas
@@ -318,7 +324,8 @@ class EventProducer:
         await self._transport.send_offsets_to_transaction(offsets, group_id)
 
     def _count(self, topic: str, error: BaseException | None = None, n: int = 1) -> None:
-        self._instruments.sent.add(n, metric_attributes(topic, operation="send", error=error))
+        if n:
+            self._instruments.sent.add(n, metric_attributes(topic, operation="send", error=error))
 
 
 def _with_trace(record: OutgoingRecord) -> OutgoingRecord:

@@ -40,6 +40,7 @@ from streaming.errors import (
     BrokerUnavailableError,
     CommitFencedError,
     GroupNotEmptyError,
+    PartialSendError,
     TopicError,
     TransactionError,
     TransportError,
@@ -179,48 +180,78 @@ class KafkaProducerTransport:
 
         One ``BatchBuilder`` per partition instead of a ``send()`` coroutine and a future
         per record: the same bytes and producer settings at about half the CPU per
-        record. Batches of one partition are submitted in order, so per-key order holds.
+        record. Each partition's batches are submitted in order (per-key order holds) by
+        their own task, so a partition whose leader stalls (a paused broker) never holds
+        back the others; if some partitions fail, :class:`PartialSendError` says which
+        records were acknowledged.
         """
         if not records:
             return []
         with _translated("send batch"):
-            placed: list[tuple[int, Any]] = []  # (batch index, append metadata) per record
-            batches: list[tuple[Any, str, int]] = []
-            open_batch: dict[tuple[str, int], int] = {}
+            placed: list[tuple[tuple[str, int], int, Any]] = []  # (tp, batch no., append meta)
+            batches: dict[tuple[str, int], list[Any]] = {}
             parts: dict[str, list[int]] = {}  # per call: partitions may be added meanwhile
             for r in records:
                 if r.topic not in parts:
                     parts[r.topic] = sorted(await self._producer.partitions_for(r.topic))
-                partition = self._partition(r, parts[r.topic])
-                slot = open_batch.get((r.topic, partition), -1)
+                tp = (r.topic, self._partition(r, parts[r.topic]))
+                builders = batches.setdefault(tp, [])
                 meta = None
-                if slot >= 0:
-                    meta = batches[slot][0].append(
+                if builders:
+                    meta = builders[-1].append(
                         timestamp=r.timestamp_ms, key=r.key, value=r.value, headers=list(r.headers)
                     )
                 if meta is None:  # no open batch for the partition, or it is full
                     self._check_size(r)
-                    builder = self._producer.create_batch()
-                    slot = len(batches)
-                    batches.append((builder, r.topic, partition))
-                    open_batch[(r.topic, partition)] = slot
-                    meta = builder.append(
+                    builders.append(self._producer.create_batch())
+                    meta = builders[-1].append(
                         timestamp=r.timestamp_ms, key=r.key, value=r.value, headers=list(r.headers)
                     )
-                placed.append((slot, meta))
-            futures = []
-            for builder, topic, partition in batches:
-                builder.close()
-                futures.append(await self._producer.send_batch(builder, topic, partition=partition))
-            done = await asyncio.gather(*futures)
-        out: list[RecordMetadata] = []
-        for slot, meta in placed:
-            batch = done[slot]
+                placed.append((tp, len(builders) - 1, meta))
+        outcomes = await asyncio.gather(
+            *(self._send_partition(tp, builders) for tp, builders in batches.items()),
+            return_exceptions=True,
+        )
+        done = dict(zip(batches, outcomes, strict=True))
+        out: list[RecordMetadata | None] = []
+        errors: dict[int, TransportError] = {}
+        for index, (tp, number, meta) in enumerate(placed):
+            result = done[tp]
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result  # cancellation and the like
+                errors[index] = (
+                    result if isinstance(result, TransportError) else translate(result, "send")
+                )
+                out.append(None)
+                continue
+            batch = result[number]
             timestamp = meta.timestamp if batch.timestamp in (None, -1) else batch.timestamp
             out.append(
                 RecordMetadata(batch.topic, batch.partition, batch.offset + meta.offset, timestamp)
             )
-        return out
+        if len(errors) == len(records):  # nothing landed: the plain error says it best
+            raise next(iter(errors.values()))
+        if errors:
+            failed = sorted({f"{placed[i][0][0]}[{placed[i][0][1]}]" for i in errors})
+            first = next(iter(errors.values()))
+            raise PartialSendError(
+                f"send batch: {len(errors)} of {len(records)} record(s) not acknowledged "
+                f"(partitions {', '.join(failed)}): {first}; the others were; resend the "
+                "failed ones",
+                out,
+                errors,
+            ) from first
+        return [m for m in out if m is not None]
+
+    async def _send_partition(self, tp: tuple[str, int], builders: list[Any]) -> list[Any]:
+        """Submit one partition's batches in order; their delivery metadata."""
+        with _translated(f"send batch to {tp[0]}[{tp[1]}]"):
+            futures = []
+            for builder in builders:
+                builder.close()
+                futures.append(await self._producer.send_batch(builder, tp[0], partition=tp[1]))
+            return list(await asyncio.gather(*futures))
 
     def _partition(self, record: OutgoingRecord, parts: list[int]) -> int:
         """The partition ``send()`` would pick: explicit, murmur2 of the key, or random."""
