@@ -160,14 +160,23 @@ def configure_telemetry(
 
 
 @contextmanager
-def command_telemetry(settings: OtelSettings | None = None) -> Iterator[Telemetry]:
-    """Global providers from ``OTEL_*`` for one short-lived command, shut down (and so
-    flushed: the periodic metric reader exports once more) when the block ends."""
-    telemetry = configure_telemetry(settings or OtelSettings())
+def command_telemetry(settings: OtelSettings | None = None) -> Iterator[None]:
+    """Global providers from ``OTEL_*`` for a CLI command, flushed when the block ends so
+    a short-lived command exports before it exits (the SDK shuts them down at exit).
+
+    Installed only when the settings export somewhere and no SDK provider is installed
+    yet: a process that set up its own providers (or ran a command before) keeps them.
+    """
+    settings = settings or OtelSettings()
+    exports = bool(settings.exporter_otlp_endpoint) or settings.prometheus_port is not None
+    if exports and not isinstance(metrics.get_meter_provider(), MeterProvider):
+        configure_telemetry(settings)
     try:
-        yield telemetry
+        yield
     finally:
-        telemetry.shutdown()
+        for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
+            if isinstance(provider, TracerProvider | MeterProvider):
+                provider.force_flush()
 
 
 # --------------------------------------------------------------------------- propagation

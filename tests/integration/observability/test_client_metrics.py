@@ -212,7 +212,9 @@ def receiver() -> Iterator[tuple[str, list[ExportMetricsServiceRequest]]]:
 def _sums(
     exports: list[ExportMetricsServiceRequest], name: str
 ) -> list[tuple[dict[str, str], int]]:
-    out = []
+    """The newest value of each series of counter ``name`` (exports are cumulative: the
+    command flushes before it ends and the SDK exports once more at interpreter exit)."""
+    newest: dict[frozenset[tuple[str, str]], int] = {}
     for export in exports:
         for rm in export.resource_metrics:
             for sm in rm.scope_metrics:
@@ -220,10 +222,11 @@ def _sums(
                     if metric.name != name:
                         continue
                     assert metric.unit == "{message}"
+                    assert metric.sum.is_monotonic
                     for point in metric.sum.data_points:
                         attrs = {kv.key: kv.value.string_value for kv in point.attributes}
-                        out.append((attrs, point.as_int))
-    return out
+                        newest[frozenset(attrs.items())] = point.as_int
+    return [(dict(key), value) for key, value in newest.items()]
 
 
 async def test_short_lived_cli_commands_flush_their_metrics_over_otlp_before_exiting(
