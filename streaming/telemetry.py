@@ -164,13 +164,12 @@ def command_telemetry(settings: OtelSettings | None = None) -> Iterator[None]:
     """Global providers from ``OTEL_*`` for a CLI command, flushed when the block ends so
     a short-lived command exports before it exits (the SDK shuts them down at exit).
 
-    Installed only when the settings export somewhere and no SDK provider is installed
-    yet: a process that set up its own providers (or ran a command before) keeps them.
+    Installed only when no SDK provider is installed yet: a process that set up its own
+    providers (or ran a command before, e.g. under ``CliRunner``) keeps them. Installed
+    even without an exporter, so spans record and records carry ``traceparent``.
     """
-    settings = settings or OtelSettings()
-    exports = bool(settings.exporter_otlp_endpoint) or settings.prometheus_port is not None
-    if exports and not isinstance(metrics.get_meter_provider(), MeterProvider):
-        configure_telemetry(settings)
+    if not isinstance(metrics.get_meter_provider(), MeterProvider):
+        configure_telemetry(settings or OtelSettings())
     try:
         yield
     finally:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import _internal as metrics_api
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -33,6 +34,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.semconv._incubating.attributes import messaging_attributes as msg
 from opentelemetry.semconv._incubating.metrics import messaging_metrics as semconv
 from opentelemetry.semconv.attributes import error_attributes, server_attributes
+from opentelemetry.util._once import Once
 
 from streaming.config import OtelSettings
 from streaming.consumer import EventConsumer
@@ -87,6 +89,31 @@ async def _wait(check: Any, timeout_s: float, what: str) -> None:
         await asyncio.sleep(0.05)  # poll
 
 
+@pytest.fixture
+def fresh_globals() -> Iterator[None]:
+    """No global providers, as in a fresh process (CLI tests run under CliRunner install
+    theirs), and the previous ones back afterwards; what opentelemetry-test-utils'
+    ``reset_trace_globals``/``reset_metrics_globals`` do."""
+    saved = (
+        trace._TRACER_PROVIDER,
+        trace._TRACER_PROVIDER_SET_ONCE,
+        metrics_api._METER_PROVIDER,
+        metrics_api._METER_PROVIDER_SET_ONCE,
+    )
+    trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = None, Once()
+    metrics_api._METER_PROVIDER, metrics_api._METER_PROVIDER_SET_ONCE = None, Once()
+    try:
+        yield
+    finally:
+        (
+            trace._TRACER_PROVIDER,
+            trace._TRACER_PROVIDER_SET_ONCE,
+            metrics_api._METER_PROVIDER,
+            metrics_api._METER_PROVIDER_SET_ONCE,
+        ) = saved
+
+
+@pytest.mark.usefixtures("fresh_globals")
 async def test_clients_record_convention_metrics_to_the_global_providers(
     kafka_transport: KafkaTransport,
     kafka_admin: AdminTransport,
@@ -130,8 +157,11 @@ async def test_clients_record_convention_metrics_to_the_global_providers(
     finally:
         present = await kafka_admin.list_topics()
         await kafka_admin.delete_topics([t for t in present if t.startswith(topic + ".")])
-
-    found = {m.name: m for m in _metrics(reader)}
+    try:
+        found = {m.name: m for m in _metrics(reader)}
+        finished = spans.get_finished_spans()
+    finally:
+        telemetry.shutdown()
     # Names and units as the conventions define them.
     for name, unit in _convention_units().items():
         assert name in found, f"{name} was not recorded"
@@ -167,7 +197,7 @@ async def test_clients_record_convention_metrics_to_the_global_providers(
     assert sum(v for _, v in points["streaming.retry.messages"]) == 2
     assert sum(v for _, v in points["streaming.dlq.messages"]) == 1
     # Retry and DLQ send spans carry the message id, like the original send.
-    sends = [s for s in spans.get_finished_spans() if s.kind == trace.SpanKind.PRODUCER]
+    sends = [s for s in finished if s.kind == trace.SpanKind.PRODUCER]
     rerouted = [s for s in sends if ".retry." in s.name or s.name.endswith(".dlq")]
     assert len(rerouted) == 3
     assert {s.attributes[msg.MESSAGING_MESSAGE_ID] for s in rerouted} == {str(poison)}
