@@ -15,7 +15,7 @@ import random
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -34,22 +34,9 @@ from streaming.transport.base import AdminTransport, OutgoingRecord
 from streaming.transport.kafka import KafkaTransport
 from tests.integration.replay.conftest import read_all
 from tests.integration.transactional import write_aborted_and_committed
+from tests.integration.waiting import until
 
 PAIRS = 10
-
-
-async def _wait(check: Callable[[], bool | Awaitable[bool]], timeout_s: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.05)  # poll
 
 
 async def _orders(
@@ -101,7 +88,7 @@ async def test_event_consumer_hands_handlers_committed_events_only(
 
     task = asyncio.create_task(consumer.run())
     try:
-        await _wait(lambda: committed[-1] in handled, 60, "the last committed event")
+        await until(lambda: committed[-1] in handled, 60, "the last committed event")
     finally:
         consumer.request_stop()
         await task
@@ -131,7 +118,7 @@ async def test_event_bus_subscribers_get_committed_events_only(
 
     await bus.subscribe(OrderPlaced, handle)
     async with bus:
-        await _wait(lambda: committed[-1] in handled, 60, "the last committed event")
+        await until(lambda: committed[-1] in handled, 60, "the last committed event")
     assert handled == committed
 
 

@@ -17,10 +17,8 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer
 from confluent_kafka import TopicPartition as CTP
 
@@ -31,6 +29,7 @@ from streaming.serde.client import SchemaRegistryClient
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import AdminTransport, TopicPartition
 from streaming.transport.kafka import KafkaTransport
+from tests.integration.waiting import until
 
 PROC = Path(__file__).with_name("consumer_proc.py")
 PARTITIONS = 6
@@ -81,20 +80,6 @@ def _lines(path: Path) -> int:
     return len(path.read_text().split()) if path.exists() else 0
 
 
-async def _wait(check: Callable[[], bool | Awaitable[bool]], timeout_s: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)  # poll
-
-
 async def test_a_resumed_zombie_never_moves_committed_offsets_back(
     kafka_transport: KafkaTransport,
     kafka_admin: AdminTransport,
@@ -131,14 +116,14 @@ async def test_a_resumed_zombie_never_moves_committed_offsets_back(
         try:
             a = start(out_a)
             procs.append(a)
-            await _wait(lambda: _lines(out_a) >= 100, 60, "member A handling events")
+            await until(lambda: _lines(out_a) >= 100, 60, "member A handling events")
             b = start(out_b)
             procs.append(b)
-            await _wait(lambda: _lines(out_b) >= 50, 60, "member B sharing the partitions")
+            await until(lambda: _lines(out_b) >= 50, 60, "member B sharing the partitions")
             handled = _lines(out_a)
-            await _wait(lambda: _lines(out_a) > handled, 30, "member A busy")
+            await until(lambda: _lines(out_a) > handled, 30, "member A busy")
             a.send_signal(signal.SIGSTOP)  # mid-batch: A holds offsets it has not committed
-            await _wait(lambda: history.latest() == end, 60, "B committing to the log end")
+            await until(lambda: history.latest() == end, 60, "B committing to the log end")
 
             b.send_signal(signal.SIGTERM)  # the group becomes empty
             assert await asyncio.to_thread(b.wait, 30) == 0
@@ -148,7 +133,7 @@ async def test_a_resumed_zombie_never_moves_committed_offsets_back(
                 info = await kafka_admin.describe_group(group)
                 return info.state == "Stable" and info.members == 1
 
-            await _wait(a_rejoined, 60, "A rejoining the empty group alone")
+            await until(a_rejoined, 60, "A rejoining the empty group alone")
             a.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(a.wait, 30) == 0
         finally:

@@ -47,6 +47,7 @@ from streaming.telemetry import configure_telemetry
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import AdminTransport
 from streaming.transport.kafka import KafkaTransport
+from tests.integration.waiting import until
 
 #: Attributes the conventions define for the messaging client metrics.
 ALLOWED = {
@@ -78,15 +79,6 @@ def _metrics(reader: InMemoryMetricReader) -> list[Any]:
     data = reader.get_metrics_data()
     assert data is not None
     return [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
-
-
-async def _wait(check: Any, timeout_s: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not check():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.05)  # poll
 
 
 @pytest.fixture
@@ -150,7 +142,7 @@ async def test_clients_record_convention_metrics_to_the_global_providers(
 
         task = asyncio.create_task(consumer.run())
         try:
-            await _wait(lambda: consumer.stats.dead_lettered == 1, 60, "the poison in the DLQ")
+            await until(lambda: consumer.stats.dead_lettered == 1, 60, "the poison in the DLQ")
         finally:
             consumer.request_stop()
             await task
