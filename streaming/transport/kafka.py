@@ -350,6 +350,7 @@ class KafkaConsumerTransport:
         )
         # (generation, member id) of the current assignment under group management.
         self._fence: tuple[int, str] | None = None
+        self._request_timeout_s = settings.request_timeout_ms / 1000
 
     def _member(self) -> tuple[int, str]:
         coordinator = self._consumer._coordinator
@@ -405,7 +406,9 @@ class KafkaConsumerTransport:
         lock, with no await between the check and the request, a changed generation
         raises CommitFencedError, and the request carries the generation, so the broker
         refuses it if the group moved on (UnknownMemberId/IllegalGeneration, also
-        CommitFencedError). aiokafka has no public call for this, hence its internals.
+        CommitFencedError). aiokafka has no public call for this, hence its internals;
+        retriable errors (a moved coordinator) are retried until the request timeout, as
+        aiokafka's own commit does.
         """
         if not offsets:
             return
@@ -413,20 +416,33 @@ class KafkaConsumerTransport:
         if self._fence is None:  # assign() mode: a plain (member-less) commit
             await _call("commit offsets", lambda: self._consumer.commit(payload))
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._request_timeout_s
+        while True:
+            try:
+                with _translated("commit offsets"):
+                    await self._commit_as_member(commit_structure_validate(payload))
+                return
+            except TransportError as exc:
+                if not exc.retriable or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(0.1)  # backoff before finding the coordinator again
+
+    async def _commit_as_member(self, offsets: Mapping[Any, Any]) -> None:
         coordinator = self._consumer._coordinator
-        with _translated("commit offsets"):
-            await coordinator.ensure_coordinator_known()
-            async with coordinator._commit_lock:
-                current = self._member()
-                subscription = self._consumer._subscription.subscription
-                assignment = subscription.assignment if subscription is not None else None
-                if current != self._fence or assignment is None:
-                    raise CommitFencedError(
-                        f"commit offsets: this consumer lost group generation "
-                        f"{self._fence[0]} (now {current[0]}); its partitions were reassigned, "
-                        "so its offsets are not committed and the records go to the new owner"
-                    )
-                await coordinator._do_commit_offsets(assignment, commit_structure_validate(payload))
+        await coordinator.ensure_coordinator_known()
+        async with coordinator._commit_lock:
+            current = self._member()
+            subscription = self._consumer._subscription.subscription
+            assignment = subscription.assignment if subscription is not None else None
+            if self._fence is None or current != self._fence or assignment is None:
+                generation = self._fence[0] if self._fence is not None else -1
+                raise CommitFencedError(
+                    f"commit offsets: this consumer lost group generation {generation} "
+                    f"(now {current[0]}); its partitions were reassigned, so its offsets "
+                    "are not committed and the records go to the new owner"
+                )
+            await coordinator._do_commit_offsets(assignment, offsets)
 
     async def committed(self, tp: TopicPartition) -> int | None:
         result: int | None = await _call("committed", lambda: self._consumer.committed(_ktp(tp)))
