@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 Headers = tuple[tuple[str, bytes], ...]
+#: What a consumer sees of transactional writes. ``read_committed`` (the default for every
+#: reader in the product) hides aborted transactions and stops at the last stable offset.
+IsolationLevel = Literal["read_committed", "read_uncommitted"]
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -244,12 +247,14 @@ class TransportFactory(Protocol):
         *,
         group_id: str | None = None,
         auto_offset_reset: str = "earliest",
-        isolation_level: str = "read_uncommitted",
+        isolation_level: IsolationLevel = "read_committed",
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         client_id: str | None = None,
-    ) -> ConsumerTransport: ...
+    ) -> ConsumerTransport:
+        """A consumer; ``read_committed`` by default, so aborted transactions never show."""
+        ...
 
     def admin(self) -> AdminTransport: ...
 
@@ -260,6 +265,7 @@ __all__ = [
     "ConsumerTransport",
     "GroupInfo",
     "Headers",
+    "IsolationLevel",
     "OutgoingRecord",
     "ProducerTransport",
     "RebalanceCallback",
