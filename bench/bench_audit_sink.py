@@ -37,14 +37,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 
-import streaming.audit_chain as audit_chain
+import streaming.audit.chain as audit_chain
 from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.runtime import build_store, running_sink
 from connectors.audit_sink.store import AUDIT_LOG_COLUMNS
+from streaming.clients.producer import EventProducer
 from streaming.config import DatabaseSettings, KafkaSettings
 from streaming.db import Database
 from streaming.events import Actor, ActorType, AuditEvent, AuditEventType, AuditOutcome
-from streaming.producer import EventProducer
 from streaming.serde.avro import AvroDeserializer
 from streaming.serde.context import SerializationContext
 from streaming.serde.memory import InMemorySchemaRegistryClient

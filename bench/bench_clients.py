@@ -38,11 +38,11 @@ from aiokafka.partitioner import DefaultPartitioner
 from rich.console import Console
 from rich.table import Table
 
+from streaming.clients.consumer import EventConsumer
+from streaming.clients.producer import EventProducer
 from streaming.config import KafkaSettings
-from streaming.consumer import EventConsumer
 from streaming.events import Event, OrderPlaced
-from streaming.fake_events import fake_events
-from streaming.producer import EventProducer
+from streaming.events.fake import fake_events
 from streaming.serde import InMemorySchemaRegistryClient, default_catalog
 from streaming.transport.base import TopicSpec
 from streaming.transport.kafka import KafkaTransport

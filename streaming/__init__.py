@@ -3,10 +3,12 @@
 The package root re-exports the small public surface; implementation lives in modules.
 """
 
-from streaming.audit import AuditLogger
-from streaming.bus import EventBus, InMemoryEventBus, KafkaEventBus
+from streaming.audit.logger import AuditLogger
+from streaming.clients.bus import EventBus, InMemoryEventBus, KafkaEventBus
+from streaming.clients.consumer import EventConsumer, Message
+from streaming.clients.producer import EventProducer
+from streaming.clients.retry import RetryPolicy
 from streaming.config import Environment, Settings, load_settings
-from streaming.consumer import EventConsumer, Message
 from streaming.context import (
     AuditContext,
     ExecutionContext,
@@ -48,9 +50,7 @@ from streaming.events import (
     UserRegistered,
 )
 from streaming.logging import configure_logging, get_logger
-from streaming.producer import EventProducer
 from streaming.replay import CompactedTable, DlqRedriver, OffsetManager, RangeReplayer, StateStore
-from streaming.retry import RetryPolicy
 from streaming.serde import (
     AvroDeserializer,
     AvroSerializer,

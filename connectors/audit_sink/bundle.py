@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from connectors.audit_sink.checkpoints import checkpoint_from_json, checkpoint_to_json
 from connectors.audit_sink.store import AuditStore
 from connectors.audit_sink.verify import VerifyReport
-from streaming.audit_chain import (
+from streaming.audit.chain import (
     ChainHead,
     ChainRow,
     MacKeyRing,
@@ -34,7 +34,7 @@ from streaming.audit_chain import (
     public_key_pem,
     signer_key_id,
 )
-from streaming.audit_verify import ChainVerifier, Finding, Reason, verify_checkpoints
+from streaming.audit.verifier import ChainVerifier, Finding, Reason, verify_checkpoints
 from streaming.errors import StreamingError
 
 BUNDLE_FORMAT = "tradesense-audit-bundle/2"

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streaming.audit_chain import (
+from streaming.audit.chain import (
     CheckpointSigner,
     MacKeyRing,
     load_private_key,

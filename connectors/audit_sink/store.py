@@ -21,7 +21,7 @@ import structlog
 
 from connectors.audit_sink.migrations import migration_sql
 from connectors.audit_sink.pii import PiiCipher, SubjectKey, SubjectKeyCache
-from streaming.audit_chain import (
+from streaming.audit.chain import (
     GENESIS_HASH,
     ChainHead,
     ChainRow,

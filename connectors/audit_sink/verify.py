@@ -19,14 +19,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from connectors.audit_sink.store import AuditStore, ms_time
-from streaming.audit_chain import (
+from streaming.audit.chain import (
     Checkpoint,
     MacKeyRing,
     SignedCheckpoint,
     checkpoint_digest,
     signature_valid,
 )
-from streaming.audit_verify import (
+from streaming.audit.verifier import (
     ChainVerifier,
     CheckpointReport,
     Finding,

@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from streaming.clients.producer import event_headers
 from streaming.db import Database
 from streaming.errors import ConfigError
 from streaming.events import Event
-from streaming.producer import event_headers
 from streaming.serde.avro import AvroSerializer
 from streaming.serde.context import SerializationContext
 from streaming.transport.base import Headers

@@ -18,7 +18,7 @@ from streaming.context import current_execution_context
 from streaming.events import AuditEventType, AuditOutcome
 
 if TYPE_CHECKING:
-    from streaming.audit import AuditLogger
+    from streaming.audit.logger import AuditLogger
 
 log = structlog.get_logger(__name__)
 

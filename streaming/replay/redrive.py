@@ -31,13 +31,13 @@ from typing import Any
 
 import structlog
 
+from streaming.clients.retry import FAILURE_HEADERS, dlq_topic, parking_topic, parse_failure_headers
 from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_audit
 from streaming.replay.errors import ReplayError
 from streaming.replay.ratelimit import RateLimiter
 from streaming.replay.reading import OffsetRange, iter_range
 from streaming.replay.snapshots import SnapshotStore, encode_json, now_ms, row_key
 from streaming.replay.txn import commit_batch
-from streaming.retry import FAILURE_HEADERS, dlq_topic, parking_topic, parse_failure_headers
 from streaming.transport.base import (
     Headers,
     OutgoingRecord,

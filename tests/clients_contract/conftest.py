@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from streaming.consumer import EventConsumer
-from streaming.producer import EventProducer
-from streaming.retry import RetryPolicy
+from streaming.clients.consumer import EventConsumer
+from streaming.clients.producer import EventProducer
+from streaming.clients.retry import RetryPolicy
 from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.transport.base import Record, TopicPartition, TopicSpec, TransportFactory
 from streaming.transport.memory import InMemoryTransport

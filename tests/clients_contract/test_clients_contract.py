@@ -11,15 +11,15 @@ from decimal import Decimal
 
 import pytest
 
-from streaming.bus import EventBusHealth, TransportEventBus
+from streaming.clients.bus import EventBusHealth, TransportEventBus
+from streaming.clients.producer import CONTENT_TYPE_AVRO
+from streaming.clients.retry import FAILURE_HEADERS, RetryPolicy, parse_failure_headers
+from streaming.clients.topics import TopicDefaults
 from streaming.errors import PermissionDenied
 from streaming.events import OrderCancelled, OrderPlaced, OrderSide, OrderType
-from streaming.fake_events import fake_events
-from streaming.producer import CONTENT_TYPE_AVRO
-from streaming.retry import FAILURE_HEADERS, RetryPolicy, parse_failure_headers
+from streaming.events.fake import fake_events
 from streaming.security.rbac import Action
 from streaming.serde.wire import frame
-from streaming.topics import TopicDefaults
 from streaming.transport.base import OutgoingRecord, TopicPartition
 from tests.clients_contract.conftest import ClientEnv
 

@@ -9,9 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from streaming.config import MessagingSettings
-from streaming.errors import ConfigError, SerializationError
-from streaming.retry import (
+from streaming.clients.retry import (
     MAX_STACK_BYTES,
     FailureHeadersError,
     RetryPolicy,
@@ -26,6 +24,8 @@ from streaming.retry import (
     parse_failure_headers,
     retry_topic,
 )
+from streaming.config import MessagingSettings
+from streaming.errors import ConfigError, SerializationError
 from streaming.transport.base import Record
 
 delays = st.lists(st.floats(min_value=0, max_value=3_600, allow_nan=False), min_size=1, max_size=6)

@@ -23,10 +23,10 @@ from sqlalchemy import text
 from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.runtime import running_sink
 from connectors.audit_sink.sink import AuditSink
+from streaming.clients.producer import EventProducer
 from streaming.db import Database
 from streaming.errors import DatabaseError
 from streaming.events import Actor, ActorType, AuditEvent, AuditEventType, AuditOutcome
-from streaming.producer import EventProducer
 from streaming.serde.client import SchemaRegistry
 from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.transport.kafka import KafkaTransport

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from connectors.audit_sink.runtime import running_sink
+from streaming.clients.producer import EventProducer
 from streaming.db import Database
-from streaming.producer import EventProducer
 from streaming.serde.client import SchemaRegistry
 from streaming.transport.kafka import KafkaTransport
 from tests.integration.audit.conftest import AuditSetup, audit_event, count_rows, run_until

@@ -25,14 +25,14 @@ import pytest
 import pytest_asyncio
 
 from connectors.audit_sink.runtime import run_verify, running_sink
-from streaming.audit_chain import (
+from streaming.audit.chain import (
     ChainHead,
     Checkpoint,
     MacKeyRing,
     RowColumns,
     extend_chain,
 )
-from streaming.audit_verify import Reason
+from streaming.audit.verifier import Reason
 from streaming.config import DatabaseSettings, KafkaSettings
 from streaming.db import Database
 from streaming.serde.memory import InMemorySchemaRegistryClient

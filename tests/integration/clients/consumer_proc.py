@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from streaming.clients.consumer import EventConsumer
 from streaming.config import KafkaSettings, RegistrySettings
-from streaming.consumer import EventConsumer
 from streaming.events import OrderPlaced
 from streaming.serde.client import SchemaRegistryClient
 from streaming.transport.kafka import KafkaTransport

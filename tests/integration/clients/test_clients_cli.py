@@ -14,9 +14,9 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from streaming.consumer import EventConsumer
+from streaming.clients.consumer import EventConsumer
+from streaming.clients.retry import RetryPolicy
 from streaming.events import OrderPlaced
-from streaming.retry import RetryPolicy
 from streaming.serde.avro import AvroSerializer
 from streaming.serde.client import SchemaRegistryClient
 from streaming.serde.context import SerializationContext

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from streaming.clients.producer import EventProducer
 from streaming.events import OrderPlaced
-from streaming.fake_events import fake_events
-from streaming.producer import EventProducer
+from streaming.events.fake import fake_events
 from streaming.serde.client import SchemaRegistryClient
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.kafka import KafkaTransport

@@ -13,11 +13,11 @@ from decimal import Decimal
 
 import pytest
 
-from streaming.consumer import EventConsumer
+from streaming.clients.consumer import EventConsumer
+from streaming.clients.producer import EventProducer
+from streaming.clients.retry import RetryPolicy
 from streaming.events import OrderPlaced, OrderSide, OrderType
-from streaming.fake_events import fake_events
-from streaming.producer import EventProducer
-from streaming.retry import RetryPolicy
+from streaming.events.fake import fake_events
 from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.kafka import KafkaTransport

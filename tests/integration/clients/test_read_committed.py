@@ -19,15 +19,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from streaming.bus import KafkaEventBus
+from streaming.clients.bus import KafkaEventBus
+from streaming.clients.consumer import EventConsumer
+from streaming.clients.producer import EventProducer
+from streaming.clients.retry import FailureInfo, dlq_topic, failure_headers
 from streaming.config import KafkaSettings
-from streaming.consumer import EventConsumer
 from streaming.events import OrderPlaced
-from streaming.fake_events import fake_events
-from streaming.producer import EventProducer
+from streaming.events.fake import fake_events
 from streaming.replay import CompactedTable, DlqRedriver, RangeReplayer, SnapshotStore
 from streaming.replay.snapshots import SNAPSHOTS_TOPIC, SNAPSHOTS_TOPIC_CONFIG
-from streaming.retry import FailureInfo, dlq_topic, failure_headers
 from streaming.serde.client import SchemaRegistryClient
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import AdminTransport, OutgoingRecord

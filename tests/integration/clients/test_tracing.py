@@ -15,11 +15,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from streaming.consumer import EventConsumer
+from streaming.clients.consumer import EventConsumer
+from streaming.clients.producer import EventProducer
+from streaming.clients.retry import RetryPolicy
 from streaming.events import OrderPlaced, OrderSide, OrderType
 from streaming.logging import add_context_ids
-from streaming.producer import EventProducer
-from streaming.retry import RetryPolicy
 from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.kafka import KafkaTransport

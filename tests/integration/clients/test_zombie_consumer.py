@@ -22,9 +22,9 @@ from pathlib import Path
 from confluent_kafka import Consumer
 from confluent_kafka import TopicPartition as CTP
 
+from streaming.clients.producer import EventProducer
 from streaming.events import OrderPlaced
-from streaming.fake_events import fake_events
-from streaming.producer import EventProducer
+from streaming.events.fake import fake_events
 from streaming.serde.client import SchemaRegistryClient
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import AdminTransport, TopicPartition

@@ -36,12 +36,12 @@ from opentelemetry.semconv._incubating.metrics import messaging_metrics as semco
 from opentelemetry.semconv.attributes import error_attributes, server_attributes
 from opentelemetry.util._once import Once
 
+from streaming.clients.consumer import EventConsumer
+from streaming.clients.producer import EventProducer
+from streaming.clients.retry import RetryPolicy
 from streaming.config import OtelSettings
-from streaming.consumer import EventConsumer
 from streaming.events import OrderPlaced
-from streaming.fake_events import fake_events
-from streaming.producer import EventProducer
-from streaming.retry import RetryPolicy
+from streaming.events.fake import fake_events
 from streaming.serde.client import SchemaRegistryClient
 from streaming.telemetry import configure_telemetry
 from streaming.testing.plugin import TopicFactory

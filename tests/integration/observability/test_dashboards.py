@@ -25,12 +25,12 @@ import pytest_asyncio
 import yaml
 
 from connectors.audit_sink.runtime import running_sink
+from streaming.clients.consumer import EventConsumer
+from streaming.clients.producer import EventProducer
+from streaming.clients.retry import RetryPolicy
 from streaming.config import OtelSettings
-from streaming.consumer import EventConsumer
 from streaming.db import Database
 from streaming.events import OrderPlaced, OrderSide, OrderType
-from streaming.producer import EventProducer
-from streaming.retry import RetryPolicy
 from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.telemetry import Telemetry, configure_telemetry
 from streaming.testing.plugin import TopicFactory

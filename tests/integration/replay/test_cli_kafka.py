@@ -12,9 +12,9 @@ import uuid
 
 from typer.testing import CliRunner
 
+from streaming.cli.replay import offsets_app, replay_app, table_app
 from streaming.config import KafkaSettings, RegistrySettings
 from streaming.events import AuditEvent, EventDeserializer
-from streaming.replay_cli import offsets_app, replay_app, table_app
 from streaming.serde.client import SchemaRegistryClient
 from streaming.serde.context import SerializationContext
 from streaming.serde.schema import Schema

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from streaming.clients.retry import FailureInfo, dlq_topic, failure_headers, parking_topic
 from streaming.replay import DlqRedriver, RedriveFilter, SnapshotStore
 from streaming.replay.redrive import H_REDRIVE_COUNT, redrive_count
-from streaming.retry import FailureInfo, dlq_topic, failure_headers, parking_topic
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import OutgoingRecord
 from streaming.transport.kafka import KafkaTransport

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streaming.audit_chain import (
+from streaming.audit.chain import (
     GENESIS_HASH,
     CanonicalizationError,
     ChainHead,
@@ -28,7 +28,7 @@ from streaming.audit_chain import (
     checkpoint_digest,
     extend_chain,
 )
-from streaming.audit_verify import ChainVerifier, Reason, verify_checkpoints, verify_rows
+from streaming.audit.verifier import ChainVerifier, Reason, verify_checkpoints, verify_rows
 
 RING = MacKeyRing({"k1": b"a" * 32, "k2": b"b" * 32}, "k1")
 CHAIN = "audit.events/0"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from streaming.audit import AuditLogger
+from streaming.audit.logger import AuditLogger
+from streaming.clients.producer import EventProducer
 from streaming.context import ExecutionContext, execution_context
 from streaming.events import AuditEvent, AuditEventType, AuditOutcome, EventDeserializer
-from streaming.producer import EventProducer
 from streaming.serde import InMemorySchemaRegistryClient, SerializationContext
 from streaming.transport.base import TopicPartition, TopicSpec
 from streaming.transport.memory import InMemoryTransport

@@ -18,7 +18,7 @@ from connectors.audit_sink.bundle import (
     verify_bundle,
 )
 from connectors.audit_sink.checkpoints import checkpoint_to_json
-from streaming.audit_chain import (
+from streaming.audit.chain import (
     GENESIS_HASH,
     ChainHead,
     ChainRow,
@@ -31,7 +31,7 @@ from streaming.audit_chain import (
     column_time,
     extend_chain,
 )
-from streaming.audit_verify import Reason
+from streaming.audit.verifier import Reason
 
 RING = MacKeyRing({"k1": b"a" * 32}, "k1")
 SIGNER = CheckpointSigner(Ed25519PrivateKey.generate())

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from streaming.bulk_send import (
+from streaming.clients.bulk import (
     BadInputError,
     Numbered,
     numbered,
@@ -15,8 +15,8 @@ from streaming.bulk_send import (
     size_checker,
     windows,
 )
+from streaming.clients.producer import EventProducer
 from streaming.events import OrderPlaced
-from streaming.producer import EventProducer
 from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.transport.base import TopicSpec
 from streaming.transport.memory import InMemoryTransport

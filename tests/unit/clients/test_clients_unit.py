@@ -9,21 +9,21 @@ from decimal import Decimal
 
 import pytest
 
-from streaming.bus import EventBusHealth, InMemoryEventBus
-from streaming.consumer import ConsumerError, EventConsumer, Message
-from streaming.context import ExecutionContext, execution_context
-from streaming.errors import TransactionError
-from streaming.events import OrderCancelled, OrderPlaced, OrderSide, OrderType
-from streaming.producer import (
+from streaming.clients.bus import EventBusHealth, InMemoryEventBus
+from streaming.clients.consumer import ConsumerError, EventConsumer, Message
+from streaming.clients.producer import (
     EventProducer,
     ProducerNotStartedError,
     event_headers,
     transactional_id_for,
 )
-from streaming.retry import RetryPolicy
+from streaming.clients.retry import RetryPolicy
+from streaming.clients.topics import INTERNAL_TOPICS, TopicDefaults, plan_topics
+from streaming.context import ExecutionContext, execution_context
+from streaming.errors import TransactionError
+from streaming.events import OrderCancelled, OrderPlaced, OrderSide, OrderType
 from streaming.serde.errors import RegistryUnavailableError
 from streaming.serde.memory import InMemorySchemaRegistryClient
-from streaming.topics import INTERNAL_TOPICS, TopicDefaults, plan_topics
 from streaming.transport.base import TopicPartition, TopicSpec
 from streaming.transport.memory import InMemoryTransport
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from streaming.replay_cli import dlq_app, offsets_app
+from streaming.cli.replay import dlq_app, offsets_app
 
 runner = CliRunner()
 

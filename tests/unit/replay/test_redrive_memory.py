@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from streaming.clients.retry import FailureInfo, failure_headers
 from streaming.replay import (
     ConcurrentRunFencedError,
     DlqRedriver,
@@ -13,7 +14,6 @@ from streaming.replay import (
     ReplayAuditEvent,
 )
 from streaming.replay.redrive import H_REDRIVE_COUNT, redrive_count
-from streaming.retry import FailureInfo, failure_headers
 from streaming.transport.base import OutgoingRecord
 from tests.unit.replay.conftest import Cluster
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streaming.clients.retry import FailureInfo, failure_headers
 from streaming.replay.redrive import (
     H_REDRIVE_COUNT,
     H_REDRIVE_ID,
@@ -15,7 +16,6 @@ from streaming.replay.redrive import (
     redrive_count,
     redriven_record,
 )
-from streaming.retry import FailureInfo, failure_headers
 from streaming.transport.base import Record
 
 

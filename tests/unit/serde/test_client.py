@@ -10,10 +10,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from streaming.clients.producer import EventProducer
 from streaming.config import RegistrySettings
 from streaming.events import OrderPlaced
-from streaming.fake_events import fake_events
-from streaming.producer import EventProducer
+from streaming.events.fake import fake_events
 from streaming.serde.client import SchemaRegistryClient, retry_delay_s
 from streaming.serde.errors import (
     IncompatibleSchemaError,

@@ -29,16 +29,17 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 
-from streaming.errors import CommitFencedError, ConfigError, StreamingError, TransportError
-from streaming.events import EVENT_TYPES, Event, EventDeserializer, EventTypes
-from streaming.producer import H_EVENT_ID, TopicGuard
-from streaming.retry import (
+from streaming.clients.producer import H_EVENT_ID, TopicGuard
+from streaming.clients.retry import (
     H_NOT_BEFORE,
     RetryPolicy,
     attempt_of,
     retry_topic,
 )
-from streaming.retry_router import RetryRouter, RetryWriteError
+from streaming.clients.router import RetryRouter, RetryWriteError
+from streaming.clients.topics import TopicDefaults, ensure_failure_topics
+from streaming.errors import CommitFencedError, ConfigError, StreamingError, TransportError
+from streaming.events import EVENT_TYPES, Event, EventDeserializer, EventTypes
 from streaming.security.rbac import Action
 from streaming.serde.catalog import SchemaCatalog
 from streaming.serde.client import SchemaRegistry
@@ -53,7 +54,6 @@ from streaming.telemetry import (
     metric_attributes,
     process_span,
 )
-from streaming.topics import TopicDefaults, ensure_failure_topics
 from streaming.transport.base import (
     ConsumerTransport,
     IsolationLevel,

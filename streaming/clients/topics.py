@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from streaming.clients.retry import RetryPolicy
 from streaming.config import KafkaSettings
 from streaming.errors import TopicError
-from streaming.retry import RetryPolicy
 from streaming.transport.base import AdminTransport, TopicSpec
 
 DAY_MS = 86_400_000

@@ -34,11 +34,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from streaming.audit import DEFAULT_AUDIT_TOPIC, AuditLogger
+from streaming.audit.logger import DEFAULT_AUDIT_TOPIC, AuditLogger
+from streaming.clients.producer import EventProducer
 from streaming.config import KafkaSettings, RegistrySettings
 from streaming.errors import ConfigError, GroupNotEmptyError, StreamingError
 from streaming.logging import configure_logging
-from streaming.producer import EventProducer
 from streaming.replay import (
     Bound,
     CompactedTable,

@@ -1,6 +1,6 @@
 """The I/O side of retries: write a failed record to its retry or dead-letter topic.
 
-:mod:`streaming.retry` decides (policy, names, headers); this module sends. A record is
+:mod:`streaming.clients.retry` decides (policy, names, headers); this module sends. A record is
 re-produced with its original key, value and headers plus the diagnostic ``x-*``
 headers, to the same partition number it came from, under a ``send <topic>`` span that
 is a child of the current ``process`` span and links to the original producer's
@@ -18,9 +18,8 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
-from streaming.errors import StreamingError, TransportError
-from streaming.producer import H_EVENT_ID
-from streaming.retry import (
+from streaming.clients.producer import H_EVENT_ID
+from streaming.clients.retry import (
     RetryPolicy,
     Route,
     dlq_topic,
@@ -28,6 +27,7 @@ from streaming.retry import (
     failure_info,
     retry_topic,
 )
+from streaming.errors import StreamingError, TransportError
 from streaming.telemetry import (
     INSTRUMENTATION_NAME,
     MessagingInstruments,

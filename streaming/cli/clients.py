@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
-from streaming.bulk_send import (
+from streaming.clients.bulk import (
     DEFAULT_WINDOW_MB,
     BadInputError,
     Sent,
@@ -31,17 +31,17 @@ from streaming.bulk_send import (
     parse_lines,
     send_checked,
 )
+from streaming.clients.producer import EventProducer
+from streaming.clients.retry import RetryPolicy, dlq_topic, parse_failure_headers
+from streaming.clients.topics import TopicDefaults, ensure_topics, plan_topics
 from streaming.config import KafkaSettings, RegistrySettings
 from streaming.errors import ConfigError, StreamingError
 from streaming.events import EVENT_TYPES, Event, EventDeserializer
-from streaming.fake_events import fake_events
+from streaming.events.fake import fake_events
 from streaming.logging import configure_logging
-from streaming.producer import EventProducer
-from streaming.retry import RetryPolicy, dlq_topic, parse_failure_headers
 from streaming.serde.client import SchemaRegistryClient
 from streaming.serde.context import SerializationContext
 from streaming.telemetry import command_telemetry, global_instruments, metric_attributes
-from streaming.topics import TopicDefaults, ensure_topics, plan_topics
 from streaming.transport.base import IsolationLevel, Record, TopicPartition, TransportFactory
 
 EXIT_FAILED = 1

@@ -1,7 +1,7 @@
 """``AuditLogger``: the seed's API for publishing audit events to Kafka.
 
 Events are typed :class:`~streaming.events.AuditEvent` records (the ``schemas/audit``
-contract) sent through the idempotent :class:`~streaming.producer.EventProducer`; the
+contract) sent through the idempotent :class:`~streaming.clients.producer.EventProducer`; the
 audit sink chains them into PostgreSQL. Correlation id, trace id, user and IP come from
 the current :mod:`streaming.context` and OpenTelemetry span when not given. PII fields
 (``ip_address``, ``user_agent``, ``actor.username``) travel as plain values inside the
@@ -16,6 +16,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from streaming.clients.producer import EventProducer
 from streaming.context import current_audit_context, current_execution_context
 from streaming.events import (
     Actor,
@@ -25,7 +26,6 @@ from streaming.events import (
     AuditOutcome,
     EventMetadata,
 )
-from streaming.producer import EventProducer
 from streaming.security.events import SecurityEvent, SecurityEventType
 from streaming.transport.base import RecordMetadata
 

@@ -173,15 +173,15 @@ def _mount_all() -> None:
     _mount_optional("connectors.audit_sink.cli", "audit", "The tamper-evident audit trail.")
     _mount_optional("connectors.audit_sink.cli", "db", "Database schema management.", "db_app")
     _mount_optional("connectors.outbox_relay.cli", "outbox", "Transactional outbox: relay, status.")
-    _mount_optional("streaming.replay_cli", "offsets", "Consumer-group offsets.", "offsets_app")
-    _mount_optional("streaming.replay_cli", "replay", "Replay a topic range.", "replay_app")
-    _mount_optional("streaming.replay_cli", "table", "Compacted topics as tables.", "table_app")
-    clients = _optional("streaming.clients_cli")
+    _mount_optional("streaming.cli.replay", "offsets", "Consumer-group offsets.", "offsets_app")
+    _mount_optional("streaming.cli.replay", "replay", "Replay a topic range.", "replay_app")
+    _mount_optional("streaming.cli.replay", "table", "Compacted topics as tables.", "table_app")
+    clients = _optional("streaming.cli.clients")
     if clients is not None:
         app.command("produce")(clients.produce)
         app.command("consume")(clients.consume)
         app.add_typer(clients.topics_app, name="topics")
-    for source in (clients, _optional("streaming.replay_cli")):
+    for source in (clients, _optional("streaming.cli.replay")):
         if source is not None:
             dlq_app.registered_commands.extend(source.dlq_app.registered_commands)
     if dlq_app.registered_commands:

@@ -1,7 +1,7 @@
 """The seed's ``EventBus``: publish typed events, subscribe handlers by event type.
 
-A thin facade over :class:`~streaming.producer.EventProducer` and
-:class:`~streaming.consumer.EventConsumer`, so a bus gets the same retry topics, DLQ,
+A thin facade over :class:`~streaming.clients.producer.EventProducer` and
+:class:`~streaming.clients.consumer.EventConsumer`, so a bus gets the same retry topics, DLQ,
 tracing and commit policy. :class:`KafkaEventBus` runs on a real cluster;
 :class:`InMemoryEventBus` runs the very same code on the in-memory transport and
 registry, for tests and single-process demos. Each event type has its own topic
@@ -20,16 +20,16 @@ from typing import Any, Protocol, runtime_checkable
 import structlog
 from opentelemetry.trace import Tracer
 
+from streaming.clients.consumer import ConsumerError, EventConsumer
+from streaming.clients.producer import EventProducer
+from streaming.clients.retry import RetryPolicy
+from streaming.clients.topics import TopicDefaults, ensure_topics, plan_topics
 from streaming.config import KafkaSettings
-from streaming.consumer import ConsumerError, EventConsumer
 from streaming.context import ExecutionContext, execution_context
 from streaming.events import EVENT_TYPES, Event, EventTypes
-from streaming.producer import EventProducer
-from streaming.retry import RetryPolicy
 from streaming.serde.client import SchemaRegistry
 from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.telemetry import MessagingInstruments
-from streaming.topics import TopicDefaults, ensure_topics, plan_topics
 from streaming.transport.base import IsolationLevel, RecordMetadata, TransportFactory
 from streaming.transport.memory import InMemoryTransport
 

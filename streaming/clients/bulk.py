@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from streaming.clients.producer import EventProducer
 from streaming.errors import StreamingError
 from streaming.events import Event
-from streaming.producer import EventProducer
 from streaming.serde.errors import SerializeError
 
 DEFAULT_WINDOW_MB = 8

@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from streaming.audit_chain import (
+from streaming.audit.chain import (
     GENESIS_HASH,
     ChainHead,
     ChainRow,

@@ -10,7 +10,7 @@
   previous checkpoint by digest so a deleted checkpoint leaves a hole.
 
 Verification (finding the first broken row or checkpoint and saying why) lives in
-:mod:`streaming.audit_verify`.
+:mod:`streaming.audit.verifier`.
 """
 
 from __future__ import annotations
