@@ -383,6 +383,16 @@ def create_app(
     async def http_exception(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         phrase = exc.detail if isinstance(exc, HTTPException) else "Internal Server Error"
+        if status in (404, 405) and authenticator is not None:
+            # Deny by default: an unrouted request needs ADMIN, so the caller learns
+            # nothing about routing before authenticating (401) and being allowed (403).
+            try:
+                await api.guard(request, ADMIN, None)
+            except RegistryError as err:
+                return registry_error_response(err)
+            except SecurityError as err:
+                error = http_error(err)
+                return _error(error.status_code, error.body, error.headers)
         return _error(status, {"error_code": status, "message": f"HTTP {status} {phrase}"})
 
     s, v = "/subjects/{subject}", "/subjects/{subject}/versions/{version}"

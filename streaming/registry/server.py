@@ -21,12 +21,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streaming.config import KafkaSettings
 from streaming.errors import ConfigError
-from streaming.registry.app import MAX_BODY_BYTES, Authenticator, Authorizer, create_app
+from streaming.registry.app import MAX_BODY_BYTES, create_app
 from streaming.registry.audit import AuditSink
+from streaming.registry.auth import RegistryAuth
 from streaming.registry.errors import NotReady
 from streaming.registry.kafka_store import KafkaSchemaStore
 from streaming.registry.service import RegistryService
 from streaming.registry.store import SchemaStore
+from streaming.security.errors import RevocationsUnavailableError
 from streaming.transport.base import TransportFactory
 from streaming.transport.kafka import KafkaTransport
 
@@ -46,6 +48,8 @@ class ServerSettings(BaseSettings):
     transactional_id: str | None = None
     replication_factor: int = Field(default=1, gt=0)
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, gt=0)
+    # Larger request heads get uvicorn's plain 400; smaller ones reach the auth checks.
+    max_header_bytes: int = Field(default=128 * 1024, gt=0)
     ready_wait_s: float = Field(default=10.0, ge=0)
     startup_timeout_s: float = Field(default=60.0, gt=0)
 
@@ -69,8 +73,7 @@ class RegistryServer:
         transport: TransportFactory | None = None,
         store: SchemaStore | None = None,
         audit: AuditSink | None = None,
-        authenticator: Authenticator | None = None,
-        authorizer: Authorizer | None = None,
+        auth: RegistryAuth | None = None,
         handle_signals: bool = False,
     ) -> None:
         self.settings = settings or ServerSettings()
@@ -85,10 +88,11 @@ class RegistryServer:
             )
         self.store = store
         self.service = RegistryService(store, audit=audit)
+        self.revocations = auth.revocations if auth is not None else None
         self.app = create_app(
             self.service,
-            authenticator=authenticator,
-            authorizer=authorizer,
+            authenticator=auth.authenticate if auth is not None else None,
+            authorizer=auth.authorize if auth is not None else None,
             max_body_bytes=self.settings.max_body_bytes,
             ready_wait_s=self.settings.ready_wait_s,
         )
@@ -123,12 +127,20 @@ class RegistryServer:
         return sock
 
     async def start(self, *, wait_ready: bool = True) -> None:
-        """Start reading ``_schemas`` and serving; optionally wait until caught up."""
+        """Start reading ``_schemas`` (and the revocation list) and serving; optionally
+        wait until both are caught up."""
         await self.store.start()
+        if self.revocations is not None:
+            await self.revocations.start()
         sock = self._bind()
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            h11_max_incomplete_event_size=self.settings.max_header_bytes,
         )
         server_type = uvicorn.Server if self._handle_signals else _BackgroundServer
         self._server = server_type(config)
@@ -147,7 +159,9 @@ class RegistryServer:
         if wait_ready:
             try:
                 await self.store.wait_ready(self.settings.startup_timeout_s)
-            except NotReady:
+                if self.revocations is not None:
+                    await self.revocations.wait_current(self.settings.startup_timeout_s)
+            except (NotReady, RevocationsUnavailableError):
                 await self.stop()
                 raise
 
@@ -164,6 +178,8 @@ class RegistryServer:
                 await self._task
             self._task = None
         self._server = None
+        if self.revocations is not None:
+            await self.revocations.stop()
         await self.store.stop()
 
     async def __aenter__(self) -> RegistryServer:

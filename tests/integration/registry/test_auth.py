@@ -75,15 +75,10 @@ async def secured(
     registry = RegistrySettings(
         auth_enabled=True, credentials_path=_credentials(tmp_path, security)
     )
-    hooks = auth_from_settings(registry, security)
-    assert hooks is not None
+    auth = auth_from_settings(registry, security, kafka=kafka_settings)
+    assert auth is not None
     topic = f"_schemas-auth-{uuid.uuid4().hex[:10]}"
-    server = RegistryServer(
-        ServerSettings(port=0, topic=topic),
-        kafka=kafka_settings,
-        authenticator=hooks[0],
-        authorizer=hooks[1],
-    )
+    server = RegistryServer(ServerSettings(port=0, topic=topic), kafka=kafka_settings, auth=auth)
     await server.start()
     try:
         yield server.url, JWTManager(security)
