@@ -7,6 +7,7 @@ message says which variable to set), 3 PostgreSQL or Kafka unreachable.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import sys
 import time
@@ -267,10 +268,11 @@ def hash_password(
 
 def _read_password() -> str:
     if sys.stdin.isatty():
-        prompted: str = typer.prompt(
-            "password", hide_input=True, confirmation_prompt=True, err=True
-        )
-        return prompted
+        # getpass writes each prompt after it has switched echo off: never to stdout
+        password = getpass.getpass("password: ", stream=sys.stderr)
+        if getpass.getpass("repeat for confirmation: ", stream=sys.stderr) != password:
+            raise _fail("the two passwords differ", 1)
+        return password
     password = sys.stdin.readline().rstrip("\r\n")
     confirmation = sys.stdin.readline()
     if not password:
