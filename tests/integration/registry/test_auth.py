@@ -22,19 +22,10 @@ from streaming.registry.server import RegistryServer, ServerSettings
 from streaming.security.hashing import SecureHasher
 from streaming.security.jwt import JWTManager
 from streaming.security.keys import SigningKey
+from tests.integration.security.secured_registry import POLICY
 
 PEPPER = "registry-auth-pepper-0123456789"
 SCHEMA = '{"type": "record", "name": "Order", "fields": [{"name": "id", "type": "string"}]}'
-POLICY = """
-roles:
-  schema-reader:
-    permissions: ["subject:*:read"]
-  orders-writer:
-    inherits: [schema-reader]
-    permissions: ["subject:orders-*:write"]
-  registry-admin:
-    permissions: ["subject:*:admin", "subject:*:write", "subject:*:read"]
-"""
 
 
 def _security(tmp_path: Path, key: SigningKey) -> SecuritySettings:
