@@ -355,8 +355,13 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     ready_wait_s: float = 10.0,
     cluster_id: str = "",
+    also_ready: Callable[[], bool] | None = None,
 ) -> Starlette:
-    """The ASGI app serving ``service``; see :mod:`streaming.registry.openapi` for the API."""
+    """The ASGI app serving ``service``; see :mod:`streaming.registry.openapi` for the API.
+
+    ``also_ready`` joins ``/ready`` (e.g. the revocation list being current), so a load
+    balancer routes away from an instance that would refuse every token.
+    """
     api = _Api(
         service,
         authenticator=authenticator,
@@ -368,7 +373,7 @@ def create_app(
     e = api.endpoint
 
     async def ready(request: Request) -> Response:
-        if service.store.ready:
+        if service.store.ready and (also_ready is None or also_ready()):
             return SchemaResponse({"ready": True})
         return _error(503, {"error_code": 50003, "message": "not ready", "ready": False})
 

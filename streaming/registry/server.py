@@ -95,6 +95,7 @@ class RegistryServer:
             authorizer=auth.authorize if auth is not None else None,
             max_body_bytes=self.settings.max_body_bytes,
             ready_wait_s=self.settings.ready_wait_s,
+            also_ready=self.revocations.log.is_current if self.revocations else None,
         )
         self._handle_signals = handle_signals
         self._server: uvicorn.Server | None = None
@@ -131,7 +132,11 @@ class RegistryServer:
         wait until both are caught up."""
         await self.store.start()
         if self.revocations is not None:
-            await self.revocations.start()
+            try:
+                await self.revocations.start()
+            except BaseException:
+                await self.store.stop()
+                raise
         sock = self._bind()
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(

@@ -187,9 +187,13 @@ class RevocationLog:
         key = (entry.kind, entry.id)
         self._entries[key] = max(entry.expires_at, self._entries.get(key, 0.0))
 
+    def is_current(self) -> bool:
+        """Whether the tail confirmed reading to the end within the last ``max_lag_s``."""
+        return self._current_at is not None and self._clock() - self._current_at <= self.max_lag_s
+
     def contains(self, kind: EntryKind, ident: str) -> bool:
         """Whether ``ident`` is revoked; raises if the list is not known to be current."""
-        if self._current_at is None or self._clock() - self._current_at > self.max_lag_s:
+        if not self.is_current():
             age = (
                 "never"
                 if self._current_at is None

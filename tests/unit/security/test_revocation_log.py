@@ -100,9 +100,10 @@ async def test_checks_fail_closed_before_start_and_when_the_tail_is_stale(
     await log.start()
     try:
         await log.wait_current(5)
-        assert not log.contains(EntryKind.TOKEN, "x")
+        assert log.is_current() and not log.contains(EntryKind.TOKEN, "x")
         await log.stop()  # the tail stops confirming
         clock.now += 2.5
+        assert not log.is_current()
         with pytest.raises(RevocationsUnavailableError, match=r"limit 2\.0s"):
             log.contains(EntryKind.TOKEN, "x")
     finally:
