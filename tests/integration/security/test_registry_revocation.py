@@ -13,8 +13,10 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from streaming.config import DatabaseSettings, KafkaSettings
+from streaming.config import DatabaseSettings, KafkaSettings, SecuritySettings
+from streaming.security import JWTManager, TokenRevokedError, shared_revocations
 from tests.integration.security.secured_registry import (
     Deployment,
     assert_refused,
@@ -53,12 +55,19 @@ def stack(
 def _refused_everywhere(
     registries: list[tuple[str, Path]], tokens: list[str], since: float
 ) -> list[float]:
-    """Poll each registry with each token until 401; seconds from ``since`` to refusal."""
-    elapsed = []
-    for url, _log in registries:
-        for token in tokens:
-            eventually(lambda u=url, t=token: status(u, t) == 401, timeout_s=15, what=f"{url}")
-            elapsed.append(time.monotonic() - since)
+    """Poll every (registry, token) pair round-robin until each answers 401; the seconds
+    from ``since`` to each pair's first refusal."""
+    pending = {(url, token) for url, _log in registries for token in tokens}
+    elapsed: list[float] = []
+
+    def all_refused() -> bool:
+        for pair in list(pending):
+            if status(*pair) == 401:
+                elapsed.append(time.monotonic() - since)
+                pending.discard(pair)
+        return not pending
+
+    eventually(all_refused, timeout_s=15, what=f"refusals of {len(pending)} (registry, token)")
     return elapsed
 
 
@@ -122,6 +131,41 @@ def test_refresh_reuse_revokes_the_family_on_every_registry_within_the_bound(
     again = run_cli(["auth", "refresh"], dep.env, stdin=rotated["refresh_token"], check=False)
     assert again.returncode == 1 and "revoked" in again.stderr
     assert asyncio.run(_durable(database_settings, "family", family))
+
+
+def test_an_in_process_verifier_honours_a_cli_revocation(
+    stack: tuple[Deployment, list[tuple[str, Path]]], kafka_settings: KafkaSettings
+) -> None:
+    """A client-side guard (any JWTManager built with shared_revocations, no database)."""
+    dep, _ = stack
+    security = SecuritySettings(
+        jwt_private_key_pem=SecretStr(dep.env["SECURITY_JWT_PRIVATE_KEY_PEM"]),
+        revocation_topic=dep.revocation_topic,
+    )
+    token = mint(dep.env, "svc-guard", "schema-reader")["access_token"]
+
+    async def scenario() -> float:
+        store = shared_revocations(security, kafka_settings)
+        await store.start()
+        try:
+            await store.wait_current(30)
+            guard = JWTManager(security, revocations=store)
+            jti = (await guard.verify_access_token(token)).token_id
+            await asyncio.to_thread(run_cli, ["auth", "revoke", "--jti", jti], dep.env)
+            revoked_at = time.monotonic()
+            while True:
+                try:
+                    await guard.verify_access_token(token)
+                except TokenRevokedError:
+                    return time.monotonic() - revoked_at
+                assert time.monotonic() - revoked_at < 15, "never refused"
+                await asyncio.sleep(0.01)  # poll
+        finally:
+            await store.stop()
+
+    elapsed = asyncio.run(scenario())
+    print(f"in-process guard refused the revoked token after {elapsed:.3f} s")
+    assert elapsed < BOUND_S
 
 
 async def _durable(database: DatabaseSettings, kind: str, ident: str) -> bool:
