@@ -48,8 +48,6 @@ class ServerSettings(BaseSettings):
     transactional_id: str | None = None
     replication_factor: int = Field(default=1, gt=0)
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, gt=0)
-    # Larger request heads get uvicorn's plain 400; smaller ones reach the auth checks.
-    max_header_bytes: int = Field(default=128 * 1024, gt=0)
     ready_wait_s: float = Field(default=10.0, ge=0)
     startup_timeout_s: float = Field(default=60.0, gt=0)
 
@@ -140,12 +138,7 @@ class RegistryServer:
         sock = self._bind()
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=5,
-            h11_max_incomplete_event_size=self.settings.max_header_bytes,
+            self.app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
         )
         server_type = uvicorn.Server if self._handle_signals else _BackgroundServer
         self._server = server_type(config)

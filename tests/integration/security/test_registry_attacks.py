@@ -286,6 +286,7 @@ ATTACKS: dict[str, Callable[[Deployment], Attack]] = {
     "basic-password-trailing-space": _wrong_basic("reader", PASSWORDS["reader"] + " "),
     "basic-other-users-password": _wrong_basic("admin", PASSWORDS["reader"]),
     "bearer-64kib": _raw_header("Bearer " + "A" * 65_536),
+    "other-header-64kib-no-credentials": lambda dep: Attack({"X-Filler": "x" * 65_536}),
     "basic-64kib": _raw_header("Basic " + base64.b64encode(b"reader:" + b"x" * 49_152).decode()),
     "bearer-no-token": _raw_header("Bearer"),
     "bearer-whitespace-padded": _raw_header("Bearer \t \t x"),
