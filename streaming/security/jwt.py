@@ -283,7 +283,7 @@ class JWTManager:
                 SecurityEvent(
                     SecurityEventType.REVOKED_TOKEN_REFUSED,
                     claims.subject,
-                    {"jti": claims.token_id, "family_id": claims.family_id, "token_use": token_use},
+                    {"jti": claims.token_id, "family_id": claims.family_id},
                 )
             )
             raise TokenRevokedError(claims.token_id, claims.family_id)
