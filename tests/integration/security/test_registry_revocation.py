@@ -133,6 +133,23 @@ def test_refresh_reuse_revokes_the_family_on_every_registry_within_the_bound(
     assert asyncio.run(_durable(database_settings, "family", family))
 
 
+def test_family_revoked_without_postgresql_is_refused_everywhere_within_the_bound(
+    stack: tuple[Deployment, list[tuple[str, Path]]], database_settings: DatabaseSettings
+) -> None:
+    """A Kafka-only deployment: the CLI has no DATABASE_URL, the topic alone carries it."""
+    dep, registries = stack
+    pair = mint(dep.env, "svc-ledger", "schema-reader")
+    family = claims(pair["access_token"])["fam"]
+    for url, _ in registries:
+        eventually(lambda u=url: status(u, pair["access_token"]) == 200, timeout_s=30, what="ok")
+
+    run_cli(["auth", "revoke", "--family", family], dep.without_database())
+    elapsed = _refused_everywhere(registries, [pair["access_token"]], time.monotonic())
+    print(f"Kafka-only family revocation refused after {elapsed} s")
+    assert max(elapsed) < BOUND_S
+    assert not asyncio.run(_durable(database_settings, "family", family))
+
+
 def test_an_in_process_verifier_honours_a_cli_revocation(
     stack: tuple[Deployment, list[tuple[str, Path]]], kafka_settings: KafkaSettings
 ) -> None:
