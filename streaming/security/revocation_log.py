@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -41,6 +41,7 @@ from streaming.security.revocation import (
     InMemoryRevocationStore,
     PostgresRevocationStore,
 )
+from streaming.topics import TopicDefaults
 from streaming.transport.base import (
     ConsumerTransport,
     OutgoingRecord,
@@ -102,8 +103,8 @@ class RevocationLog:
         *,
         topic: str = "_streaming.revocations",
         retention_ms: int = 8 * _DAY_S * 1000,
-        replication_factor: int = 1,
-        min_insync_replicas: int = 1,
+        replication_factor: int | None = None,
+        topic_config: Mapping[str, str] | None = None,
         max_lag_s: float = 2.0,
         poll_timeout_ms: int = 200,
         clock: Callable[[], float] = time.monotonic,
@@ -111,9 +112,12 @@ class RevocationLog:
         self._transport = transport
         self.topic = topic
         self._tp = TopicPartition(topic, 0)
-        self._retention_ms = retention_ms
         self._replication_factor = replication_factor
-        self._min_isr = min(min_insync_replicas, replication_factor)
+        self._topic_config = {
+            **(topic_config or {}),
+            "cleanup.policy": "compact,delete",
+            "retention.ms": str(retention_ms),
+        }
         self.max_lag_s = max_lag_s
         self._poll_timeout_ms = poll_timeout_ms
         self._clock = clock
@@ -128,15 +132,11 @@ class RevocationLog:
     async def _ensure_topic(self) -> None:
         if self._topic_ready:
             return
-        config = {
-            "cleanup.policy": "compact,delete",
-            "retention.ms": str(self._retention_ms),
-            "min.insync.replicas": str(self._min_isr),
-        }
+        spec = TopicSpec(self.topic, 1, self._replication_factor, self._topic_config)
         admin = self._transport.admin()
         await admin.start()
         try:
-            await admin.create_topics([TopicSpec(self.topic, 1, self._replication_factor, config)])
+            await admin.create_topics([spec])
         finally:
             await admin.stop()
         self._topic_ready = True
@@ -340,7 +340,7 @@ def shared_revocations(
         topic=security.revocation_topic,
         retention_ms=int(retention_s * 1000),
         replication_factor=kafka.default_replication_factor,
-        min_insync_replicas=kafka.min_insync_replicas,
+        topic_config=TopicDefaults.from_settings(kafka).internal_config(),
         max_lag_s=security.revocation_max_lag_s,
     )
     if database is None or not database.configured:
