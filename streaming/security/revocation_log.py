@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from streaming.clients.topics import TopicDefaults
 from streaming.config import DatabaseSettings, KafkaSettings, SecuritySettings
 from streaming.errors import TransportError
 from streaming.security.errors import RevocationsUnavailableError
@@ -41,7 +42,6 @@ from streaming.security.revocation import (
     InMemoryRevocationStore,
     PostgresRevocationStore,
 )
-from streaming.topics import TopicDefaults
 from streaming.transport.base import (
     ConsumerTransport,
     OutgoingRecord,
