@@ -29,8 +29,8 @@ def _link(
     step: Callable[[T, Callable[[T], Awaitable[R]]], Awaitable[R]],
     call_next: Callable[[T], Awaitable[R]],
 ) -> Callable[[T], Awaitable[R]]:
-    async def run(item: T) -> R:
-        return await step(item, call_next)
+    def run(item: T) -> Awaitable[R]:
+        return step(item, call_next)  # the step's own awaitable: no extra coroutine per step
 
     return run
 
