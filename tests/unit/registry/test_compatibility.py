@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from streaming.registry.avro_schema import parse_schema
-from streaming.registry.compatibility import PriorSchema, check
+from streaming.serde.compatibility import PriorSchema, check
 from streaming.registry.model import CompatibilityLevel as L
 
 

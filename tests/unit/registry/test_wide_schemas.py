@@ -10,7 +10,7 @@ import pytest
 
 from streaming.registry.app import create_app
 from streaming.registry.avro_schema import parse_schema
-from streaming.registry.compatibility import PriorSchema, check
+from streaming.serde.compatibility import PriorSchema, check
 from streaming.registry.errors import InvalidSchema
 from streaming.registry.model import CompatibilityLevel
 from streaming.registry.service import RegistryService
