@@ -1,27 +1,10 @@
-"""Errors of the serde layer, all under :class:`streaming.errors.SerializationError`.
+"""Errors of the serde layer and the one registry error family (client and service).
 
-    SerializationError
-    +-- SchemaLoadError              a local .avsc is missing or invalid
-    +-- SerializeError               a value does not fit its writer schema
-    +-- DeserializationError         carries data, topic, partition, offset, headers, schema id
-    |   +-- BadMagicByteError        first byte is not 0: not Confluent wire format
-    |   +-- CorruptRecordError       body does not decode, or bytes are left over
-    |   |   +-- TruncatedRecordError shorter than the 5-byte header or the body ends early
-    |   +-- UnknownSchemaIdError     the registry has no schema with this id
-    |   +-- SchemaMismatchError      writer schema cannot be read as the reader schema/type
-    |   +-- SchemaLookupError        the registry could not be asked (retriable: not poison)
-    +-- RegistryError                the registry answered with an error (status, error_code)
-        +-- RegistryUnavailableError network failure, timeout, 408/429/5xx after retries
-        +-- RegistryAuthError        401 / 403
-        +-- SubjectNotFoundError     40401
-        +-- VersionNotFoundError     40402
-        +-- SchemaNotFoundError      40403
-        +-- IncompatibleSchemaError  409
-        +-- InvalidSchemaError       42201
-        +-- InvalidVersionError      42202
-
-Every ``DeserializationError`` except ``SchemaLookupError`` is a poison pill: retrying
-the same bytes cannot succeed, so the consumer routes it to the DLQ with ``data`` intact.
+All are under :class:`streaming.errors.SerializationError` and drawn in
+:mod:`streaming.errors`. Every ``DeserializationError`` except ``SchemaLookupError`` is
+a poison pill: retrying the same bytes cannot succeed, so the consumer routes it to the
+DLQ with ``data`` intact. Each ``RegistryError`` subclass carries its HTTP ``status`` and
+Confluent ``error_code``; :data:`ERROR_CODES` maps codes back to classes.
 """
 
 from __future__ import annotations
