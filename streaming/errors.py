@@ -94,6 +94,7 @@ run time. ``(R)`` marks ``retriable = True``: retrying the same call may succeed
     |   |   +-- InvalidTokenError        [security.errors] a JWT failed a check (``reason``)
     |   |       +-- TokenRevokedError    its ``jti`` or family was revoked
     |   |       +-- RefreshTokenReuseError  a used refresh token came back (family revoked)
+    |   +-- RevocationsUnavailableError (R)  [security.errors] revocation list not current
     |   +-- PermissionDenied             the caller is known but not allowed
     |   |   +-- AccessDenied             [security.errors] subject, resource, action (403)
     |   +-- HashingError                 [security.errors] a password hash cannot be checked

@@ -39,8 +39,17 @@ class InvalidTokenError(AuthenticationError):
 class TokenRevokedError(InvalidTokenError):
     """The token's ``jti`` (or its refresh family) is on the revocation list."""
 
-    def __init__(self, detail: str = "") -> None:
+    def __init__(self, token_id: str, family_id: str | None = None) -> None:
+        self.token_id = token_id
+        self.family_id = family_id
+        detail = f"jti {token_id}" + (f", family {family_id}" if family_id else "")
         super().__init__(TokenRejection.REVOKED, detail)
+
+
+class RevocationsUnavailableError(SecurityError):
+    """This process cannot confirm its revocation list is current, so it accepts no token."""
+
+    retriable = True
 
 
 class RefreshTokenReuseError(InvalidTokenError):
@@ -99,6 +108,7 @@ __all__ = [
     "HashingError",
     "InvalidTokenError",
     "RefreshTokenReuseError",
+    "RevocationsUnavailableError",
     "TokenRejection",
     "TokenRevokedError",
     "UnknownKeyError",
