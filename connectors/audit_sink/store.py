@@ -3,7 +3,7 @@
 
 Talks asyncpg directly (COPY, arrays) on connections borrowed from
 :class:`streaming.db.Database`, so the pool, circuit breaker and error messages are the
-shared ones. asyncpg errors are translated here into :mod:`streaming.errors` types.
+shared ones. asyncpg errors come out translated by :mod:`streaming.db`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import structlog
 
 from connectors.audit_sink.migrations import migration_sql
@@ -36,17 +35,11 @@ from streaming.audit.chain import (
     checkpoint_digest,
     column_time,
 )
-from streaming.db import Database, translate_db_error
-from streaming.errors import DatabaseError, DatabaseUnavailableError
+from streaming.db import Database
+from streaming.errors import DatabaseError, DuplicateKeyError
 
 log = structlog.get_logger(__name__)
 
-_ASYNCPG_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    TimeoutError,
-)
 AUDIT_LOG_COLUMNS = (  # the COPY column order; the benchmark baseline uses it too
     "chain_id",
     "seq",
@@ -135,17 +128,8 @@ class AuditStore:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
         """A raw asyncpg connection from the shared pool; errors come out translated."""
-        async with self.database.connect() as conn:
-            fairy = await conn.get_raw_connection()
-            raw = fairy.driver_connection
-            try:
-                yield raw
-            except _ASYNCPG_ERRORS as exc:
-                error = translate_db_error(exc, self.database.settings)
-                if isinstance(error, DatabaseUnavailableError):
-                    self.database.breaker.record_failure()
-                    fairy.invalidate()
-                raise error from exc
+        async with self.database.raw_connection() as raw:
+            yield raw
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
@@ -235,10 +219,9 @@ class AuditStore:
                 return await self._append_once(
                     topic, partition, records, expected_offset=expected_offset, ring=ring
                 )
-            except DatabaseError as exc:
+            except DuplicateKeyError:
                 # Two chains racing on one event id: the retry sees it as a duplicate.
-                cause = exc.__cause__
-                if not isinstance(cause, asyncpg.UniqueViolationError) or attempt == 2:
+                if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 

@@ -35,6 +35,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from streaming.errors import SerializationError
+
 ROW_DOMAIN = b"tradesense.audit.row.v1\x00"
 ROW_DOMAIN_V2 = b"tradesense.audit.row.v2\x00"
 VERIFY_STATE_DOMAIN = b"tradesense.audit.verify-state.v1\x00"
@@ -47,7 +49,7 @@ _MAX_SAFE_INT = 2**53 - 1
 # --------------------------------------------------------------------------- canonical JSON
 
 
-class CanonicalizationError(ValueError):
+class CanonicalizationError(SerializationError, ValueError):
     """A value has no canonical JSON form (NaN, infinity, a non-string key, ...)."""
 
 

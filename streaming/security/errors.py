@@ -1,17 +1,4 @@
-"""Security errors, all under :class:`streaming.errors.SecurityError`.
-
-    SecurityError
-    +-- AuthenticationError
-    |   +-- InvalidTokenError        a JWT failed a check; ``reason`` names which one
-    |       +-- TokenRevokedError    its ``jti`` or its family was revoked
-    |       +-- RefreshTokenReuseError  an already-used refresh token came back (family revoked)
-    +-- RevocationsUnavailableError  the revocation list is not known to be current (fail closed)
-    +-- PermissionDenied
-    |   +-- AccessDenied             carries subject, resource and action for the 403 body
-    +-- HashingError                 a stored password hash cannot be checked
-    |   +-- UnknownPepperError       the hash names a pepper this server does not hold
-    +-- DecryptionError              a field cannot be decrypted (tampered or wrong key)
-        +-- UnknownKeyError          the ciphertext names a key id this server does not hold
+"""Security errors, all under :class:`streaming.errors.SecurityError` (drawn there).
 
 Messages never contain a token, password, pepper or key.
 """

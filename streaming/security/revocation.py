@@ -36,10 +36,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from streaming.errors import DatabaseError, DatabaseUnavailableError
+from streaming.db import translate_sql_error
 
 
 class EntryKind(enum.StrEnum):
@@ -137,7 +137,7 @@ class PostgresRevocationStore:
                 await conn.execute(lock)
                 await conn.run_sync(self._table.metadata.create_all, checkfirst=True)
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(exc, "create the revocation table") from exc
+            raise translate_sql_error(exc, "create the revocation table") from exc
 
     async def _upsert(self, kind: EntryKind, key: str, expires_at: float) -> None:
         stmt = insert(self._table).values(kind=kind.value, id=key, expires_at=_ts(expires_at))
@@ -149,7 +149,7 @@ class PostgresRevocationStore:
             async with self._engine.begin() as conn:
                 await conn.execute(stmt)
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(exc, "record a revocation") from exc
+            raise translate_sql_error(exc, "record a revocation") from exc
 
     async def revoke(self, jti: str, expires_at: float) -> None:
         await self._upsert(EntryKind.TOKEN, jti, expires_at)
@@ -166,7 +166,7 @@ class PostgresRevocationStore:
             async with self._engine.connect() as conn:
                 row = (await conn.execute(select(literal(1)).where(match).limit(1))).first()
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(exc, "check the revocation list") from exc
+            raise translate_sql_error(exc, "check the revocation list") from exc
         return row is not None
 
     async def active_entries(
@@ -182,7 +182,7 @@ class PostgresRevocationStore:
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(stmt)).all()
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(exc, "read the revocation list") from exc
+            raise translate_sql_error(exc, "read the revocation list") from exc
         return [(EntryKind(kind), ident, expires.timestamp()) for kind, ident, expires in rows]
 
     async def mark_used(self, jti: str, expires_at: float) -> bool:
@@ -196,7 +196,7 @@ class PostgresRevocationStore:
             async with self._engine.begin() as conn:
                 row = (await conn.execute(stmt)).first()
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(exc, "redeem a refresh token") from exc
+            raise translate_sql_error(exc, "redeem a refresh token") from exc
         return row is not None
 
     async def purge_expired(self, now: float | None = None) -> int:
@@ -206,18 +206,8 @@ class PostgresRevocationStore:
             async with self._engine.begin() as conn:
                 result = await conn.execute(stmt)
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(exc, "purge expired revocations") from exc
+            raise translate_sql_error(exc, "purge expired revocations") from exc
         return int(result.rowcount or 0)
-
-
-def _translate(exc: BaseException, doing: str) -> DatabaseError:
-    """Map driver/SQLAlchemy failures to our tree; connection loss is retriable."""
-    lost = isinstance(exc, OSError | OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-    )
-    if lost:
-        return DatabaseUnavailableError(f"could not {doing}: PostgreSQL is unreachable")
-    return DatabaseError(f"could not {doing}: {type(exc).__name__}")
 
 
 __all__ = [
