@@ -133,12 +133,17 @@ class CommandGroup(TyperGroup):
             raise typer.Exit(code) from exc
 
 
+def _group_callback() -> None:
+    """Makes a group with one command a group (``table dump``, not ``table``)."""
+
+
 def group(help_text: str, **options: Any) -> typer.Typer:
     """A command group (or the root) with the shared group class and settings."""
     options.setdefault("no_args_is_help", True)
     return typer.Typer(
         help=help_text,
         cls=CommandGroup,
+        callback=_group_callback,
         add_completion=False,
         pretty_exceptions_enable=False,
         **options,

@@ -14,11 +14,6 @@ from streaming.db import Database
 app = group("Database schema management.")
 
 
-@app.callback()
-def _db_group() -> None:
-    """Database schema management (keeps 'migrate' a subcommand)."""
-
-
 @app.command("migrate")
 def migrate_command(as_json: JsonOpt = False) -> None:
     """Create or upgrade the audit and outbox tables (idempotent)."""
