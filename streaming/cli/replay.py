@@ -87,7 +87,7 @@ def replay(
             await create_like(transport, source, target)
         registry = reader = None
         if reader_subject is not None:
-            registry = registry_client(None)
+            registry = registry_client()
             reader = (await registry.get_latest_version(reader_subject)).schema
         try:
             async with audit_hook(
