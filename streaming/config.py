@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 from pydantic import (
@@ -182,6 +182,11 @@ class RegistrySettings(BaseSettings):
     auth_enabled: bool = False
     credentials_path: Path | None = None
 
+    @property
+    def configured(self) -> bool:
+        """True when the environment (or a .env file) names a registry (``REGISTRY_URL``)."""
+        return "url" in self.model_fields_set
+
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
@@ -319,6 +324,18 @@ def _describe(prefix: str, err: ValidationError) -> list[str]:
     return problems
 
 
+S = TypeVar("S", bound=BaseSettings)
+
+
+def read_settings(cls: type[S], **values: Any) -> S:
+    """One settings section from the environment (``values`` win); raises
+    :class:`ConfigError` listing every invalid value under its variable name."""
+    try:
+        return cls(**values)
+    except ValidationError as err:
+        raise ConfigError(_describe(str(cls.model_config.get("env_prefix", "")), err)) from err
+
+
 def load_settings(
     environment: Environment | str | None = None, **sections: dict[str, Any]
 ) -> Settings:
@@ -368,4 +385,5 @@ __all__ = [
     "Settings",
     "load_settings",
     "parse_bootstrap_servers",
+    "read_settings",
 ]

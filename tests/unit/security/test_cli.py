@@ -8,8 +8,8 @@ import jwt as pyjwt
 import pytest
 from typer.testing import CliRunner
 
+from streaming.cli.auth import app
 from streaming.security import SigningKey
-from streaming.security.cli import app
 
 runner = CliRunner()
 

@@ -6,23 +6,19 @@ message says which variable to set), 3 PostgreSQL or Kafka unreachable.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import sys
 import time
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal
 
-import structlog
 import typer
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings
-from rich.console import Console
 
-from streaming.config import DatabaseSettings, KafkaSettings, SecuritySettings
-from streaming.errors import ConfigError, DatabaseError, DatabaseUnavailableError, TransportError
-from streaming.logging import configure_logging
+from streaming.cli._common import ExitCode, JsonOpt, err, fail, group, run, unavailable
+from streaming.config import DatabaseSettings, KafkaSettings, SecuritySettings, read_settings
+from streaming.errors import DatabaseUnavailableError, TransportError
 from streaming.security.errors import InvalidTokenError, RevocationsUnavailableError
 from streaming.security.events import SecurityEvent, SecurityEventType, log_security_event
 from streaming.security.hashing import SecureHasher, validate_password_strength
@@ -31,37 +27,21 @@ from streaming.security.keys import KeyRing, SigningKey
 from streaming.security.rbac import Permission
 from streaming.security.revocation_log import horizon_s, shared_revocations
 
-app = typer.Typer(name="auth", help="Tokens, revocation and keys.", no_args_is_help=True)
-_err = Console(stderr=True)
-S = TypeVar("S", bound=BaseSettings)
-T = TypeVar("T")
+app = group("Tokens, revocation and JWKS.")
 
 
-@app.callback()
-def _edge() -> None:
-    """Logs go to stderr so ``--json`` output on stdout stays parseable."""
-    if not structlog.is_configured():
-        configure_logging()
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _settings(cls: Callable[[], S]) -> S:
-    try:
-        return cls()
-    except ValidationError as exc:
-        lines = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise _fail(f"invalid settings: {lines}", 2) from exc
-
-
-def _run(make: Callable[[], T]) -> T:
-    try:
-        return make()
-    except ConfigError as exc:
-        raise _fail(str(exc), 2) from exc
+@contextmanager
+def _services(database: DatabaseSettings, kafka: KafkaSettings) -> Iterator[None]:
+    """PostgreSQL or Kafka unreachable: exit 3 and name the variable to check."""
+    with (
+        unavailable(DatabaseUnavailableError, fix=f"is DATABASE_URL={database.display_url} right?"),
+        unavailable(
+            TransportError,
+            RevocationsUnavailableError,
+            fix=f"is KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers} right?",
+        ),
+    ):
+        yield
 
 
 @app.command()
@@ -76,18 +56,20 @@ def token(
     ] = None,
     refresh: Annotated[bool, typer.Option(help="Also issue a refresh token.")] = False,
     ttl_minutes: Annotated[int | None, typer.Option(min=1, help="Access token lifetime.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Mint an access token signed with the configured key (prints only the token)."""
-    settings = _settings(SecuritySettings)
-    manager = _run(lambda: JWTManager(settings, audit=_quiet))
+    settings = read_settings(SecuritySettings)
+    manager = JWTManager(settings, audit=_quiet)
     try:
         perms = [Permission.parse(p) for p in permission or []]
     except ValueError as exc:
-        raise _fail(str(exc), 1) from exc
+        raise fail(str(exc)) from exc
     roles = role or []
     if refresh:
-        pair = asyncio.run(manager.issue_tokens(user, roles=roles, permissions=perms))
+        pair = run(
+            lambda: manager.issue_tokens(user, roles=roles, permissions=perms), telemetry=False
+        )
         access, expires_in = pair.access_token, pair.expires_in
         extra: dict[str, Any] = {
             "refresh_token": pair.refresh_token,
@@ -95,7 +77,10 @@ def token(
         }
     else:
         ttl_s = ttl_minutes * 60 if ttl_minutes else None
-        access = asyncio.run(manager.create_access_token(user, perms, roles=roles, ttl_s=ttl_s))
+        access = run(
+            lambda: manager.create_access_token(user, perms, roles=roles, ttl_s=ttl_s),
+            telemetry=False,
+        )
         expires_in, extra = ttl_s or settings.access_token_expire_minutes * 60, {}
     if as_json:
         body = {"access_token": access, "token_type": "Bearer", "expires_in": expires_in}
@@ -121,20 +106,20 @@ def revoke(
             "--family", help="Refresh family id (the 'fam' claim): every token of a login."
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Revoke a token id or a family everywhere: the revocation topic every verifier tails
     (KAFKA_BOOTSTRAP_SERVERS), and PostgreSQL too when DATABASE_URL is set."""
     if (jti is None) == (family is None):
-        raise _fail("give exactly one of --jti or --family", 2)
-    security = _settings(SecuritySettings)
-    database = _settings(DatabaseSettings)
-    kafka = _settings(KafkaSettings)
+        raise fail("give exactly one of --jti or --family", ExitCode.USAGE)
+    security = read_settings(SecuritySettings)
+    database = read_settings(DatabaseSettings)
+    kafka = read_settings(KafkaSettings)
     until = time.time() + horizon_s(security)
     store = shared_revocations(security, kafka, database)
     what = {"jti": jti} if jti is not None else {"family_id": family}
 
-    async def run() -> None:
+    async def revoke_everywhere() -> None:
         try:
             if jti is not None:
                 await store.revoke(jti, until)
@@ -147,63 +132,52 @@ def revoke(
             SecurityEvent(SecurityEventType.TOKEN_REVOKED, None, {**what, "via": "cli"})
         )
 
-    _run_store(run, database, kafka)
+    with _services(database, kafka):
+        run(revoke_everywhere, telemetry=False)
     if as_json:
         typer.echo(json.dumps({"revoked": jti or family, **what, "until": int(until)}))
     else:
         typer.echo(f"revoked {jti or family}")
 
 
-def _run_store(
-    run: Callable[[], Coroutine[Any, Any, None]], database: DatabaseSettings, kafka: KafkaSettings
-) -> None:
-    """Run against PostgreSQL and Kafka, mapping their failures to exit codes."""
-    try:
-        asyncio.run(run())
-    except DatabaseUnavailableError as exc:
-        raise _fail(f"{exc} at {database.display_url}; is DATABASE_URL right?", 3) from exc
-    except DatabaseError as exc:
-        raise _fail(str(exc), 1) from exc
-    except (TransportError, RevocationsUnavailableError) as exc:
-        raise _fail(
-            f"{exc}; is KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers} right?", 3
-        ) from exc
-
-
 @app.command()
 def refresh(
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Redeem a refresh token read from stdin for a new pair (never pass tokens as arguments).
 
     A refresh token works once: presenting it again revokes its whole family everywhere.
     Needs DATABASE_URL, where single use is enforced across processes.
     """
-    security = _settings(SecuritySettings)
-    database = _settings(DatabaseSettings)
-    kafka = _settings(KafkaSettings)
+    security = read_settings(SecuritySettings)
+    database = read_settings(DatabaseSettings)
+    kafka = read_settings(KafkaSettings)
     if not database.configured:
-        raise _fail("refresh needs DATABASE_URL: PostgreSQL makes refresh tokens single-use", 2)
+        raise fail(
+            "refresh needs DATABASE_URL: PostgreSQL makes refresh tokens single-use",
+            ExitCode.USAGE,
+        )
     token = sys.stdin.readline().strip()
     if not token:
-        raise _fail("pipe the refresh token on stdin, e.g. `... | streaming auth refresh`", 2)
+        raise fail(
+            "pipe the refresh token on stdin, e.g. `... | streaming auth refresh`", ExitCode.USAGE
+        )
     store = shared_revocations(security, kafka, database)
-    manager = _run(lambda: JWTManager(security, revocations=store))
-    pairs: list[TokenPair] = []
+    manager = JWTManager(security, revocations=store)
 
-    async def run() -> None:
+    async def redeem() -> TokenPair:
         try:
             await store.start()
             await store.wait_current(kafka.metadata_timeout_s)
-            pairs.append(await manager.refresh(token))
+            return await manager.refresh(token)
         finally:
             await store.stop()
 
     try:
-        _run_store(run, database, kafka)
+        with _services(database, kafka):
+            pair = run(redeem, telemetry=False)
     except InvalidTokenError as exc:
-        raise _fail(f"refresh refused: {exc}", 1) from exc
-    pair = pairs[0]
+        raise fail(f"refresh refused: {exc}") from exc
     if as_json:
         body = {
             "access_token": pair.access_token,
@@ -222,19 +196,18 @@ def refresh(
 @app.command()
 def jwks() -> None:
     """Print the public JWKS document (public keys only; empty for HS256)."""
-    settings = _settings(SecuritySettings)
-    ring = _run(lambda: KeyRing.from_settings(settings))
+    ring = KeyRing.from_settings(read_settings(SecuritySettings))
     typer.echo(json.dumps(ring.jwks(), indent=2))
 
 
 @app.command()
 def keygen(
     algorithm: Annotated[str, typer.Option(help="EdDSA or ES256.")] = "EdDSA",
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Generate a signing key for SECURITY_JWT_PRIVATE_KEY_PEM (printed once, keep it secret)."""
     if algorithm not in ("EdDSA", "ES256"):
-        raise _fail("--algorithm must be EdDSA or ES256", 1)
+        raise fail("--algorithm must be EdDSA or ES256")
     alg: Literal["EdDSA", "ES256"] = "EdDSA" if algorithm == "EdDSA" else "ES256"
     key = SigningKey.generate(alg)
     if as_json:
@@ -242,7 +215,7 @@ def keygen(
             json.dumps({"kid": key.kid, "algorithm": alg, "private_key_pem": key.private_pem()})
         )
     else:
-        _err.print(f"kid {key.kid}; store this PEM as a secret", highlight=False)
+        err.print(f"kid {key.kid}; store this PEM as a secret")
         typer.echo(key.private_pem(), nl=False)
 
 
@@ -258,11 +231,11 @@ def hash_password(
     On a terminal it prompts twice on stderr without echo; otherwise it reads the
     password from the first line of stdin, and a second line, if given, must repeat it.
     """
-    hasher = _run(lambda: SecureHasher(_settings(SecuritySettings)))
+    hasher = SecureHasher(read_settings(SecuritySettings))
     password = _read_password()
     check = validate_password_strength(password, username=user)
     if not check.ok and not allow_weak:
-        raise _fail("password " + "; ".join(check.problems), 1)
+        raise fail("password " + "; ".join(check.problems))
     typer.echo(hasher.hash_password(password))
 
 
@@ -271,14 +244,14 @@ def _read_password() -> str:
         # getpass writes each prompt after it has switched echo off: never to stdout
         password = getpass.getpass("password: ", stream=sys.stderr)
         if getpass.getpass("repeat for confirmation: ", stream=sys.stderr) != password:
-            raise _fail("the two passwords differ", 1)
+            raise fail("the two passwords differ")
         return password
     password = sys.stdin.readline().rstrip("\r\n")
     confirmation = sys.stdin.readline()
     if not password:
-        raise _fail("no password on stdin; pipe it as the first line", 2)
+        raise fail("no password on stdin; pipe it as the first line", ExitCode.USAGE)
     if confirmation and confirmation.rstrip("\r\n") != password:
-        raise _fail("the second line of stdin does not repeat the password", 1)
+        raise fail("the second line of stdin does not repeat the password")
     return password
 
 
