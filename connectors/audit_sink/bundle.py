@@ -22,18 +22,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from connectors.audit_sink.checkpoints import checkpoint_from_json, checkpoint_to_json
 from connectors.audit_sink.store import AuditStore
 from connectors.audit_sink.verify import VerifyReport
-from streaming.audit.chain import (
-    ChainHead,
-    ChainRow,
-    MacKeyRing,
-    RowColumns,
+from streaming.audit.canonical import format_timestamp, parse_column_time
+from streaming.audit.chain import ChainHead, ChainRow, RowColumns
+from streaming.audit.checkpoints import (
     SignedCheckpoint,
-    format_timestamp,
     load_public_key,
-    parse_column_time,
     public_key_pem,
     signer_key_id,
 )
+from streaming.audit.keys import MacKeyRing
 from streaming.audit.verifier import ChainVerifier, Finding, Reason, verify_checkpoints
 from streaming.errors import StreamingError
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from streaming.audit.chain import SignedCheckpoint
+from streaming.audit.checkpoints import SignedCheckpoint
 from streaming.errors import TopicError
 from streaming.transport.base import (
     AdminTransport,

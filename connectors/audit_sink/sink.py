@@ -23,7 +23,9 @@ from connectors.audit_sink.checkpoints import CheckpointPublisher
 from connectors.audit_sink.metrics import SinkMetrics
 from connectors.audit_sink.records import RecordPreparer
 from connectors.audit_sink.store import AuditStore, BatchResult, ChainFencedError, PreparedRecord
-from streaming.audit.chain import CheckpointSigner, MacKeyRing, SignedCheckpoint, chain_id_for
+from streaming.audit.chain import chain_id_for
+from streaming.audit.checkpoints import CheckpointSigner, SignedCheckpoint
+from streaming.audit.keys import MacKeyRing
 from streaming.errors import DatabaseError, DatabaseUnavailableError, StreamingError
 from streaming.telemetry import MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_PARTITION_ID
 from streaming.transport.base import ConsumerTransport, Record, TopicPartition

@@ -21,21 +21,22 @@ import structlog
 
 from connectors.audit_sink.migrations import migration_sql
 from connectors.audit_sink.pii import PiiCipher, SubjectKey, SubjectKeyCache
+from streaming.audit.canonical import canonical_json, column_time
 from streaming.audit.chain import (
     GENESIS_HASH,
     ChainHead,
     ChainRow,
-    Checkpoint,
-    CheckpointSigner,
-    MacKeyRing,
     RowColumns,
-    SignedCheckpoint,
-    canonical_json,
     chain_id_for,
     chain_links,
-    checkpoint_digest,
-    column_time,
 )
+from streaming.audit.checkpoints import (
+    Checkpoint,
+    CheckpointSigner,
+    SignedCheckpoint,
+    checkpoint_digest,
+)
+from streaming.audit.keys import MacKeyRing
 from streaming.db import Database, translate_db_error
 from streaming.errors import DatabaseError, DatabaseUnavailableError
 

@@ -19,13 +19,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from connectors.audit_sink.store import AuditStore, ms_time
-from streaming.audit.chain import (
+from streaming.audit.checkpoints import (
     Checkpoint,
-    MacKeyRing,
     SignedCheckpoint,
     checkpoint_digest,
     signature_valid,
 )
+from streaming.audit.keys import MacKeyRing
 from streaming.audit.verifier import (
     ChainVerifier,
     CheckpointReport,

@@ -8,7 +8,7 @@ from typing import Any, cast
 from connectors.audit_sink.records import RecordPreparer
 from connectors.audit_sink.sink import AuditSink
 from connectors.audit_sink.store import AuditStore, PreparedRecord
-from streaming.audit.chain import MacKeyRing
+from streaming.audit.keys import MacKeyRing
 from streaming.testing import InMemoryTransport
 from streaming.transport.base import Record, TopicPartition
 
