@@ -222,7 +222,7 @@ def shred_command(
     async def main() -> bool:
         async with Database(settings.database) as database:
             store = build_store(database, audit, settings.security)
-            return await store.shred(subject)
+            return await store.subject_keys.shred(subject)
 
     deleted = _run(main())
     if as_json:
@@ -238,7 +238,7 @@ def rewrap_command(as_json: JsonOpt = False) -> None:
 
     async def main() -> int:
         async with Database(settings.database) as database:
-            return await build_store(database, audit, settings.security).rewrap_subject_keys()
+            return await build_store(database, audit, settings.security).subject_keys.rewrap()
 
     changed = _run(main())
     if as_json:
@@ -274,12 +274,12 @@ def migrate_command(as_json: JsonOpt = False) -> None:
     settings, audit = _settings()
 
     async def main() -> None:
-        from connectors.audit_sink.store import AuditStore
-        from connectors.outbox_relay.outbox import migrate_outbox
+        from connectors.migrations import migrate_database
 
         async with Database(settings.database) as database:
-            await AuditStore(database, audit.db_schema, writer_role=audit.writer_role).migrate()
-            await migrate_outbox(database)
+            await migrate_database(
+                database, audit_schema=audit.db_schema, audit_writer_role=audit.writer_role
+            )
 
     _run(main())
     if as_json:
