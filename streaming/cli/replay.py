@@ -55,7 +55,7 @@ from streaming.replay import (
     SnapshotStore,
     parse_topic_selector,
 )
-from streaming.replay.audit import AuditHook, chain_hook, log_audit
+from streaming.replay.audit import AuditHook, chain_hook, log_replay_action
 from streaming.replay.plan import parse_datetime, to_epoch_ms
 from streaming.serde.client import SchemaRegistryClient
 from streaming.telemetry import command_telemetry
@@ -105,7 +105,7 @@ async def _audit_hook(
     if mode not in ("auto", "chain", "log"):
         raise ConfigError([f"--audit {mode!r}: expected auto, chain or log"])
     if not active:  # dry runs change nothing and are not audited
-        yield log_audit
+        yield log_replay_action
         return
     registry = RegistrySettings()
     configured = "url" in registry.model_fields_set  # from the environment or a .env file
@@ -116,7 +116,7 @@ async def _audit_hook(
                 "record the action in the audit chain",
                 highlight=False,
             )
-        yield log_audit
+        yield log_replay_action
         return
     admin = transport.admin()
     await admin.start()

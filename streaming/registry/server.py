@@ -28,7 +28,7 @@ from streaming.registry.app import (
     Authorizer,
     create_app,
 )
-from streaming.registry.audit import AuditSink
+from streaming.registry.audit import RegistryAuditHook
 from streaming.registry.errors import NotReady
 from streaming.registry.kafka_store import KafkaSchemaStore
 from streaming.registry.service import RegistryService
@@ -81,7 +81,7 @@ class RegistryServer:
         kafka: KafkaSettings | None = None,
         transport: TransportFactory | None = None,
         store: SchemaStore | None = None,
-        audit: AuditSink | None = None,
+        audit: RegistryAuditHook | None = None,
         authenticator: Authenticator | None = None,
         authorizer: Authorizer | None = None,
         handle_signals: bool = False,
@@ -201,7 +201,7 @@ async def start_registry_in_background(
     *,
     kafka: KafkaSettings | None = None,
     transport: TransportFactory | None = None,
-    audit: AuditSink | None = None,
+    audit: RegistryAuditHook | None = None,
 ) -> RegistryServer:
     """Start a caught-up registry in this event loop; use ``.url`` and ``await .stop()``."""
     server = RegistryServer(

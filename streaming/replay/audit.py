@@ -1,6 +1,6 @@
 """Audit hook for operator actions (resets, replays, redrives): who did what to which range.
 
-The hook is any ``async (ReplayAuditEvent) -> None``. :func:`log_audit` writes a structlog
+The hook is any ``async (ReplayAuditEvent) -> None``. :func:`log_replay_action` writes a structlog
 line; :func:`chain_hook` also publishes an ``AuditEvent`` through an
 :class:`~streaming.audit.AuditLogger`, so the action lands in the tamper-evident chain.
 """
@@ -39,7 +39,7 @@ class ReplayAuditEvent:
 AuditHook = Callable[[ReplayAuditEvent], Awaitable[None]]
 
 
-async def log_audit(event: ReplayAuditEvent) -> None:
+async def log_replay_action(event: ReplayAuditEvent) -> None:
     """The default hook: one structured log line per action."""
     log.info(
         "replay audit",
@@ -58,7 +58,7 @@ def chain_hook(logger: AuditLogger) -> AuditHook:
     the actor). A failed publish raises: the caller decides whether that fails the run."""
 
     async def hook(event: ReplayAuditEvent) -> None:
-        await log_audit(event)
+        await log_replay_action(event)
         await logger.log_business_event(
             AuditEventType(event.event_type),
             user_id=event.actor,
@@ -83,4 +83,4 @@ def current_actor() -> str:
         return "unknown"
 
 
-__all__ = ["AuditHook", "ReplayAuditEvent", "chain_hook", "current_actor", "log_audit"]
+__all__ = ["AuditHook", "ReplayAuditEvent", "chain_hook", "current_actor", "log_replay_action"]
