@@ -184,14 +184,14 @@ async def test_a_running_sink_never_encrypts_under_a_key_shredded_behind_its_bac
         cached = sink.store.subject_keys.cache.get("dave")
         assert cached is not None
         admin = build_store(database, settings)  # another process's view, e.g. the CLI
-        assert await admin.shred("dave") is True
+        assert await admin.subject_keys.shred("dave") is True
         await produce(kafka_transport, memory_registry, audit_setup.topic, after)
         await run_until(sink, lambda: landed(8), timeout_s=60, what="8 rows")
         recached = sink.store.subject_keys.cache.get("dave")
         assert recached is not None and recached.wrapped != cached.wrapped
-    wrapped = await admin.wrapped_subject_key("dave")
-    assert wrapped == recached.wrapped and admin.pii is not None
-    key = admin.pii.unwrap("dave", wrapped)
+    wrapped = await admin.subject_keys.wrapped("dave")
+    assert wrapped == recached.wrapped and admin.subject_keys.pii is not None
+    key = admin.subject_keys.pii.unwrap("dave", wrapped)
     async with database.connect() as conn:
         payloads = (
             await conn.execute(
@@ -203,7 +203,7 @@ async def test_a_running_sink_never_encrypts_under_a_key_shredded_behind_its_bac
     for event in events:
         try:
             names.append(
-                admin.pii.reveal(event, ["actor.username"], "dave", key)["actor"]["username"]
+                admin.subject_keys.pii.reveal(event, ["actor.username"], "dave", key)["actor"]["username"]
             )
         except DecryptionError:
             names.append(SHREDDED)  # encrypted under the shredded key
