@@ -203,7 +203,9 @@ async def test_a_running_sink_never_encrypts_under_a_key_shredded_behind_its_bac
     for event in events:
         try:
             names.append(
-                admin.subject_keys.pii.reveal(event, ["actor.username"], "dave", key)["actor"]["username"]
+                admin.subject_keys.pii.reveal(event, ["actor.username"], "dave", key)["actor"][
+                    "username"
+                ]
             )
         except DecryptionError:
             names.append(SHREDDED)  # encrypted under the shredded key
