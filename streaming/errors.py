@@ -34,7 +34,7 @@ run time. ``(R)`` marks ``retriable = True``: retrying the same call may succeed
     |   +-- DatabaseUnavailableError (R) PostgreSQL cannot be reached
     |   |   +-- CircuitOpenError (R)     fail-fast while the breaker is open
     |   +-- DuplicateKeyError            a unique constraint refused the row
-    |   +-- ChainFencedError             [connectors.audit_sink.store] another sink owns it
+    |   +-- ChainFencedError             [connectors.audit_sink.writer] another sink owns it
     +-- SerializationError               (de)serialization; carries raw bytes and coordinates
     |   +-- SchemaLoadError              [serde.errors] a local .avsc is missing or invalid
     |   +-- SerializeError               [serde.errors] a value does not fit its schema
@@ -46,7 +46,7 @@ run time. ``(R)`` marks ``retriable = True``: retrying the same call may succeed
     |   |   +-- SchemaMismatchError      writer schema cannot be read as the reader's
     |   |   +-- SchemaLookupError (R)    the registry could not be asked (not poison)
     |   +-- FailureHeadersError          [clients.retry] retry/DLQ headers do not parse
-    |   +-- CanonicalizationError        [audit.chain] no canonical JSON (also ValueError)
+    |   +-- CanonicalizationError        [audit.canonical] no canonical JSON (also ValueError)
     |   +-- RecordFormatError            [registry.records] a bad _schemas record (ValueError)
     |   +-- RegistryError                [serde.errors] status + Confluent error_code + body()
     |       +-- RegistryUnavailableError (R)  network, timeout, 408/429/5xx after retries

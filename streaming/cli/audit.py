@@ -189,7 +189,7 @@ def shred_command(
     async def main() -> bool:
         async with Database(settings.database) as database:
             store = build_store(database, audit, settings.security)
-            return await store.shred(subject)
+            return await store.subject_keys.shred(subject)
 
     deleted = run(main, telemetry=False)
     if as_json:
@@ -205,7 +205,7 @@ def rewrap_command(as_json: JsonOpt = False) -> None:
 
     async def main() -> int:
         async with Database(settings.database) as database:
-            return await build_store(database, audit, settings.security).rewrap_subject_keys()
+            return await build_store(database, audit, settings.security).subject_keys.rewrap()
 
     changed = run(main, telemetry=False)
     if as_json:

@@ -20,12 +20,12 @@ def migrate_command(as_json: JsonOpt = False) -> None:
     settings, audit = sink_settings()
 
     async def main() -> None:
-        from connectors.audit_sink.store import AuditStore
-        from connectors.outbox_relay.outbox import migrate_outbox
+        from connectors.migrations import migrate_database
 
         async with Database(settings.database) as database:
-            await AuditStore(database, audit.db_schema, writer_role=audit.writer_role).migrate()
-            await migrate_outbox(database)
+            await migrate_database(
+                database, audit_schema=audit.db_schema, audit_writer_role=audit.writer_role
+            )
 
     run(main, telemetry=False)
     if as_json:

@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streaming.config import KafkaSettings
 from streaming.errors import ConfigError
 from streaming.registry.app import BODY_TIMEOUT_S, MAX_BODY_BYTES, create_app
-from streaming.registry.audit import AuditSink
+from streaming.registry.audit import RegistryAuditHook
 from streaming.registry.auth import RegistryAuth
 from streaming.registry.errors import NotReady
 from streaming.registry.kafka_store import KafkaSchemaStore
@@ -77,7 +77,7 @@ class RegistryServer:
         kafka: KafkaSettings | None = None,
         transport: TransportFactory | None = None,
         store: SchemaStore | None = None,
-        audit: AuditSink | None = None,
+        audit: RegistryAuditHook | None = None,
         auth: RegistryAuth | None = None,
         handle_signals: bool = False,
     ) -> None:
@@ -209,7 +209,7 @@ async def start_registry_in_background(
     *,
     kafka: KafkaSettings | None = None,
     transport: TransportFactory | None = None,
-    audit: AuditSink | None = None,
+    audit: RegistryAuditHook | None = None,
 ) -> RegistryServer:
     """Start a caught-up registry in this event loop; use ``.url`` and ``await .stop()``."""
     server = RegistryServer(

@@ -15,7 +15,7 @@ from typing import Any
 
 import avro.schema
 
-from streaming.registry.audit import AuditRecord, AuditSink, log_audit
+from streaming.registry.audit import AuditRecord, RegistryAuditHook, log_registry_change
 from streaming.registry.avro_schema import ParsedSchema, Resolver, normalized_text, parse_schema
 from streaming.registry.errors import (
     IncompatibleSchema,
@@ -67,11 +67,11 @@ class RegistryService:
         self,
         store: SchemaStore,
         *,
-        audit: AuditSink | None = None,
+        audit: RegistryAuditHook | None = None,
         worker: SchemaWorker | None = None,
     ) -> None:
         self.store = store
-        self._audit = audit or log_audit
+        self._audit = audit or log_registry_change
         self._worker = worker or SchemaWorker()
         self._parsed: dict[tuple[int, str], avro.schema.Schema] = {}
 

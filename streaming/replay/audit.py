@@ -1,6 +1,6 @@
 """Audit hook for operator actions (resets, replays, redrives): who did what to which range.
 
-The hook is any ``async (ReplayAuditEvent) -> None``. :func:`log_audit` writes a structlog
+The hook is any ``async (ReplayAuditEvent) -> None``. :func:`log_replay_action` writes a structlog
 line; :func:`chain_hook` also publishes an ``AuditEvent`` through an
 :class:`~streaming.audit.AuditLogger`, so the action lands in the tamper-evident chain.
 """
@@ -43,7 +43,7 @@ class ReplayAuditEvent:
 AuditHook = Callable[[ReplayAuditEvent], Awaitable[None]]
 
 
-async def log_audit(event: ReplayAuditEvent) -> None:
+async def log_replay_action(event: ReplayAuditEvent) -> None:
     """The default hook: one structured log line per action."""
     log.info(
         "replay audit",
@@ -62,7 +62,7 @@ def chain_hook(logger: AuditLogger) -> AuditHook:
     the actor). A failed publish raises: the caller decides whether that fails the run."""
 
     async def hook(event: ReplayAuditEvent) -> None:
-        await log_audit(event)
+        await log_replay_action(event)
         await logger.log_business_event(
             AuditEventType(event.event_type),
             user_id=event.actor,
@@ -110,7 +110,7 @@ async def audit_hook(
     if mode not in ("auto", "chain", "log"):
         raise ConfigError([f"--audit {mode!r}: expected auto, chain or log"])
     if not active:
-        yield log_audit
+        yield log_replay_action
         return
     registry = RegistrySettings()
     if mode == "log" or (mode == "auto" and not registry.configured):
@@ -119,7 +119,7 @@ async def audit_hook(
                 "audit: REGISTRY_URL is not set, so this action is only logged; set it to "
                 "record the action in the audit chain"
             )
-        yield log_audit
+        yield log_replay_action
         return
     admin = transport.admin()
     await admin.start()
@@ -148,5 +148,5 @@ __all__ = [
     "audit_hook",
     "chain_hook",
     "current_actor",
-    "log_audit",
+    "log_replay_action",
 ]
