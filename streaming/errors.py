@@ -13,6 +13,7 @@ run time. ``(R)`` marks ``retriable = True``: retrying the same call may succeed
     +-- ConfigError                      bad or non-compliant settings (lists every problem)
     +-- DevStackError                    the local stack cannot start (says how to fix it)
     +-- BadInputError                    [clients.bulk] a CLI input line cannot be sent
+    +-- CommandFailed                    [cli._common] a command's own verdict and exit code
     +-- ConsumerError                    [clients.consumer] consumer misconfigured or misused
     |   +-- UnhandledEventError          no handler for the event type (dead-lettered)
     +-- TransientProcessingError (R)     [clients.consumer] cannot finish now; rewind

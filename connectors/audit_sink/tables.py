@@ -18,6 +18,7 @@ from streaming.db import Database
 
 log = structlog.get_logger(__name__)
 
+
 class AuditTables:
     """The audit tables of one schema (``AUDIT_DB_SCHEMA``): connections, names, migration."""
 
