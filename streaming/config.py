@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streaming.core.topics import SCHEMAS_TOPIC
 from streaming.errors import ConfigError
 
 MIN_AUDIT_RETENTION_DAYS = 2555  # seven years, the seed's regulatory floor
@@ -173,7 +174,7 @@ class RegistrySettings(BaseSettings):
     timeout_s: float = Field(default=10.0, gt=0)
     latest_cache_ttl_s: float = Field(default=60.0, ge=0)
     max_retries: int = Field(default=3, ge=0)
-    topic: str = "_schemas"
+    topic: str = SCHEMAS_TOPIC
     auth_enabled: bool = False
     credentials_path: Path | None = None
 

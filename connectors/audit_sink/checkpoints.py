@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from streaming.audit.chain import SignedCheckpoint
+from streaming.core.topics import AUDIT_CHECKPOINTS_CONFIG
 from streaming.errors import TopicError
 from streaming.transport.base import (
     AdminTransport,
@@ -25,8 +26,6 @@ from streaming.transport.base import (
 )
 
 log = structlog.get_logger(__name__)
-
-COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 
 
 def checkpoint_to_json(signed: SignedCheckpoint) -> dict[str, Any]:
@@ -59,7 +58,7 @@ def decode_checkpoint(data: bytes) -> SignedCheckpoint:
 
 
 async def ensure_checkpoint_topic(admin: AdminTransport, topic: str) -> None:
-    await admin.create_topics([TopicSpec(topic, 1, config=COMPACTED)])
+    await admin.create_topics([TopicSpec(topic, 1, config=AUDIT_CHECKPOINTS_CONFIG)])
 
 
 class CheckpointPublisher:

@@ -8,7 +8,6 @@ shared ones. asyncpg errors are translated here into :mod:`streaming.errors` typ
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -36,6 +35,7 @@ from streaming.audit.chain import (
     checkpoint_digest,
     column_time,
 )
+from streaming.core import clock
 from streaming.db import Database, translate_db_error
 from streaming.errors import DatabaseError, DatabaseUnavailableError
 
@@ -464,7 +464,7 @@ class AuditStore:
                     (h.chain_id, h.seq) for h in heads
                 }:
                     return None
-            now_ms = time.time_ns() // 1_000_000
+            now_ms = clock.now_ms()
             checkpoint = Checkpoint(namespace, prev_id + 1, now_ms, prev_digest, heads)
             signed = signer.sign(checkpoint)
             await conn.execute(

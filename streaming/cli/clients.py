@@ -32,9 +32,11 @@ from streaming.clients.bulk import (
     send_checked,
 )
 from streaming.clients.producer import EventProducer
-from streaming.clients.retry import RetryPolicy, dlq_topic, parse_failure_headers
+from streaming.clients.retry import RetryPolicy, parse_failure_headers
 from streaming.clients.topics import TopicDefaults, ensure_topics, plan_topics
 from streaming.config import KafkaSettings, RegistrySettings
+from streaming.core.headers import H_EXCEPTION_STACK
+from streaming.core.topics import dlq_topic
 from streaming.errors import ConfigError, StreamingError
 from streaming.events import EVENT_TYPES, Event, EventDeserializer
 from streaming.events.fake import fake_events
@@ -531,7 +533,7 @@ def dlq_show(
         _out.print_json(json.dumps(doc))
         return
     headers = dict(doc["headers"])
-    stack = headers.pop("x-exception-stack", "")
+    stack = headers.pop(H_EXCEPTION_STACK, "")
     _out.print(f"[bold]{doc['topic']}[{doc['partition']}]@{doc['offset']}[/bold]")
     _out.print_json(json.dumps(headers))
     _out.print(stack or "(no stack)", highlight=False)

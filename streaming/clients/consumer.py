@@ -29,15 +29,14 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 
-from streaming.clients.producer import H_EVENT_ID, TopicGuard
-from streaming.clients.retry import (
-    H_NOT_BEFORE,
-    RetryPolicy,
-    attempt_of,
-    retry_topic,
-)
+from streaming.clients.producer import TopicGuard
+from streaming.clients.retry import RetryPolicy, attempt_of
 from streaming.clients.router import RetryRouter, RetryWriteError
 from streaming.clients.topics import TopicDefaults, ensure_failure_topics
+from streaming.core.backoff import Backoff
+from streaming.core.clock import now_ms
+from streaming.core.headers import H_EVENT_ID, H_NOT_BEFORE
+from streaming.core.topics import retry_topic
 from streaming.errors import CommitFencedError, ConfigError, StreamingError, TransportError
 from streaming.events import EVENT_TYPES, Event, EventDeserializer, EventTypes
 from streaming.security.rbac import Action
@@ -116,10 +115,6 @@ class ConsumerStats:
         return self.processing_s * 1000 / self.handled if self.handled else 0.0
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class EventConsumer:
     """Consume typed events from ``topics`` as consumer group ``group_id``.
 
@@ -153,7 +148,7 @@ class EventConsumer:
         auto_offset_reset: str = "earliest",
         isolation_level: IsolationLevel = "read_committed",
         backoff_s: tuple[float, float] = (0.1, 5.0),
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = now_ms,
         rng: random.Random | None = None,
         lag_interval_s: float = 5.0,
     ) -> None:
@@ -173,7 +168,8 @@ class EventConsumer:
         self._unhandled = unhandled
         self._poll_timeout_ms = poll_timeout_ms
         self._max_poll_records = max_poll_records
-        self._backoff = backoff_s
+        self._backoff = Backoff(*backoff_s)
+        self._rng = rng or random.Random()
         self._clock_ms = clock_ms
         self._consumer: ConsumerTransport = transport.consumer(
             group_id=group_id,
@@ -190,7 +186,7 @@ class EventConsumer:
             tracer=self._tracer,
             instruments=self._instruments,
             clock_ms=clock_ms,
-            rng=rng,
+            rng=self._rng,
         )
         self.retry_topics = frozenset(
             retry_topic(t, group_id, n) for t in self.topics for n in range(1, self.policy.attempts)
@@ -382,8 +378,7 @@ class EventConsumer:
             except (RetryWriteError, TransientProcessingError) as exc:
                 failures = self._failures.get(tp, 0) + 1
                 self._failures[tp] = failures
-                low, high = self._backoff
-                delay_s = min(high, low * 2 ** (failures - 1))
+                delay_s = self._backoff.delay_s(failures, self._rng)
                 log.warning(
                     "rewinding partition",
                     partition=str(tp),

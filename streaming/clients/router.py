@@ -11,22 +11,16 @@ context; ``traceparent`` is replaced, never appended. If the write fails,
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 
 import structlog
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
-from streaming.clients.producer import H_EVENT_ID
-from streaming.clients.retry import (
-    RetryPolicy,
-    Route,
-    dlq_topic,
-    failure_headers,
-    failure_info,
-    retry_topic,
-)
+from streaming.clients.retry import RetryPolicy, Route, failure_headers, failure_info
+from streaming.core.clock import now_ms
+from streaming.core.headers import H_EVENT_ID
+from streaming.core.topics import dlq_topic, retry_topic
 from streaming.errors import StreamingError, TransportError
 from streaming.telemetry import (
     INSTRUMENTATION_NAME,
@@ -69,7 +63,7 @@ class RetryRouter:
         self.policy = policy
         self._tracer = tracer or trace.get_tracer(INSTRUMENTATION_NAME)
         self._instruments = instruments or global_instruments()
-        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._clock_ms = clock_ms or now_ms
         self._rng = rng or random.Random()
 
     async def route(self, record: Record, exc: BaseException, attempt: int) -> RecordMetadata:
