@@ -17,23 +17,10 @@ def test_the_producer_headers_are_the_documented_ones() -> None:
     assert h.CONTENT_TYPE_AVRO == "application/vnd.kafka.avro.v1"
 
 
-def test_the_failure_headers_are_the_documented_ones() -> None:
-    assert set(h.FAILURE_HEADERS) == {
-        "x-original-topic",
-        "x-original-partition",
-        "x-original-offset",
-        "x-original-timestamp",
-        "x-attempt",
-        "x-not-before",
-        "x-consumer-group",
-        "x-exception-type",
-        "x-exception-message",
-        "x-exception-stack",
-        "x-failed-at",
-    }
-
-
-def test_redrive_and_replay_headers_are_namespaced() -> None:
+def test_failure_redrive_and_replay_headers_are_namespaced() -> None:
+    # the failure header names themselves are pinned by tests/unit/test_retry.py
+    assert len(h.FAILURE_HEADERS) == 11
+    assert all(name.startswith("x-") for name in h.FAILURE_HEADERS)
     assert h.REDRIVE_HEADERS == ("x-redrive-id", "x-redrive-count", "x-parked-at")
     assert h.REPLAY_HEADERS == ("x-replay-id", "x-replay-origin")
 
