@@ -17,6 +17,7 @@ from streaming.clients.retry import RetryPolicy
 from streaming.config import KafkaSettings
 from streaming.core.topics import (
     AUDIT_CHECKPOINTS_TOPIC,
+    COMPACTED,
     INTERNAL_TOPIC_CONFIGS,
     INTERNAL_TOPICS,
     OFFSET_SNAPSHOTS_TOPIC,
@@ -62,9 +63,10 @@ class TopicDefaults:
     def config(self, retention_ms: int) -> dict[str, str]:
         return {**self._isr(), "retention.ms": str(retention_ms)}
 
-    def internal_config(self, name: str) -> dict[str, str]:
-        """The one config of internal topic ``name`` (:mod:`streaming.core.topics`)."""
-        return {**INTERNAL_TOPIC_CONFIGS[name], **self._isr()}
+    def internal_config(self, name: str | None = None) -> dict[str, str]:
+        """The one config of internal topic ``name`` (:mod:`streaming.core.topics`), or
+        plain compaction for any other compacted topic, with ``min.insync.replicas``."""
+        return {**INTERNAL_TOPIC_CONFIGS.get(name or "", COMPACTED), **self._isr()}
 
 
 def failure_topic_specs(

@@ -23,8 +23,10 @@ MAX_TOPIC_LENGTH = 249
 SCHEMAS_TOPIC = "_schemas"
 OFFSET_SNAPSHOTS_TOPIC = "_streaming.offset-snapshots"
 AUDIT_CHECKPOINTS_TOPIC = "_streaming.audit-checkpoints"
+REVOCATIONS_TOPIC = "_streaming.revocations"
 INTERNAL_TOPICS = (OFFSET_SNAPSHOTS_TOPIC, AUDIT_CHECKPOINTS_TOPIC)
-"""The ``_streaming.*`` topics (``_schemas`` belongs to the registry deployable)."""
+"""What ``streaming topics create --internal`` provisions (``_schemas`` belongs to the
+registry deployable; the revocations topic to the token verifiers, which size its retention)."""
 
 
 def _compacted(extra: Mapping[str, str] | None = None) -> Mapping[str, str]:
@@ -40,6 +42,13 @@ OFFSET_SNAPSHOTS_CONFIG = _compacted({"min.cleanable.dirty.ratio": "0.1", "segme
 """Small and rewritten often: hourly segments so superseded rows are cleaned."""
 AUDIT_CHECKPOINTS_CONFIG = _compacted({"min.compaction.lag.ms": "60000"})
 """A checkpoint stays readable for a minute before a newer one may replace it."""
+
+
+def revocations_config(retention_ms: int) -> Mapping[str, str]:
+    """Compacted AND deleted: a revocation is useless once its token has expired."""
+    return MappingProxyType({"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)})
+
+
 INTERNAL_TOPIC_CONFIGS: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
         OFFSET_SNAPSHOTS_TOPIC: OFFSET_SNAPSHOTS_CONFIG,
@@ -93,10 +102,12 @@ __all__ = [
     "MAX_TOPIC_LENGTH",
     "OFFSET_SNAPSHOTS_CONFIG",
     "OFFSET_SNAPSHOTS_TOPIC",
+    "REVOCATIONS_TOPIC",
     "SCHEMAS_TOPIC",
     "RetryTopicNameError",
     "changelog_topic",
     "dlq_topic",
     "parking_topic",
     "retry_topic",
+    "revocations_config",
 ]

@@ -20,6 +20,7 @@ from streaming.core.topics import (
     dlq_topic,
     parking_topic,
     retry_topic,
+    revocations_config,
 )
 from streaming.errors import TopicError
 from streaming.replay.snapshots import SnapshotStore
@@ -84,3 +85,8 @@ async def test_the_snapshot_store_and_the_audit_sink_create_their_topics_with_th
             assert found.items() >= INTERNAL_TOPIC_CONFIGS[name].items()
     finally:
         await admin.stop()
+
+
+def test_revocations_are_compacted_and_expire_with_their_tokens() -> None:
+    config = revocations_config(retention_ms=691_200_000)
+    assert dict(config) == {"cleanup.policy": "compact,delete", "retention.ms": "691200000"}
