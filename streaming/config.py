@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streaming.core.topics import REVOCATIONS_TOPIC, SCHEMAS_TOPIC
 from streaming.errors import ConfigError
 
 MIN_AUDIT_RETENTION_DAYS = 2555  # seven years, the seed's regulatory floor
@@ -178,7 +179,7 @@ class RegistrySettings(BaseSettings):
     timeout_s: float = Field(default=10.0, gt=0)
     latest_cache_ttl_s: float = Field(default=60.0, ge=0)
     max_retries: int = Field(default=3, ge=0)
-    topic: str = "_schemas"
+    topic: str = SCHEMAS_TOPIC
     auth_enabled: bool = False
     credentials_path: Path | None = None
 
@@ -213,7 +214,7 @@ class SecuritySettings(BaseSettings):
     rbac_policy_path: Path | None = None
     rbac_cache_ttl_s: float = Field(default=60.0, ge=0)
     # Every token verifier tails this compacted topic (see streaming.security.revocation_log).
-    revocation_topic: str = "_streaming.revocations"
+    revocation_topic: str = REVOCATIONS_TOPIC
     # A verifier that cannot confirm its revocation list is this fresh refuses tokens (503).
     revocation_max_lag_s: float = Field(default=2.0, gt=0)
 

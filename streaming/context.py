@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
 
+from streaming.core.headers import H_CORRELATION_ID, HTTP_CORRELATION_ID
+
 P = ParamSpec("P")
 R = TypeVar("R")
-
-CORRELATION_HEADER = "correlation-id"
 
 
 def _new_id() -> str:
@@ -53,7 +53,7 @@ class ExecutionContext:
     ) -> ExecutionContext:
         """Reuse the caller's ``X-Correlation-ID`` when it sent one, else start a new one."""
         lowered = {k.lower(): v for k, v in (headers or {}).items()}
-        correlation = lowered.get("x-correlation-id") or lowered.get(CORRELATION_HEADER)
+        correlation = lowered.get(HTTP_CORRELATION_ID) or lowered.get(H_CORRELATION_ID)
         return cls(
             operation=operation,
             correlation_id=correlation or _new_id(),

@@ -42,6 +42,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from prometheus_client import CollectorRegistry, start_http_server
 
 from streaming.config import OtelSettings
+from streaming.core.headers import TRACE_HEADERS
 from streaming.transport.base import Headers, Record, RecordMetadata
 
 INSTRUMENTATION_NAME = "streaming"
@@ -61,7 +62,6 @@ MESSAGING_MESSAGE_BODY_SIZE = "messaging.message.body.size"
 ERROR_TYPE = "error.type"
 KAFKA = "kafka"
 
-TRACE_HEADERS = ("traceparent", "tracestate")
 #: Bucket boundaries the conventions recommend for messaging durations (seconds).
 DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +25,8 @@ from streaming.audit.checkpoints import (
     SignedCheckpoint,
     checkpoint_digest,
 )
+from streaming.core import clock
+from streaming.core.topics import AUDIT_CHECKPOINTS_CONFIG
 from streaming.errors import TopicError
 from streaming.transport.base import (
     AdminTransport,
@@ -37,8 +38,6 @@ from streaming.transport.base import (
 )
 
 log = structlog.get_logger(__name__)
-
-COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 
 
 def checkpoint_to_json(signed: SignedCheckpoint) -> dict[str, Any]:
@@ -113,7 +112,7 @@ class CheckpointStore:
                     (h.chain_id, h.seq) for h in heads
                 }:
                     return None
-            now_ms = time.time_ns() // 1_000_000
+            now_ms = clock.now_ms()
             checkpoint = Checkpoint(namespace, prev_id + 1, now_ms, prev_digest, heads)
             signed = signer.sign(checkpoint)
             await conn.execute(
@@ -154,7 +153,7 @@ class CheckpointStore:
 
 
 async def ensure_checkpoint_topic(admin: AdminTransport, topic: str) -> None:
-    await admin.create_topics([TopicSpec(topic, 1, config=COMPACTED)])
+    await admin.create_topics([TopicSpec(topic, 1, config=AUDIT_CHECKPOINTS_CONFIG)])
 
 
 class CheckpointPublisher:

@@ -24,11 +24,11 @@ from streaming.audit.checkpoints import (
 )
 from streaming.audit.keys import MacKeyRing
 from streaming.config import SecuritySettings
+from streaming.core.topics import AUDIT_CHECKPOINTS_TOPIC as DEFAULT_CHECKPOINT_TOPIC
 from streaming.errors import ConfigError
 from streaming.security.fields import FieldEncryptor, key_id, parse_key
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-DEFAULT_CHECKPOINT_TOPIC = "_streaming.audit-checkpoints"
 
 
 def decode_key_bytes(text: str) -> bytes:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.audit_sink.writer import PreparedRecord
+from streaming.core.headers import H_EVENT_ID
 from streaming.errors import SerializationError
 from streaming.serde.avro import AvroDeserializer
 from streaming.serde.catalog import SchemaCatalog, default_catalog
@@ -29,7 +30,7 @@ def _event_id(value: Any, record: Record) -> uuid.UUID:
             return uuid.UUID(value)
         except ValueError:
             pass
-    header = record.header("event-id")
+    header = record.header(H_EVENT_ID)
     if header:
         try:
             return uuid.UUID(header.decode("ascii", "replace"))

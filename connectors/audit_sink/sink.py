@@ -27,6 +27,7 @@ from connectors.audit_sink.writer import BatchResult, ChainFencedError, Prepared
 from streaming.audit.chain import chain_id_for
 from streaming.audit.checkpoints import CheckpointSigner, SignedCheckpoint
 from streaming.audit.keys import MacKeyRing
+from streaming.core.backoff import Backoff
 from streaming.errors import DatabaseError, DatabaseUnavailableError, StreamingError
 from streaming.telemetry import MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_PARTITION_ID
 from streaming.transport.base import ConsumerTransport, Record, TopicPartition
@@ -54,12 +55,6 @@ class SinkStats:
     checkpoints: int = 0
     fenced: int = 0
     database_retries: int = 0
-
-
-def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
-    """Capped exponential backoff with +-20% jitter (attempt starts at 1)."""
-    base = min(max_s, initial_s * 2.0 ** (attempt - 1))
-    return float(base * (0.8 + 0.4 * rng.random()))
 
 
 class AuditSink:
@@ -293,9 +288,8 @@ class AuditSink:
     async def _wait_out(self, attempt: int, exc: BaseException) -> None:
         """Back off while staying in the consumer group (every partition paused)."""
         self.stats.database_retries += 1
-        delay = backoff_delay(
-            attempt, self.options.backoff_initial_s, self.options.backoff_max_s, self._rng
-        )
+        backoff = Backoff(self.options.backoff_initial_s, self.options.backoff_max_s)
+        delay = backoff.delay_s(attempt, self._rng)
         log.warning(
             "audit sink backing off", attempt=attempt, delay_s=round(delay, 2), error=str(exc)
         )
@@ -345,4 +339,4 @@ class AuditSink:
         return signed
 
 
-__all__ = ["AuditSink", "SinkOptions", "SinkStats", "backoff_delay"]
+__all__ = ["AuditSink", "SinkOptions", "SinkStats"]

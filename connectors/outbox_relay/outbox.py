@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 import uuid
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from streaming.clients.producer import event_headers
+from streaming.core.clock import now_ms
 from streaming.db import Database
 from streaming.errors import ConfigError
 from streaming.events import Event
@@ -89,7 +89,7 @@ class OutboxWriter:
         headers: Headers = (),
     ) -> uuid.UUID:
         """Serialize ``event`` and stage it for ``topic``; returns its event id."""
-        all_headers = event_headers(event, now_ms=time.time_ns() // 1_000_000, extra=headers)
+        all_headers = event_headers(event, now_ms=now_ms(), extra=headers)
         value = await self._serializer.serialize(
             event, SerializationContext(topic, headers=all_headers)
         )

@@ -38,6 +38,7 @@ from streaming.cli.consume import describe
 from streaming.clients.reader import read_topic
 from streaming.clients.retry import dlq_topic, parse_failure_headers
 from streaming.config import KafkaSettings
+from streaming.core.headers import H_EXCEPTION_STACK
 from streaming.events import EventDeserializer
 from streaming.replay import DlqRedriver, RedriveFilter
 from streaming.replay.audit import audit_hook
@@ -155,7 +156,7 @@ def dlq_show(
         out.print_json(json.dumps(doc))
         return
     headers = dict(doc["headers"])
-    stack = headers.pop("x-exception-stack", "")
+    stack = headers.pop(H_EXCEPTION_STACK, "")
     out.print(f"[bold]{doc['topic']}[{doc['partition']}]@{doc['offset']}[/bold]")
     out.print_json(json.dumps(headers))
     out.print(stack or "(no stack)", highlight=False)

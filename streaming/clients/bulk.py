@@ -17,13 +17,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from streaming.clients.producer import EventProducer
+from streaming.core.headers import H_TRACEPARENT
 from streaming.errors import StreamingError
 from streaming.events import Event
 from streaming.serde.errors import SerializeError
 
 DEFAULT_WINDOW_MB = 8
 # A W3C traceparent like the one send_many adds, so the size check counts it too.
-_TRACE_ROOM = (("traceparent", b"00-" + b"0" * 32 + b"-" + b"0" * 16 + b"-01"),)
+_TRACE_ROOM = ((H_TRACEPARENT, b"00-" + b"0" * 32 + b"-" + b"0" * 16 + b"-01"),)
 
 
 @dataclass(frozen=True, slots=True)

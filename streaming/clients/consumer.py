@@ -21,7 +21,6 @@ import asyncio
 import dataclasses
 import random
 import signal
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -47,9 +46,11 @@ from streaming.clients.middlewares import (
     UnhandledEventError,
 )
 from streaming.clients.producer import TopicGuard
-from streaming.clients.retry import RetryPolicy, attempt_of, retry_topic
+from streaming.clients.retry import RetryPolicy, attempt_of
 from streaming.clients.router import RetryRouter, RetryWriteError
 from streaming.clients.topics import TopicDefaults, ensure_failure_topics
+from streaming.core.clock import now_ms
+from streaming.core.topics import retry_topic
 from streaming.errors import ConfigError, TransportError
 from streaming.events import EVENT_TYPES, Event, EventDeserializer, EventTypes
 from streaming.security.rbac import Action
@@ -68,10 +69,6 @@ from streaming.transport.base import (
 log = structlog.get_logger(__name__)
 
 E = TypeVar("E", bound=Event)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +96,7 @@ class ConsumerOptions:
     auto_offset_reset: str = "earliest"
     isolation_level: IsolationLevel = "read_committed"
     backoff_s: tuple[float, float] = (0.1, 5.0)
-    clock_ms: Callable[[], int] = _now_ms
+    clock_ms: Callable[[], int] = now_ms
     rng: random.Random | None = None
     lag_interval_s: float = 5.0
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Collection
 
 import structlog
 
-from streaming.clients.retry import H_NOT_BEFORE
+from streaming.core.backoff import Backoff
+from streaming.core.headers import H_NOT_BEFORE
 from streaming.errors import CommitFencedError, TransportError
 from streaming.transport.base import ConsumerTransport, Record, TopicPartition
 
@@ -34,7 +35,7 @@ class PartitionFlow:
     ) -> None:
         self._consumer = consumer
         self._clock_ms = clock_ms
-        self._backoff = backoff_s
+        self._backoff = Backoff(*backoff_s)
         self.generation = 0
         self._pending: dict[TopicPartition, int] = {}
         self._resume_at: dict[TopicPartition, int] = {}
@@ -70,8 +71,7 @@ class PartitionFlow:
         """``record`` could not be finished now: pause ``tp`` at it, longer each time."""
         failures = self._failures.get(tp, 0) + 1
         self._failures[tp] = failures
-        low, high = self._backoff
-        delay_s = min(high, low * 2 ** (failures - 1))
+        delay_s = self._backoff.ceiling_s(failures)  # one consumer: no herd to spread
         log.warning(
             "rewinding partition",
             partition=str(tp),

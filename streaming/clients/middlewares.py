@@ -24,8 +24,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 
-from streaming.clients.producer import H_EVENT_ID
 from streaming.clients.router import RetryRouter, RetryWriteError
+from streaming.core.headers import H_EVENT_ID
 from streaming.errors import StreamingError
 from streaming.events import Event, EventDeserializer
 from streaming.serde.context import SerializationContext

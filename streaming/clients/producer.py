@@ -12,7 +12,6 @@ partition, because aiokafka lacks KIP-447 fencing by consumer-group metadata.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -31,6 +30,16 @@ from streaming.clients.publish import (
     transport_endpoint,
 )
 from streaming.context import current_correlation_id
+from streaming.core.clock import now_ms
+from streaming.core.headers import (
+    CONTENT_TYPE_AVRO,
+    EVENT_HEADERS,
+    H_CONTENT_TYPE,
+    H_CORRELATION_ID,
+    H_EVENT_ID,
+    H_EVENT_TYPE,
+    H_PRODUCED_AT,
+)
 from streaming.errors import PartialSendError, StreamingError, TransactionError, TransportError
 from streaming.events import Event
 from streaming.security.rbac import Action
@@ -54,13 +63,7 @@ from streaming.transport.base import (
 
 log = structlog.get_logger(__name__)
 
-CONTENT_TYPE_AVRO = "application/vnd.kafka.avro.v1"
-H_EVENT_ID = "event-id"
-H_EVENT_TYPE = "event-type"
-H_CORRELATION_ID = "correlation-id"
-H_CONTENT_TYPE = "content-type"
-H_PRODUCED_AT = "produced-at"
-EVENT_HEADERS = (H_EVENT_ID, H_EVENT_TYPE, H_CORRELATION_ID, H_CONTENT_TYPE, H_PRODUCED_AT)
+MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
 
 
 class TopicGuard(Protocol):
@@ -142,7 +145,7 @@ class EventProducer:
         self._guard = guard
         self._allowed: set[str] = set()
         self.transactional_id = transactional_id
-        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._clock_ms = clock_ms or now_ms
         self._started = False
         self._in_transaction = False
 

@@ -1,6 +1,7 @@
-"""Retry and dead-letter policy: topic naming, classification, backoff and diagnostic headers.
+"""Retry and dead-letter policy: classification, delays and diagnostic headers.
 
-This module is the pure core (no I/O): the consumer asks :class:`RetryPolicy` where a
+This module is pure (no I/O); topic names and header names come from
+:mod:`streaming.core`. The consumer asks :class:`RetryPolicy` where a
 failed record goes and when it may run again, builds the record's headers with
 :func:`failure_headers`, and reads them back with :func:`parse_failure_headers`.
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import enum
 import random
-import re
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,76 +31,32 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from streaming.config import MessagingSettings
-from streaming.errors import ConfigError, SerializationError, StreamingError, TopicError
+from streaming.core.backoff import jittered
+from streaming.core.headers import (
+    FAILURE_HEADERS,
+    H_ATTEMPT,
+    H_CONSUMER_GROUP,
+    H_EXCEPTION_MESSAGE,
+    H_EXCEPTION_STACK,
+    H_EXCEPTION_TYPE,
+    H_FAILED_AT,
+    H_NOT_BEFORE,
+    H_ORIGINAL_OFFSET,
+    H_ORIGINAL_PARTITION,
+    H_ORIGINAL_TIMESTAMP,
+    H_ORIGINAL_TOPIC,
+)
+from streaming.core.topics import RetryTopicNameError, dlq_topic, parking_topic, retry_topic
+from streaming.errors import ConfigError, SerializationError, StreamingError
 from streaming.transport.base import Headers, Record
 
 MAX_STACK_BYTES = 8 * 1024
 MAX_MESSAGE_BYTES = 1024
-_TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")
-_MAX_TOPIC_LENGTH = 249
 _TRUNCATED = "...[truncated]\n"
-
-H_ORIGINAL_TOPIC = "x-original-topic"
-H_ORIGINAL_PARTITION = "x-original-partition"
-H_ORIGINAL_OFFSET = "x-original-offset"
-H_ORIGINAL_TIMESTAMP = "x-original-timestamp"
-H_ATTEMPT = "x-attempt"
-H_NOT_BEFORE = "x-not-before"
-H_CONSUMER_GROUP = "x-consumer-group"
-H_EXCEPTION_TYPE = "x-exception-type"
-H_EXCEPTION_MESSAGE = "x-exception-message"
-H_EXCEPTION_STACK = "x-exception-stack"
-H_FAILED_AT = "x-failed-at"
-FAILURE_HEADERS = (
-    H_ORIGINAL_TOPIC,
-    H_ORIGINAL_PARTITION,
-    H_ORIGINAL_OFFSET,
-    H_ORIGINAL_TIMESTAMP,
-    H_ATTEMPT,
-    H_NOT_BEFORE,
-    H_CONSUMER_GROUP,
-    H_EXCEPTION_TYPE,
-    H_EXCEPTION_MESSAGE,
-    H_EXCEPTION_STACK,
-    H_FAILED_AT,
-)
-
-
-class RetryTopicNameError(TopicError):
-    """A retry/DLQ topic name would not be a legal Kafka topic name."""
 
 
 class FailureHeadersError(SerializationError):
     """A retry/DLQ record carries diagnostic headers that cannot be parsed."""
-
-
-# --------------------------------------------------------------------------- topic naming
-
-
-def _checked(name: str) -> str:
-    if len(name) > _MAX_TOPIC_LENGTH or not _TOPIC_CHARS.match(name):
-        raise RetryTopicNameError(
-            f"{name!r} is not a legal Kafka topic name (use letters, digits, '.', '_', '-' "
-            f"and at most {_MAX_TOPIC_LENGTH} characters); rename the topic or consumer group"
-        )
-    return name
-
-
-def retry_topic(topic: str, group: str, level: int) -> str:
-    """``<topic>.<group>.retry.<level>``; level 1 holds attempt 2."""
-    if level < 1:
-        raise ValueError(f"retry level must be >= 1, got {level}")
-    return _checked(f"{topic}.{group}.retry.{level}")
-
-
-def dlq_topic(topic: str, group: str) -> str:
-    """``<topic>.<group>.dlq``: records that exhausted their attempts or failed fatally."""
-    return _checked(f"{topic}.{group}.dlq")
-
-
-def parking_topic(topic: str, group: str) -> str:
-    """``<topic>.<group>.parking``: records a redrive gave up on, kept for humans."""
-    return _checked(f"{topic}.{group}.parking")
 
 
 # --------------------------------------------------------------------------- policy
@@ -186,8 +142,7 @@ class RetryPolicy:
 
     def not_before_ms(self, attempt: int, now_ms: int, rng: random.Random) -> int:
         """Epoch ms before which ``attempt`` must not run: now + delay + up to jitter."""
-        delay_ms = self.delay_s(attempt) * 1000
-        return now_ms + int(delay_ms * (1 + self.jitter * rng.random()))
+        return now_ms + int(jittered(self.delay_s(attempt) * 1000, self.jitter, rng))
 
     def topics(self, topic: str, group: str) -> list[str]:
         """Every failure topic this policy needs for ``topic`` consumed by ``group``."""

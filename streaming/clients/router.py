@@ -12,7 +12,6 @@ the producer); ``traceparent`` is replaced, never appended. If the write fails,
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 
 import structlog
@@ -20,16 +19,16 @@ from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from streaming.clients.chain import chain
-from streaming.clients.producer import H_EVENT_ID
 from streaming.clients.publish import Publish, PublishNext, TracePublish, transport_endpoint
 from streaming.clients.retry import (
     RetryPolicy,
     Route,
-    dlq_topic,
     failure_headers,
     failure_info,
-    retry_topic,
 )
+from streaming.core.clock import now_ms
+from streaming.core.headers import H_EVENT_ID
+from streaming.core.topics import dlq_topic, retry_topic
 from streaming.errors import StreamingError, TransportError
 from streaming.telemetry import (
     INSTRUMENTATION_NAME,
@@ -69,7 +68,7 @@ class RetryRouter:
         self._trace = TracePublish(tracer or trace.get_tracer(INSTRUMENTATION_NAME))
         self._send = transport_endpoint(producer)
         self._instruments = instruments or global_instruments()
-        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._clock_ms = clock_ms or now_ms
         self._rng = rng or random.Random()
 
     async def route(self, record: Record, exc: BaseException, attempt: int) -> RecordMetadata:

@@ -15,13 +15,17 @@ from dataclasses import dataclass, field, replace
 
 from streaming.clients.retry import RetryPolicy
 from streaming.config import KafkaSettings
+from streaming.core.topics import (
+    AUDIT_CHECKPOINTS_TOPIC,
+    COMPACTED,
+    INTERNAL_TOPIC_CONFIGS,
+    INTERNAL_TOPICS,
+    OFFSET_SNAPSHOTS_TOPIC,
+)
 from streaming.errors import TopicError
 from streaming.transport.base import AdminTransport, TopicSpec
 
 DAY_MS = 86_400_000
-OFFSET_SNAPSHOTS_TOPIC = "_streaming.offset-snapshots"
-AUDIT_CHECKPOINTS_TOPIC = "_streaming.audit-checkpoints"
-INTERNAL_TOPICS = (OFFSET_SNAPSHOTS_TOPIC, AUDIT_CHECKPOINTS_TOPIC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +63,10 @@ class TopicDefaults:
     def config(self, retention_ms: int) -> dict[str, str]:
         return {**self._isr(), "retention.ms": str(retention_ms)}
 
-    def internal_config(self) -> dict[str, str]:
-        return {"cleanup.policy": "compact", **self._isr()}
+    def internal_config(self, name: str | None = None) -> dict[str, str]:
+        """The one config of internal topic ``name`` (:mod:`streaming.core.topics`), or
+        plain compaction for any other compacted topic, with ``min.insync.replicas``."""
+        return {**INTERNAL_TOPIC_CONFIGS.get(name or "", COMPACTED), **self._isr()}
 
 
 def failure_topic_specs(
@@ -108,7 +114,7 @@ def plan_topics(
             specs.extend(failure_topic_specs(topic, group, policy, count, defaults))
     if internal:
         specs.extend(
-            TopicSpec(name, 1, defaults.replication_factor, defaults.internal_config())
+            TopicSpec(name, 1, defaults.replication_factor, defaults.internal_config(name))
             for name in INTERNAL_TOPICS
         )
     return specs

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Sequence
 from typing import TypeVar
 
 import structlog
 
+from streaming.core.backoff import Backoff
+from streaming.core.topics import COMPACTED, SCHEMAS_TOPIC
 from streaming.errors import TransportError
 from streaming.registry.errors import NotReady, StoreError, StoreTimeout
 from streaming.registry.records import NoopKey, StoreRecord, encode
@@ -53,7 +54,10 @@ from streaming.transport.base import (
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
-TOPIC_CONFIG = {"cleanup.policy": "compact"}
+# liveness only: between reader retries, and after a fence so the instance that fenced
+# us can finish its write instead of the two fencing each other in a tight loop
+READ_BACKOFF = Backoff(initial_s=0.1, max_s=2.0)
+FENCE_BACKOFF = Backoff(initial_s=0.02, max_s=0.2)
 
 
 class KafkaSchemaStore:
@@ -63,7 +67,7 @@ class KafkaSchemaStore:
         self,
         transport: TransportFactory,
         *,
-        topic: str = "_schemas",
+        topic: str = SCHEMAS_TOPIC,
         transactional_id: str | None = None,
         replication_factor: int | None = None,
         topic_config: dict[str, str] | None = None,
@@ -76,7 +80,7 @@ class KafkaSchemaStore:
         self._tp = TopicPartition(topic, 0)
         self.transactional_id = transactional_id or f"schema-registry-writer-{topic}"
         self._replication_factor = replication_factor
-        self._topic_config = {**TOPIC_CONFIG, **(topic_config or {})}
+        self._topic_config = {**COMPACTED, **(topic_config or {})}
         self._poll_timeout_ms = poll_timeout_ms
         self._write_timeout_s = write_timeout_s
         self._max_attempts = max_write_attempts
@@ -168,7 +172,7 @@ class KafkaSchemaStore:
                 if failures >= 20:
                     self._reader_error = exc
                     raise
-                await asyncio.sleep(min(0.05 * 2**failures, 2.0))  # backoff between retries
+                await asyncio.sleep(READ_BACKOFF.delay_s(failures))
                 continue
             failures = 0
             async with self._progress:
@@ -243,8 +247,7 @@ class KafkaSchemaStore:
                     self.fences += 1
                     log.info("registry.write_retry", attempt=attempt + 1, error=str(exc))
                     await self._drop_producer()
-                    # liveness only: let the instance that fenced us finish its write
-                    await asyncio.sleep(random.uniform(0, 0.02 * (attempt + 1)))
+                    await asyncio.sleep(FENCE_BACKOFF.delay_s(attempt + 1))
                     continue
                 try:
                     await self._wait_applied(end)

@@ -20,6 +20,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streaming.config import KafkaSettings
+from streaming.core.topics import SCHEMAS_TOPIC
 from streaming.errors import ConfigError
 from streaming.registry.app import BODY_TIMEOUT_S, MAX_BODY_BYTES, create_app
 from streaming.registry.audit import RegistryAuditHook
@@ -45,7 +46,7 @@ class ServerSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=0, lt=65536)
-    topic: str = "_schemas"
+    topic: str = SCHEMAS_TOPIC
     transactional_id: str | None = None
     replication_factor: int | None = Field(default=None, gt=0)
     """Replicas of the store topic; unset: KAFKA_DEFAULT_REPLICATION_FACTOR, else min(3, brokers)."""

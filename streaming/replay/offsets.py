@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from streaming.core.clock import now_ms
 from streaming.errors import GroupNotEmptyError
 from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_replay_action
 from streaming.replay.errors import GroupActiveError, ReplayError, ResetPlanError
@@ -18,12 +19,7 @@ from streaming.replay.plan import (
     select,
 )
 from streaming.replay.reading import iter_range
-from streaming.replay.snapshots import (
-    OffsetSnapshot,
-    SnapshotPartition,
-    SnapshotStore,
-    now_ms,
-)
+from streaming.replay.snapshots import OffsetSnapshot, SnapshotPartition, SnapshotStore
 from streaming.transport.base import (
     AdminTransport,
     ConsumerTransport,

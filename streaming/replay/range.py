@@ -27,6 +27,8 @@ from typing import Any
 
 import structlog
 
+from streaming.core.clock import now_ms
+from streaming.core.headers import H_REPLAY_ID, H_REPLAY_ORIGIN, REPLAY_HEADERS
 from streaming.errors import TopicError
 from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_replay_action
 from streaming.replay.errors import (
@@ -37,7 +39,7 @@ from streaming.replay.plan import to_epoch_ms
 from streaming.replay.ratelimit import RateLimiter
 from streaming.replay.reading import OffsetRange, iter_range
 from streaming.replay.schemacheck import schema_ids, unreadable_ids
-from streaming.replay.snapshots import SnapshotStore, encode_json, now_ms, row_key
+from streaming.replay.snapshots import SnapshotStore, encode_json, row_key
 from streaming.replay.txn import commit_batch
 from streaming.serde.client import SchemaRegistry
 from streaming.serde.schema import Schema
@@ -53,9 +55,6 @@ from streaming.transport.base import (
 
 log = structlog.get_logger(__name__)
 
-H_REPLAY_ID = "x-replay-id"
-H_REPLAY_ORIGIN = "x-replay-origin"
-REPLAY_HEADERS = (H_REPLAY_ID, H_REPLAY_ORIGIN)
 
 Handler = Callable[[Record], Awaitable[None]]
 ProgressCallback = Callable[[int, int], None]

@@ -31,12 +31,21 @@ from typing import Any
 
 import structlog
 
-from streaming.clients.retry import FAILURE_HEADERS, dlq_topic, parking_topic, parse_failure_headers
+from streaming.clients.retry import parse_failure_headers
+from streaming.core.clock import now_ms
+from streaming.core.headers import (
+    FAILURE_HEADERS,
+    H_PARKED_AT,
+    H_REDRIVE_COUNT,
+    H_REDRIVE_ID,
+    REDRIVE_HEADERS,
+)
+from streaming.core.topics import dlq_topic, parking_topic
 from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_replay_action
 from streaming.replay.errors import ReplayError
 from streaming.replay.ratelimit import RateLimiter
 from streaming.replay.reading import OffsetRange, iter_range
-from streaming.replay.snapshots import SnapshotStore, encode_json, now_ms, row_key
+from streaming.replay.snapshots import SnapshotStore, encode_json, row_key
 from streaming.replay.txn import commit_batch
 from streaming.transport.base import (
     Headers,
@@ -50,10 +59,6 @@ from streaming.transport.base import (
 
 log = structlog.get_logger(__name__)
 
-H_REDRIVE_ID = "x-redrive-id"
-H_REDRIVE_COUNT = "x-redrive-count"
-H_PARKED_AT = "x-parked-at"
-REDRIVE_HEADERS = (H_REDRIVE_ID, H_REDRIVE_COUNT, H_PARKED_AT)
 DEFAULT_MAX_REDRIVES = 3
 _KEPT_RUNS = 20
 

@@ -13,11 +13,12 @@ Values are JSON, so ``kafka-console-consumer`` shows them readably.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streaming.core.topics import OFFSET_SNAPSHOTS_CONFIG as SNAPSHOTS_TOPIC_CONFIG
+from streaming.core.topics import OFFSET_SNAPSHOTS_TOPIC as SNAPSHOTS_TOPIC
 from streaming.replay.errors import ReplayError, SnapshotNotFoundError
 from streaming.replay.table import CompactedTable
 from streaming.transport.base import (
@@ -27,13 +28,6 @@ from streaming.transport.base import (
     TopicSpec,
     TransportFactory,
 )
-
-SNAPSHOTS_TOPIC = "_streaming.offset-snapshots"
-SNAPSHOTS_TOPIC_CONFIG: Mapping[str, str] = {
-    "cleanup.policy": "compact",
-    "min.cleanable.dirty.ratio": "0.1",
-    "segment.ms": "3600000",
-}
 
 
 def row_key(*parts: str) -> bytes:
@@ -221,10 +215,6 @@ class SnapshotStore:
         await self.write(row_key("offsets", group, name), None)
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 __all__ = [
     "SNAPSHOTS_TOPIC",
     "SNAPSHOTS_TOPIC_CONFIG",
@@ -232,7 +222,6 @@ __all__ = [
     "SnapshotPartition",
     "SnapshotStore",
     "encode_json",
-    "now_ms",
     "parse_row_key",
     "row_key",
 ]

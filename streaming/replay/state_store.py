@@ -18,6 +18,7 @@ from typing import Self
 
 import structlog
 
+from streaming.core.topics import CHANGELOG_CONFIG, changelog_topic
 from streaming.errors import TransportError
 from streaming.replay.kv import KeyValueView
 from streaming.replay.reading import iter_range
@@ -30,12 +31,6 @@ from streaming.transport.base import (
 )
 
 log = structlog.get_logger(__name__)
-
-CHANGELOG_CONFIG = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
-
-
-def changelog_topic(name: str) -> str:
-    return f"{name}.changelog"
 
 
 class _DiskCache:

@@ -35,6 +35,8 @@ import structlog
 
 from streaming.clients.topics import TopicDefaults
 from streaming.config import DatabaseSettings, KafkaSettings, SecuritySettings
+from streaming.core.backoff import Backoff
+from streaming.core.topics import REVOCATIONS_TOPIC, revocations_config
 from streaming.errors import TransportError
 from streaming.security.errors import RevocationsUnavailableError
 from streaming.security.revocation import (
@@ -56,6 +58,7 @@ log = structlog.get_logger(__name__)
 
 _PUBLISHED = (EntryKind.TOKEN, EntryKind.FAMILY)
 _DAY_S = 86_400
+_TAIL_BACKOFF = Backoff(initial_s=0.1, max_s=1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ class RevocationLog:
         self,
         transport: TransportFactory,
         *,
-        topic: str = "_streaming.revocations",
+        topic: str = REVOCATIONS_TOPIC,
         retention_ms: int = 8 * _DAY_S * 1000,
         replication_factor: int | None = None,
         topic_config: Mapping[str, str] | None = None,
@@ -113,11 +116,7 @@ class RevocationLog:
         self.topic = topic
         self._tp = TopicPartition(topic, 0)
         self._replication_factor = replication_factor
-        self._topic_config = {
-            **(topic_config or {}),
-            "cleanup.policy": "compact,delete",
-            "retention.ms": str(retention_ms),
-        }
+        self._topic_config = {**(topic_config or {}), **revocations_config(retention_ms)}
         self.max_lag_s = max_lag_s
         self._poll_timeout_ms = poll_timeout_ms
         self._clock = clock
@@ -228,7 +227,7 @@ class RevocationLog:
             except TransportError as exc:
                 failures += 1
                 log.warning("revocations.tail_error", topic=self.topic, error=str(exc))
-                await asyncio.sleep(min(0.05 * 2**failures, 1.0))  # backoff before retrying
+                await asyncio.sleep(_TAIL_BACKOFF.delay_s(failures))
                 continue
             failures = 0
             if self._clock() - purged_at > 60:

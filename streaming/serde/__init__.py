@@ -11,7 +11,6 @@ from streaming.serde.client import (
     COMPATIBILITY_LEVELS,
     SchemaRegistry,
     SchemaRegistryClient,
-    retry_delay_s,
 )
 from streaming.serde.context import MessageField, SerializationContext
 from streaming.serde.errors import (
@@ -85,7 +84,6 @@ __all__ = [
     "default_catalog",
     "frame",
     "record_name_strategy",
-    "retry_delay_s",
     "topic_name_strategy",
     "topic_record_name_strategy",
     "unframe",

@@ -21,6 +21,7 @@ import httpx
 import structlog
 
 from streaming.config import RegistrySettings
+from streaming.core.backoff import Backoff
 from streaming.serde.errors import (
     RegistryError,
     RegistryUnavailableError,
@@ -102,12 +103,6 @@ class SchemaRegistry(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
-
-
-def retry_delay_s(attempt: int, *, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """Equal-jitter exponential backoff: half fixed, half random, never above ``cap_s``."""
-    ceiling = min(cap_s, base_s * 2.0**attempt)
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 def _retriable_status(status: int) -> bool:
@@ -197,8 +192,7 @@ class SchemaRegistryClient:
             timeout=self._settings.timeout_s,
             transport=transport,
         )
-        self._backoff_base_s = backoff_base_s
-        self._backoff_cap_s = backoff_cap_s
+        self._backoff = Backoff(initial_s=backoff_base_s, max_s=backoff_cap_s)
         self._clock = clock
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
@@ -265,11 +259,9 @@ class SchemaRegistryClient:
                     raise error
                 retry_after = _retry_after_s(response)
                 reason = str(error)
-            delay = retry_delay_s(
-                attempt, base_s=self._backoff_base_s, cap_s=self._backoff_cap_s, rng=self._rng
-            )
+            delay = self._backoff.delay_s(attempt + 1, self._rng)
             if retry_after is not None:
-                delay = max(delay, min(retry_after, self._backoff_cap_s))
+                delay = max(delay, min(retry_after, self._backoff.max_s))
             log.warning(
                 "registry.retry",
                 method=method,
@@ -438,5 +430,4 @@ __all__ = [
     "SchemaRegistry",
     "SchemaRegistryClient",
     "Version",
-    "retry_delay_s",
 ]

@@ -36,6 +36,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.util import commit_structure_validate
 
 from streaming.config import KafkaSettings
+from streaming.core.backoff import Backoff
 from streaming.errors import (
     BrokerUnavailableError,
     CommitFencedError,
@@ -62,6 +63,8 @@ T = TypeVar("T")
 _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 _UNKNOWN_TOPIC = 3
 _KEY_CACHE_SIZE = 65_536  # key -> partition memo per producer (cleared when full)
+# between asks while the group coordinator is not there yet (fresh broker, moved group)
+COORDINATOR_BACKOFF = Backoff(initial_s=0.1, max_s=1.0)
 
 
 def _ktp(tp: TopicPartition) -> KTP:
@@ -426,7 +429,9 @@ class KafkaConsumerTransport:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._request_timeout_s
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 with _translated("commit offsets"):
                     await self._commit_as_member(commit_structure_validate(payload))
@@ -434,7 +439,7 @@ class KafkaConsumerTransport:
             except TransportError as exc:
                 if not exc.retriable or loop.time() > deadline:
                     raise
-            await asyncio.sleep(0.1)  # backoff before finding the coordinator again
+            await asyncio.sleep(COORDINATOR_BACKOFF.delay_s(attempt))
 
     async def _commit_as_member(self, offsets: Mapping[Any, Any]) -> None:
         coordinator = self._consumer._coordinator
@@ -648,15 +653,16 @@ class KafkaAdminTransport:
         creates ``__consumer_offsets`` on first use), until the request timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.request_timeout_ms / 1000
-        delay = 0.1
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 return await _call(what, fn)
             except TransportError as exc:
+                delay = COORDINATOR_BACKOFF.delay_s(attempt)
                 if not exc.retriable or loop.time() + delay > deadline:
                     raise
-            await asyncio.sleep(delay)  # backoff before asking the coordinator again
-            delay = min(delay * 2, 1.0)
+            await asyncio.sleep(delay)
 
     async def describe_group(self, group_id: str) -> GroupInfo:
         responses = await self._group_call(

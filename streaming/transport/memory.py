@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
+from streaming.core.clock import now_ms
 from streaming.errors import (
     CommitFencedError,
     GroupNotEmptyError,
@@ -593,7 +594,7 @@ class InMemoryTransport:
             cluster_id=cluster_id,
             auto_create_topics=auto_create_topics,
             default_partitions=default_partitions,
-            clock_ms=clock_ms or (lambda: time.time_ns() // 1_000_000),
+            clock_ms=clock_ms or now_ms,
         )
 
     def producer(

@@ -6,12 +6,12 @@ Each test runs against both (see ``conftest.harness``).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import pytest
 
+from streaming.core.clock import now_ms
 from streaming.errors import GroupNotEmptyError, TopicError, TransactionError, TransportError
 from streaming.transport.base import (
     AdminTransport,
@@ -27,10 +27,6 @@ if TYPE_CHECKING:
     from tests.transport.conftest import Harness
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 async def test_factory_builds_clients_that_satisfy_the_protocols(harness: Harness) -> None:
     assert isinstance(await harness.producer(), ProducerTransport)
     assert isinstance(await harness.consumer(), ConsumerTransport)
@@ -42,7 +38,7 @@ async def test_produced_record_is_consumed_with_key_value_headers_and_timestamp(
 ) -> None:
     topic = await harness.new_topic()
     producer = await harness.producer()
-    ts = _now_ms() - 5_000
+    ts = now_ms() - 5_000
     meta = await producer.send(
         OutgoingRecord(topic, b"v1", key=b"k1", headers=(("h", b"x"),), timestamp_ms=ts)
     )
@@ -60,7 +56,7 @@ async def test_produced_record_is_consumed_with_key_value_headers_and_timestamp(
 async def test_send_many_keeps_each_records_timestamp(harness: Harness) -> None:
     topic = await harness.new_topic()
     producer = await harness.producer()
-    stamps = [_now_ms() - 60_000 + i * 1_000 for i in range(3)]
+    stamps = [now_ms() - 60_000 + i * 1_000 for i in range(3)]
     metas = await producer.send_many(
         [OutgoingRecord(topic, b"v%d" % i, timestamp_ms=ts) for i, ts in enumerate(stamps)]
     )
@@ -274,7 +270,7 @@ async def test_beginning_and_end_offsets_track_the_log(harness: Harness) -> None
 async def test_offsets_for_times_finds_the_first_record_at_or_after(harness: Harness) -> None:
     topic = await harness.new_topic()
     tp = TopicPartition(topic, 0)
-    base = _now_ms() - 60_000
+    base = now_ms() - 60_000
     producer = await harness.producer()
     await producer.send_many(
         [OutgoingRecord(topic, b"x", timestamp_ms=base + i * 1_000) for i in range(3)]

@@ -14,7 +14,7 @@ from streaming.clients.producer import EventProducer
 from streaming.config import RegistrySettings
 from streaming.events import OrderPlaced
 from streaming.events.fake import fake_events
-from streaming.serde.client import SchemaRegistryClient, retry_delay_s
+from streaming.serde.client import SchemaRegistryClient
 from streaming.serde.errors import (
     IncompatibleSchemaError,
     InvalidSchemaError,
@@ -239,16 +239,6 @@ async def test_lookup_and_version_and_compatibility_use_confluent_paths() -> Non
     result = await client.test_compatibility("s", Schema('"long"'))
     assert not result.is_compatible and result.messages == ("reader field missing",)
     assert await client.get_compatibility("s") == "FULL"
-
-
-def test_backoff_grows_exponentially_stays_jittered_and_capped() -> None:
-    rng = random.Random(1)
-    delays = [retry_delay_s(n, base_s=0.1, cap_s=1.0, rng=rng) for n in range(8)]
-    for n, delay in enumerate(delays):
-        ceiling = min(1.0, 0.1 * 2**n)
-        assert ceiling / 2 <= delay <= ceiling
-    assert max(delays) <= 1.0
-    assert len(set(delays)) == len(delays)
 
 
 class GatedRegistry:
