@@ -119,13 +119,13 @@ async def test_state_identical_after_restart_and_after_compaction(
     roller = await start_registry()
     async with httpx.AsyncClient(base_url=roller.url, timeout=30) as c:
 
-        async def remaining() -> int:
+        async def records_left() -> int:
             # each write lands in a new segment once segment.ms passed, so old ones get cleaned
             await c.put(f"/config/{SUBJECTS[7]}", json={"compatibility": "BACKWARD"})
             return await count_records(kafka_settings, schemas_topic)
 
-        await eventually(
-            remaining,
+        remaining = await eventually(
+            records_left,
             until=lambda left: left < written,
             timeout_s=120,
             what=f"compaction of the {written} records",
