@@ -40,7 +40,7 @@ from sqlalchemy import text
 import streaming.audit.chain as audit_chain
 from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.runtime import build_store, running_sink
-from connectors.audit_sink.store import AUDIT_LOG_COLUMNS
+from connectors.audit_sink.writer import AUDIT_LOG_COLUMNS
 from streaming.clients.producer import EventProducer
 from streaming.config import DatabaseSettings, KafkaSettings
 from streaming.db import Database
@@ -122,7 +122,7 @@ async def _copy_rate(database: Database, source: str, target: str, batch: int) -
     records = [tuple(r) for r in rows]
     store = build_store(database, _settings("x", target, batch))
     await store.migrate()
-    async with store.connection() as raw:
+    async with store.tables.connection() as raw:
         started = time.perf_counter()
         for i in range(0, len(records), batch):
             async with raw.transaction():

@@ -261,12 +261,12 @@ def _free_port() -> int:
 
 def _start_registry(bootstrap: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    code = "from streaming.registry.cli import app; app()"
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-c",
-            code,
+            "-m",
+            "streaming",
+            "registry",
             "serve",
             "--port",
             str(port),

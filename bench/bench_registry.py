@@ -50,7 +50,8 @@ def start_server() -> tuple[str, subprocess.Popen[bytes], str]:
         [
             sys.executable,
             "-m",
-            "streaming.registry.cli",
+            "streaming",
+            "registry",
             "serve",
             "--port",
             str(port),

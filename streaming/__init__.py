@@ -5,7 +5,7 @@ The package root re-exports the small public surface; implementation lives in mo
 
 from streaming.audit.logger import AuditLogger
 from streaming.clients.bus import EventBus, InMemoryEventBus, KafkaEventBus
-from streaming.clients.consumer import EventConsumer, Message
+from streaming.clients.consumer import ConsumerOptions, EventConsumer, Message
 from streaming.clients.producer import EventProducer
 from streaming.clients.retry import RetryPolicy
 from streaming.config import Environment, Settings, load_settings
@@ -76,6 +76,7 @@ __all__ = [
     "CommitFencedError",
     "CompactedTable",
     "ConfigError",
+    "ConsumerOptions",
     "Database",
     "DatabaseError",
     "DatabaseUnavailableError",

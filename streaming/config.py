@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 from pydantic import (
@@ -147,6 +147,11 @@ class DatabaseSettings(BaseSettings):
         return self.ssl_mode
 
     @property
+    def configured(self) -> bool:
+        """True when the environment names a database (``DATABASE_URL`` or ``DB_HOST``)."""
+        return self.url is not None or "host" in self.model_fields_set
+
+    @property
     def ssl_enabled(self) -> bool:
         return self.effective_ssl_mode in {"require", "verify-ca", "verify-full", "true"}
 
@@ -177,6 +182,11 @@ class RegistrySettings(BaseSettings):
     auth_enabled: bool = False
     credentials_path: Path | None = None
 
+    @property
+    def configured(self) -> bool:
+        """True when the environment (or a .env file) names a registry (``REGISTRY_URL``)."""
+        return "url" in self.model_fields_set
+
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
@@ -202,6 +212,10 @@ class SecuritySettings(BaseSettings):
     encryption_key: SecretStr | None = None
     rbac_policy_path: Path | None = None
     rbac_cache_ttl_s: float = Field(default=60.0, ge=0)
+    # Every token verifier tails this compacted topic (see streaming.security.revocation_log).
+    revocation_topic: str = "_streaming.revocations"
+    # A verifier that cannot confirm its revocation list is this fresh refuses tokens (503).
+    revocation_max_lag_s: float = Field(default=2.0, gt=0)
 
 
 class LoggingSettings(BaseSettings):
@@ -310,6 +324,18 @@ def _describe(prefix: str, err: ValidationError) -> list[str]:
     return problems
 
 
+S = TypeVar("S", bound=BaseSettings)
+
+
+def read_settings(cls: type[S], **values: Any) -> S:
+    """One settings section from the environment (``values`` win); raises
+    :class:`ConfigError` listing every invalid value under its variable name."""
+    try:
+        return cls(**values)
+    except ValidationError as err:
+        raise ConfigError(_describe(str(cls.model_config.get("env_prefix", "")), err)) from err
+
+
 def load_settings(
     environment: Environment | str | None = None, **sections: dict[str, Any]
 ) -> Settings:
@@ -359,4 +385,5 @@ __all__ = [
     "Settings",
     "load_settings",
     "parse_bootstrap_servers",
+    "read_settings",
 ]

@@ -1,6 +1,9 @@
 """Async PostgreSQL access: engine, transactions, health and a circuit breaker.
 
 SQLAlchemy (asyncio) on asyncpg with pool settings from :class:`DatabaseSettings`.
+The only module that inspects driver (asyncpg / SQLAlchemy) exceptions: they become
+:mod:`streaming.errors` types here (:func:`translate_db_error`, :func:`translate_sql_error`,
+:meth:`Database.raw_connection`), e.g. a unique violation is a :class:`DuplicateKeyError`.
 Connection failures trip a :class:`CircuitBreaker` so a dead database makes callers fail
 fast with :class:`CircuitOpenError` instead of each waiting out a connect timeout; after
 a cooldown one probe is let through and its outcome closes or re-opens the circuit.
@@ -16,17 +19,31 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from streaming.config import DatabaseSettings
-from streaming.errors import CircuitOpenError, DatabaseError, DatabaseUnavailableError
+from streaming.errors import (
+    CircuitOpenError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    DuplicateKeyError,
+)
 from streaming.logging import get_logger
 
 T = TypeVar("T")
 log = get_logger(__name__)
 
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+"""What asyncpg raises on a raw connection (see :meth:`Database.raw_connection`)."""
+_UNIQUE_VIOLATION = "23505"  # PostgreSQL SQLSTATE
 _CONNECTION_MARKERS = (
     "connection refused",
     "could not connect",
@@ -134,6 +151,18 @@ def _is_connection_problem(exc: BaseException) -> bool:
     return any(marker in message for marker in _CONNECTION_MARKERS)
 
 
+def _is_duplicate_key(exc: BaseException) -> bool:
+    """A unique violation, raw from asyncpg or wrapped by SQLAlchemy (``orig``/cause)."""
+    seen: BaseException | None = exc
+    for _ in range(3):
+        if seen is None:
+            return False
+        if getattr(seen, "sqlstate", None) == _UNIQUE_VIOLATION:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
 def translate_db_error(exc: BaseException, settings: DatabaseSettings) -> DatabaseError:
     """One line that says what failed and how to fix it; never a password."""
     where = settings.display_url
@@ -144,7 +173,23 @@ def translate_db_error(exc: BaseException, settings: DatabaseSettings) -> Databa
             f"cannot reach PostgreSQL at {where}: {reason}; is it running? "
             "check DATABASE_URL (or DB_HOST/DB_PORT), or run 'streaming dev up'"
         )
-    return DatabaseError(f"PostgreSQL error at {where}: {reason}")
+    kind = DuplicateKeyError if _is_duplicate_key(exc) else DatabaseError
+    return kind(f"PostgreSQL error at {where}: {reason}")
+
+
+def translate_sql_error(exc: BaseException, doing: str) -> DatabaseError:
+    """For callers with an engine of their own (no settings): ``could not <doing>: ...``.
+
+    A lost connection (any :class:`OperationalError`/:class:`InterfaceError` counts) is
+    retriable; the message names only the exception type, never SQL or values.
+    """
+    lost = isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or (
+        _is_connection_problem(exc)
+    )
+    if lost:
+        return DatabaseUnavailableError(f"could not {doing}: PostgreSQL is unreachable")
+    kind = DuplicateKeyError if _is_duplicate_key(exc) else DatabaseError
+    return kind(f"could not {doing}: {type(exc).__name__}")
 
 
 class Database:
@@ -209,6 +254,21 @@ class Database:
             raise error from exc
         finally:
             await conn.close()
+
+    @asynccontextmanager
+    async def raw_connection(self) -> AsyncIterator[Any]:
+        """The driver's (asyncpg) connection of a pooled one, for COPY and arrays; its
+        errors come out translated, and a lost one is dropped from the pool."""
+        async with self.connect() as conn:
+            fairy = await conn.get_raw_connection()
+            try:
+                yield fairy.driver_connection
+            except DRIVER_ERRORS as exc:
+                error = translate_db_error(exc, self.settings)
+                if isinstance(error, DatabaseUnavailableError):
+                    self.breaker.record_failure()
+                    fairy.invalidate()
+                raise error from exc
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -298,9 +358,11 @@ class TransactionManager:
 
 
 __all__ = [
+    "DRIVER_ERRORS",
     "BreakerState",
     "CircuitBreaker",
     "Database",
     "TransactionManager",
     "translate_db_error",
+    "translate_sql_error",
 ]

@@ -4,8 +4,9 @@ from connectors.audit_sink.bundle import export_bundle, verify_bundle
 from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.pii import PiiCipher
 from connectors.audit_sink.sink import AuditSink, SinkOptions, SinkStats
-from connectors.audit_sink.store import AuditStore, ChainFencedError
+from connectors.audit_sink.store import AuditStore
 from connectors.audit_sink.verify import VerifyReport, verify_store
+from connectors.audit_sink.writer import ChainFencedError
 
 __all__ = [
     "AuditSink",

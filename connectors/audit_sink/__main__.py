@@ -1,5 +1,5 @@
-"""``python -m connectors.audit_sink <command>`` (the same app as ``streaming audit``)."""
+"""``python -m connectors.audit_sink <command>`` (the same group as ``streaming audit``)."""
 
-from connectors.audit_sink.cli import app
+from streaming.cli.audit import app
 
 app(prog_name="streaming audit")

@@ -22,18 +22,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from connectors.audit_sink.checkpoints import checkpoint_from_json, checkpoint_to_json
 from connectors.audit_sink.store import AuditStore
 from connectors.audit_sink.verify import VerifyReport
-from streaming.audit.chain import (
-    ChainHead,
-    ChainRow,
-    MacKeyRing,
-    RowColumns,
+from streaming.audit.canonical import format_timestamp, parse_column_time
+from streaming.audit.chain import ChainHead, ChainRow, RowColumns
+from streaming.audit.checkpoints import (
     SignedCheckpoint,
-    format_timestamp,
     load_public_key,
-    parse_column_time,
     public_key_pem,
     signer_key_id,
 )
+from streaming.audit.keys import MacKeyRing
 from streaming.audit.verifier import ChainVerifier, Finding, Reason, verify_checkpoints
 from streaming.errors import StreamingError
 
@@ -80,17 +77,17 @@ async def export_bundle(
     entry, so a chain deleted from the database shows up as an empty one.
     """
     out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a local export directory
-    chain_ids = await store.chain_ids()
+    chain_ids = await store.reader.chain_ids()
     signed_heads = {h.chain_id: h for h in published.checkpoint().heads} if published else {}
     chain_ids |= set(signed_heads)
     chains: dict[str, Any] = {}
     count = 0
     with (out / "rows.jsonl").open("w", encoding="utf-8") as rows_file:
         for chain_id in sorted(chain_ids):
-            before, after = await store.window_bounds(chain_id, since, until)
+            before, after = await store.reader.window_bounds(chain_id, since, until)
             first = last = None
             in_window = 0
-            async for row in store.rows(chain_id, from_seq=max(before, 1), to_seq=after):
+            async for row in store.reader.rows(chain_id, from_seq=max(before, 1), to_seq=after):
                 first = first if first is not None else row.seq
                 last = row.seq
                 if before < row.seq and (after is None or row.seq < after):
@@ -102,9 +99,9 @@ async def export_bundle(
             if after is not None and head is not None and last is not None and head.seq > last:
                 # The window closed before the chain's signed head: carry that one row so
                 # the verifier can still see the chain reaches it.
-                async for row in store.rows(chain_id, from_seq=head.seq, to_seq=head.seq):
+                async for row in store.reader.rows(chain_id, from_seq=head.seq, to_seq=head.seq):
                     chains[chain_id]["checkpoint_row"] = row_to_dict(row)
-    checkpoints = await store.checkpoints()
+    checkpoints = await store.checkpoints.load()
     with (out / "checkpoints.jsonl").open("w", encoding="utf-8") as cp_file:
         for signed in checkpoints:
             cp_file.write(json.dumps(checkpoint_to_json(signed), sort_keys=True) + "\n")

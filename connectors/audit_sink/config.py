@@ -16,13 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streaming.audit.chain import (
+from streaming.audit.checkpoints import (
     CheckpointSigner,
-    MacKeyRing,
     load_private_key,
     load_public_key,
     signer_key_id,
 )
+from streaming.audit.keys import MacKeyRing
 from streaming.config import SecuritySettings
 from streaming.errors import ConfigError
 from streaming.security.fields import FieldEncryptor, key_id, parse_key

@@ -1,6 +1,6 @@
-"""``python -m connectors.audit_sink.db migrate`` (the same app as ``streaming db``)."""
+"""``python -m connectors.audit_sink.db migrate`` (the same group as ``streaming db``)."""
 
-from connectors.audit_sink.cli import db_app
+from streaming.cli.db import app
 
 if __name__ == "__main__":
-    db_app(prog_name="streaming db")
+    app(prog_name="streaming db")

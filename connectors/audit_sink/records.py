@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from connectors.audit_sink.store import PreparedRecord
+from connectors.audit_sink.writer import PreparedRecord
 from streaming.errors import SerializationError
 from streaming.serde.avro import AvroDeserializer
 from streaming.serde.catalog import SchemaCatalog, default_catalog

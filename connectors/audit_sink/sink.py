@@ -22,8 +22,11 @@ from opentelemetry.metrics import Meter
 from connectors.audit_sink.checkpoints import CheckpointPublisher
 from connectors.audit_sink.metrics import SinkMetrics
 from connectors.audit_sink.records import RecordPreparer
-from connectors.audit_sink.store import AuditStore, BatchResult, ChainFencedError, PreparedRecord
-from streaming.audit.chain import CheckpointSigner, MacKeyRing, SignedCheckpoint, chain_id_for
+from connectors.audit_sink.store import AuditStore
+from connectors.audit_sink.writer import BatchResult, ChainFencedError, PreparedRecord
+from streaming.audit.chain import chain_id_for
+from streaming.audit.checkpoints import CheckpointSigner, SignedCheckpoint
+from streaming.audit.keys import MacKeyRing
 from streaming.errors import DatabaseError, DatabaseUnavailableError, StreamingError
 from streaming.telemetry import MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_PARTITION_ID
 from streaming.transport.base import ConsumerTransport, Record, TopicPartition
@@ -131,7 +134,7 @@ class AuditSink:
         if not self._unpositioned:
             return
         tps = sorted(self._unpositioned)
-        heads = await self.store.heads([chain_id_for(tp.topic, tp.partition) for tp in tps])
+        heads = await self.store.reader.heads([chain_id_for(tp.topic, tp.partition) for tp in tps])
         for tp in tps:
             head = heads.get(chain_id_for(tp.topic, tp.partition))
             if head is not None and head.kafka_offset >= 0:
@@ -193,7 +196,7 @@ class AuditSink:
         while True:
             try:
                 prepared = [await self._preparer.prepare(r) for r in records]
-                self.store.seal(prepared)
+                self.store.writer.seal(prepared)
                 return prepared
             except StreamingError as exc:
                 if not exc.retriable:
@@ -240,7 +243,7 @@ class AuditSink:
 
     async def _append(self, tp: TopicPartition, prepared: list[PreparedRecord]) -> BatchResult:
         started = time.perf_counter()
-        result = await self.store.append(
+        result = await self.store.writer.append(
             tp.topic,
             tp.partition,
             prepared,
@@ -323,7 +326,7 @@ class AuditSink:
         if self._signer is None:
             return None
         try:
-            signed = await self.store.create_checkpoint(self._signer, self.store.schema)
+            signed = await self.store.checkpoints.create(self._signer, self.store.schema)
         except DatabaseError as exc:
             log.warning("audit checkpoint postponed", error=str(exc))
             return None

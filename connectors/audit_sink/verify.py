@@ -18,14 +18,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from connectors.audit_sink.store import AuditStore, ms_time
-from streaming.audit.chain import (
+from connectors.audit_sink.checkpoints import ms_time
+from connectors.audit_sink.store import AuditStore
+from streaming.audit.checkpoints import (
     Checkpoint,
-    MacKeyRing,
     SignedCheckpoint,
     checkpoint_digest,
     signature_valid,
 )
+from streaming.audit.keys import MacKeyRing
 from streaming.audit.verifier import (
     ChainVerifier,
     CheckpointReport,
@@ -116,7 +117,7 @@ async def _incremental_start(
 ) -> tuple[Checkpoint | None, Finding | None]:
     """The signed checkpoint a previous full verification reached, if ``verify_state``
     proves it with a MAC key; a state that does not authenticate is itself a finding."""
-    state = await store.verify_state()
+    state = await store.reader.verify_state()
     if state is None:
         return None, None
     checkpoint_id, key_id, mac = state
@@ -154,7 +155,7 @@ async def _record_verified(
         return
     kid = ring.active_key_id
     mac = ring.state_mac(store.schema, latest.checkpoint_id, checkpoint_digest(body), kid)
-    await store.set_verified(latest.checkpoint_id, kid, mac)
+    await store.reader.set_verified(latest.checkpoint_id, kid, mac)
 
 
 async def verify_store(
@@ -167,8 +168,8 @@ async def verify_store(
     since_checkpoint: bool = False,
 ) -> VerifyReport:
     """Verify chains (all, or ``chain``) and checkpoints; incremental with ``since_checkpoint``."""
-    claimed = await store.heads()
-    stored = await store.checkpoints()
+    claimed = await store.reader.heads()
+    stored = await store.checkpoints.load()
     checkpoints = verify_checkpoints(stored, public_keys, published=published)
     report = VerifyReport(
         latest_checkpoint_id=(checkpoints.latest.checkpoint_id if checkpoints.latest else None)
@@ -181,7 +182,7 @@ async def verify_store(
     if chain is not None:
         chains = {chain}
     else:
-        chains = await store.chain_ids()
+        chains = await store.reader.chain_ids()
         if checkpoints.latest is not None:
             chains |= {h.chain_id for h in checkpoints.latest.heads}
     for chain_id in sorted(chains):
@@ -193,13 +194,13 @@ async def verify_store(
             checkpoints.known_hashes.get(chain_id, {}),
             checkpoints.latest_head(chain_id),
         )
-        async for row in store.rows(chain_id, from_seq=start.seq if start else 0):
+        async for row in store.reader.rows(chain_id, from_seq=start.seq if start else 0):
             if verifier.feed(row) is not None:
                 break
         head = claimed.get(chain_id)
         report.add(verifier, verifier.finish(claimed_seq=head.seq if head else None))
     report.findings.extend(checkpoints.findings)
-    report.findings.extend(checkpoint_time_findings(stored, await store.checkpoint_times()))
+    report.findings.extend(checkpoint_time_findings(stored, await store.checkpoints.times()))
     if state_finding is not None:
         report.findings.append(state_finding)
     if report.ok and chain is None:

@@ -1,5 +1,7 @@
-"""Audit: the producer side (:mod:`.logger`) and the pure chain maths (:mod:`.chain`:
-canonical encoding, MAC key ring, signed checkpoints) with its verifier (:mod:`.verifier`).
+"""Audit: the producer side (:mod:`.logger`) and the pure chain maths, one job a module:
+:mod:`.canonical` (the bytes that are hashed and signed), :mod:`.keys` (row MAC and key
+ring), :mod:`.chain` (rows, heads, appending), :mod:`.checkpoints` (signed snapshots of
+every head) and :mod:`.verifier` (the first break and why).
 
 The PostgreSQL side lives in ``connectors/audit_sink``.
 """

@@ -14,16 +14,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from streaming.audit.chain import (
-    GENESIS_HASH,
-    ChainHead,
-    ChainRow,
+from streaming.audit.chain import GENESIS_HASH, ChainHead, ChainRow
+from streaming.audit.checkpoints import (
     Checkpoint,
-    MacKeyRing,
     SignedCheckpoint,
     checkpoint_digest,
     signature_valid,
 )
+from streaming.audit.keys import MacKeyRing
 
 
 class Reason(enum.StrEnum):

@@ -4,7 +4,8 @@
 keys it by the event's partition key, stamps the DESIGN.md headers (``event-id``,
 ``event-type``, ``correlation-id``, ``traceparent``/``tracestate``, ``content-type``,
 ``produced-at``) and sends it through a :class:`~streaming.transport.base.ProducerTransport`
-(idempotent, ``acks=all``). An optional transactional mode serves consume-transform-
+(idempotent, ``acks=all``) through a publish middleware chain
+(:mod:`streaming.clients.publish`; tracing is its first step). An optional transactional mode serves consume-transform-
 produce; :class:`TransactionalProducers` keeps one stable transactional id per input
 partition, because aiokafka lacks KIP-447 fencing by consumer-group metadata.
 """
@@ -19,8 +20,16 @@ from typing import Protocol, Self
 
 import structlog
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import Tracer
 
+from streaming.clients.chain import chain
+from streaming.clients.publish import (
+    Publish,
+    PublishMiddleware,
+    PublishNext,
+    TracePublish,
+    transport_endpoint,
+)
 from streaming.context import current_correlation_id
 from streaming.errors import PartialSendError, StreamingError, TransactionError, TransportError
 from streaming.events import Event
@@ -29,21 +38,10 @@ from streaming.serde.avro import AvroSerializer
 from streaming.serde.client import SchemaRegistry
 from streaming.serde.context import SerializationContext
 from streaming.telemetry import (
-    ERROR_TYPE,
     INSTRUMENTATION_NAME,
-    KAFKA,
-    MESSAGING_DESTINATION_NAME,
-    MESSAGING_OPERATION_NAME,
-    MESSAGING_OPERATION_TYPE,
-    MESSAGING_SYSTEM,
     MessagingInstruments,
-    error_type,
     global_instruments,
-    inject_headers,
     metric_attributes,
-    record_sent,
-    replace_trace_headers,
-    send_span,
 )
 from streaming.transport.base import (
     Headers,
@@ -62,7 +60,6 @@ H_EVENT_TYPE = "event-type"
 H_CORRELATION_ID = "correlation-id"
 H_CONTENT_TYPE = "content-type"
 H_PRODUCED_AT = "produced-at"
-MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
 EVENT_HEADERS = (H_EVENT_ID, H_EVENT_TYPE, H_CORRELATION_ID, H_CONTENT_TYPE, H_PRODUCED_AT)
 
 
@@ -114,7 +111,8 @@ class EventProducer:
     """Send typed events; use as ``async with EventProducer(transport, registry) as p``.
 
     Exiting the block flushes and stops the transport. With ``transactional_id`` every
-    send must happen inside :meth:`transaction`.
+    send must happen inside :meth:`transaction`. ``middlewares`` (``async (publish,
+    call_next)``) run inside the ``send`` span, in order, before the transport.
     """
 
     def __init__(
@@ -130,12 +128,16 @@ class EventProducer:
         linger_ms: int = 5,
         compression: str | None = None,
         clock_ms: Callable[[], int] | None = None,
+        middlewares: Sequence[PublishMiddleware] = (),
     ) -> None:
         self._transport = transport.producer(
             transactional_id=transactional_id, linger_ms=linger_ms, compression=compression
         )
         self._serializer = serializer or AvroSerializer(registry)
-        self._tracer = tracer or trace.get_tracer(INSTRUMENTATION_NAME)
+        tracer = tracer or trace.get_tracer(INSTRUMENTATION_NAME)
+        self._publish: PublishNext = chain(
+            [TracePublish(tracer), *middlewares], transport_endpoint(self._transport)
+        )
         self._instruments = instruments or global_instruments()
         self._guard = guard
         self._allowed: set[str] = set()
@@ -198,25 +200,12 @@ class EventProducer:
         partition: int | None = None,
     ) -> OutgoingRecord:
         """The record :meth:`send` would write (serialized, keyed, headed; no trace yet)."""
-        return await self._record(topic, event, key, headers, partition, ())
-
-    async def _record(
-        self,
-        topic: str,
-        event: Event,
-        key: bytes | None,
-        headers: Headers,
-        partition: int | None,
-        trace_headers: Headers,
-    ) -> OutgoingRecord:
         if key is None:
             text = event.partition_key()
             key = text.encode() if text is not None else None
         all_headers = event_headers(event, now_ms=self._clock_ms(), extra=headers)
         ctx = SerializationContext(topic, headers=all_headers)
         value = await self._serializer.serialize(event, ctx)
-        if trace_headers:
-            all_headers = replace_trace_headers(all_headers, trace_headers)
         return OutgoingRecord(topic, value, key, all_headers, partition)
 
     async def send(
@@ -236,23 +225,8 @@ class EventProducer:
         self._require_started()
         await self._authorize([topic])
         record = await self.build(topic, event, key=key, headers=headers, partition=partition)
-        with send_span(
-            self._tracer,
-            topic,
-            key=record.key,
-            value=record.value,
-            message_id=str(event.metadata.event_id),
-            partition=partition,
-        ) as span:
-            traced = _with_trace(record)
-            try:
-                meta = await self._transport.send(traced)
-            except StreamingError as exc:
-                self._count(topic, exc)
-                raise
-            record_sent(span, meta)
-        self._count(topic)
-        return meta
+        message_id = str(event.metadata.event_id)
+        return (await self._counted(Publish(topic, (record,), message_id=message_id)))[0]
 
     async def send_many(
         self, topic: str, events: Sequence[Event], *, headers: Headers = ()
@@ -260,35 +234,23 @@ class EventProducer:
         """Send a batch pipelined under one ``send <topic>`` span; per-key order is kept."""
         self._require_started()
         await self._authorize([topic])
-        attributes: dict[str, str | int] = {
-            MESSAGING_SYSTEM: KAFKA,
-            MESSAGING_DESTINATION_NAME: topic,
-            MESSAGING_OPERATION_TYPE: "send",
-            MESSAGING_OPERATION_NAME: "send",
-            MESSAGING_BATCH_MESSAGE_COUNT: len(events),
-        }
-        # One span for the batch (the semantic conventions' batch send); every record
-        # carries its context.
-        with self._tracer.start_as_current_span(
-            f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes
-        ) as span:
-            trace_headers = inject_headers(())  # the batch span's context, for every record
-            records = [
-                await self._record(topic, e, None, headers, None, trace_headers) for e in events
-            ]
-            try:
-                metas = await self._transport.send_many(records)
-            except StreamingError as exc:
-                span.set_attribute(ERROR_TYPE, error_type(exc))
-                acked = (
-                    sum(m is not None for m in exc.results)
-                    if isinstance(exc, PartialSendError)
-                    else 0
-                )
-                self._count(topic, None, acked)
-                self._count(topic, exc, len(events) - acked)
-                raise
-        self._count(topic, None, len(events))
+        records = [await self.build(topic, e, headers=headers) for e in events]
+        return await self._counted(Publish(topic, records, batch=True))
+
+    async def _counted(self, publish: Publish) -> list[RecordMetadata]:
+        """Run the publish chain, counting sent and failed records (a partial batch
+        failure counts the acknowledged ones as sent)."""
+        topic, n = publish.topic, len(publish.records)
+        try:
+            metas = await self._publish(publish)
+        except StreamingError as exc:
+            acked = (
+                sum(m is not None for m in exc.results) if isinstance(exc, PartialSendError) else 0
+            )
+            self._count(topic, None, acked)
+            self._count(topic, exc, n - acked)
+            raise
+        self._count(topic, None, n)
         return metas
 
     async def flush(self) -> None:
@@ -326,17 +288,6 @@ class EventProducer:
     def _count(self, topic: str, error: BaseException | None = None, n: int = 1) -> None:
         if n:
             self._instruments.sent.add(n, metric_attributes(topic, operation="send", error=error))
-
-
-def _with_trace(record: OutgoingRecord) -> OutgoingRecord:
-    return OutgoingRecord(
-        record.topic,
-        record.value,
-        record.key,
-        inject_headers(record.headers),
-        record.partition,
-        record.timestamp_ms,
-    )
 
 
 def transactional_id_for(base: str, tp: TopicPartition) -> str:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from streaming.config import MessagingSettings
-from streaming.errors import ConfigError, SerializationError, TopicError
+from streaming.errors import ConfigError, SerializationError, StreamingError, TopicError
 from streaming.transport.base import Headers, Record
 
 MAX_STACK_BYTES = 8 * 1024
@@ -124,7 +124,8 @@ class RetryPolicy:
     delay before retry level ``n`` (the last delay repeats if there are more levels).
     ``jitter`` adds up to that fraction of the delay, never subtracts, so the configured
     delay is a floor. An exception that is an instance of a ``fatal`` type goes straight
-    to the DLQ even if it also matches ``retryable``.
+    to the DLQ even if it also matches ``retryable``, unless it is a ``retriable``
+    :class:`~streaming.errors.StreamingError` (see :meth:`is_fatal`).
     """
 
     attempts: int = 3
@@ -161,7 +162,15 @@ class RetryPolicy:
         return self.attempts - 1
 
     def is_fatal(self, exc: BaseException) -> bool:
-        return isinstance(exc, self.fatal) or not isinstance(exc, self.retryable)
+        """Never retried: a ``fatal`` type or not ``retryable``, unless the error itself says
+        a retry can succeed (``retriable``: e.g. a registry lookup, a ``SerializationError``
+        that is not poison). ``retriable=False`` keeps the type rules: the tree's default is
+        "not known to be retriable", not "certainly permanent"."""
+        if not isinstance(exc, self.retryable):
+            return True
+        if isinstance(exc, StreamingError) and exc.retriable:
+            return False
+        return isinstance(exc, self.fatal)
 
     def route(self, exc: BaseException, attempt: int) -> Route:
         """Where a record whose ``attempt`` just failed with ``exc`` goes."""

@@ -4,7 +4,8 @@
 re-produced with its original key, value and headers plus the diagnostic ``x-*``
 headers, to the same partition number it came from, under a ``send <topic>`` span that
 is a child of the current ``process`` span and links to the original producer's
-context; ``traceparent`` is replaced, never appended. If the write fails,
+context (the publish chain's :class:`~streaming.clients.publish.TracePublish`, as for
+the producer); ``traceparent`` is replaced, never appended. If the write fails,
 :class:`RetryWriteError` tells the consumer not to commit (it backs off and tries again).
 """
 
@@ -18,7 +19,9 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
+from streaming.clients.chain import chain
 from streaming.clients.producer import H_EVENT_ID
+from streaming.clients.publish import Publish, PublishNext, TracePublish, transport_endpoint
 from streaming.clients.retry import (
     RetryPolicy,
     Route,
@@ -32,12 +35,9 @@ from streaming.telemetry import (
     INSTRUMENTATION_NAME,
     MessagingInstruments,
     global_instruments,
-    inject_headers,
     links_to,
     message_id,
     metric_attributes,
-    record_sent,
-    send_span,
 )
 from streaming.transport.base import OutgoingRecord, ProducerTransport, Record, RecordMetadata
 
@@ -64,10 +64,10 @@ class RetryRouter:
         clock_ms: Callable[[], int] | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self._producer = producer
         self.group = group
         self.policy = policy
-        self._tracer = tracer or trace.get_tracer(INSTRUMENTATION_NAME)
+        self._trace = TracePublish(tracer or trace.get_tracer(INSTRUMENTATION_NAME))
+        self._send = transport_endpoint(producer)
         self._instruments = instruments or global_instruments()
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._rng = rng or random.Random()
@@ -88,26 +88,28 @@ class RetryRouter:
             else dlq_topic(info.original_topic, self.group)
         )
         headers = failure_headers(info, base=record.headers)
-        with send_span(
-            self._tracer,
+        outgoing = OutgoingRecord(
+            target, record.value, record.key, headers, info.original_partition
+        )
+        publish = Publish(
             target,
-            key=record.key,
-            value=record.value,
+            (outgoing,),
             message_id=message_id(record.header(H_EVENT_ID)),
-            partition=info.original_partition,
             links=links_to(record.headers),
-        ) as span:
-            outgoing = OutgoingRecord(
-                target, record.value, record.key, inject_headers(headers), info.original_partition
-            )
+        )
+
+        async def write(publish: Publish, call_next: PublishNext) -> list[RecordMetadata]:
+            """Inside the span, so it records the RetryWriteError the consumer sees."""
             try:
-                meta = await self._producer.send(outgoing)
+                return await call_next(publish)
             except StreamingError as exc_write:
                 raise RetryWriteError(
                     f"could not write {record.topic}[{record.partition}]@{record.offset} to "
-                    f"{target}: {exc_write}; the offset stays uncommitted and the write is retried"
+                    f"{target}: {exc_write}; the offset stays uncommitted and the write is "
+                    "retried"
                 ) from exc_write
-            record_sent(span, meta)
+
+        meta = (await chain([self._trace, write], self._send)(publish))[0]
         counter = (
             self._instruments.retried if route is Route.RETRY else self._instruments.dead_lettered
         )

@@ -286,7 +286,7 @@ def registry_available() -> bool:
     import importlib.util
 
     try:
-        return importlib.util.find_spec("streaming.registry.cli") is not None
+        return importlib.util.find_spec("streaming.registry.server") is not None
     except ModuleNotFoundError:
         return False
 

@@ -7,7 +7,7 @@ semantics) -> :mod:`.store` / :mod:`.kafka_store` (records, fencing) -> :mod:`.s
 """
 
 from streaming.registry.app import Authenticator, Authorizer, create_app
-from streaming.registry.audit import AuditRecord, AuditSink, log_audit
+from streaming.registry.audit import AuditRecord, RegistryAuditHook, log_registry_change
 from streaming.registry.errors import RegistryError
 from streaming.registry.kafka_store import KafkaSchemaStore
 from streaming.registry.model import CompatibilityLevel, Mode, Reference, SchemaVersion
@@ -18,7 +18,6 @@ from streaming.registry.store import InMemorySchemaStore, SchemaStore
 
 __all__ = [
     "AuditRecord",
-    "AuditSink",
     "Authenticator",
     "Authorizer",
     "CompatibilityLevel",
@@ -26,6 +25,7 @@ __all__ = [
     "KafkaSchemaStore",
     "Mode",
     "Reference",
+    "RegistryAuditHook",
     "RegistryError",
     "RegistryServer",
     "RegistryService",
@@ -34,6 +34,6 @@ __all__ = [
     "SchemaVersion",
     "ServerSettings",
     "create_app",
-    "log_audit",
+    "log_registry_change",
     "start_registry_in_background",
 ]

@@ -1,7 +1,8 @@
-"""Audit records for every registry change, handed to an injectable async sink.
+"""Audit records for every registry change, handed to an injectable async hook.
 
-The default sink logs through structlog; the platform's AuditLogger (audit topic) can be
-plugged in later as ``RegistryService(audit=...)`` without touching the registry.
+The default hook (:func:`log_registry_change`) logs through structlog; the platform's
+AuditLogger (audit topic) can be plugged in later as ``RegistryService(audit=...)``
+without touching the registry.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ class AuditRecord:
         return data
 
 
-AuditSink = Callable[[AuditRecord], Awaitable[None]]
+RegistryAuditHook = Callable[[AuditRecord], Awaitable[None]]
 
 
-async def log_audit(record: AuditRecord) -> None:
-    """Default sink: one structured log line per change."""
+async def log_registry_change(record: AuditRecord) -> None:
+    """The default hook: one structured log line per change."""
     log.info("registry.audit", **record.to_json())
 
 
-__all__ = ["AuditRecord", "AuditSink", "log_audit"]
+__all__ = ["AuditRecord", "RegistryAuditHook", "log_registry_change"]

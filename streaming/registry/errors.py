@@ -1,99 +1,79 @@
-"""Registry errors: each carries the HTTP status and Confluent ``error_code`` it maps to.
+"""The registry service's wording of Confluent's errors.
 
-    StreamingError
-    +-- RegistryError                 status + error_code + message (the JSON error body)
-        +-- SubjectNotFound           404 40401
-        +-- VersionNotFound           404 40402
-        +-- SchemaNotFound            404 40403
-        +-- SubjectSoftDeleted        404 40404
-        +-- SubjectNotSoftDeleted     404 40405
-        +-- VersionSoftDeleted        404 40406
-        +-- VersionNotSoftDeleted     404 40407
-        +-- SubjectConfigNotFound     404 40408
-        +-- SubjectModeNotFound       404 40409
-        +-- IncompatibleSchema        409 409
-        +-- InvalidSchema             422 42201
-        |   +-- SchemaWorkTimeout     422 42201 (parsing/checking exceeded the time limit)
-        +-- InvalidVersion            422 42202
-        +-- InvalidCompatibilityLevel 422 42203
-        +-- InvalidMode               422 42204
-        +-- OperationNotPermitted     422 42205
-        +-- ReferenceExists           422 42206
-        +-- InvalidSubject            422 42208 (a subject clients cannot address in a URL)
-        +-- StoreError                500 50001 (retriable)
-        +-- StoreTimeout              500 50002 (retriable)
-        +-- NotReady                  503 50003 (retriable; the ``_schemas`` reader is behind)
-        +-- RequestError              the plain HTTP status (400, 408, 413, 415, 422)
-            +-- BodyTimeout           408 (the body did not arrive in time; connection closed)
-
-The codes follow Confluent Schema Registry so unmodified clients understand them.
+The error classes, their HTTP statuses and Confluent codes are the one registry family
+in :mod:`streaming.serde.errors` (drawn in :mod:`streaming.errors`), shared with the
+client so both sides agree on every code. This module adds only what the server needs:
+constructors that word Confluent's messages, the plain-HTTP :class:`RequestError`, and
+:func:`http_status`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from streaming.errors import StreamingError
+from streaming.serde.errors import (
+    IncompatibleSchemaError,
+    InvalidCompatibilityLevelError,
+    InvalidModeError,
+    InvalidSchemaError,
+    InvalidSubjectError,
+    InvalidVersionError,
+    OperationNotPermittedError,
+    ReferenceExistsError,
+    RegistryError,
+    RegistryNotReadyError,
+    RegistryStoreError,
+    RegistryStoreTimeoutError,
+    SchemaNotFoundError,
+    SubjectConfigNotFoundError,
+    SubjectModeNotFoundError,
+    SubjectNotFoundError,
+    SubjectNotSoftDeletedError,
+    SubjectSoftDeletedError,
+    VersionNotFoundError,
+    VersionNotSoftDeletedError,
+    VersionSoftDeletedError,
+)
+
+# The server's short names for family members whose message is free text.
+InvalidSchema = InvalidSchemaError
+OperationNotPermitted = OperationNotPermittedError
+ReferenceExists = ReferenceExistsError
+StoreError = RegistryStoreError
+StoreTimeout = RegistryStoreTimeoutError
 
 
-class RegistryError(StreamingError):
-    """An error the HTTP layer turns into ``{"error_code": ..., "message": ...}``."""
-
-    status: ClassVar[int] = 500
-    error_code: ClassVar[int] = 50001
-    headers: ClassVar[Mapping[str, str]] = {}
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-        super().__init__(message)
-
-    def body(self) -> dict[str, Any]:
-        return {"error_code": self.error_code, "message": self.message}
-
-
-class SubjectNotFound(RegistryError):
-    status, error_code = 404, 40401
-
+class SubjectNotFound(SubjectNotFoundError):
     def __init__(self, subject: str) -> None:
         super().__init__(f"Subject '{subject}' not found.")
 
 
-class VersionNotFound(RegistryError):
-    status, error_code = 404, 40402
-
+class VersionNotFound(VersionNotFoundError):
     def __init__(self, subject: str, version: int | str) -> None:
         super().__init__(f"Version {version} not found for subject '{subject}'.")
 
 
-class SchemaNotFound(RegistryError):
-    status, error_code = 404, 40403
-
+class SchemaNotFound(SchemaNotFoundError):
     def __init__(self, message: str = "Schema not found") -> None:
         super().__init__(message)
 
 
-class SubjectSoftDeleted(RegistryError):
-    status, error_code = 404, 40404
-
+class SubjectSoftDeleted(SubjectSoftDeletedError):
     def __init__(self, subject: str) -> None:
         super().__init__(
             f"Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"
         )
 
 
-class SubjectNotSoftDeleted(RegistryError):
-    status, error_code = 404, 40405
-
+class SubjectNotSoftDeleted(SubjectNotSoftDeletedError):
     def __init__(self, subject: str) -> None:
         super().__init__(
             f"Subject '{subject}' was not deleted first before being permanently deleted"
         )
 
 
-class VersionSoftDeleted(RegistryError):
-    status, error_code = 404, 40406
-
+class VersionSoftDeleted(VersionSoftDeletedError):
     def __init__(self, subject: str, version: int) -> None:
         super().__init__(
             f"Subject '{subject}' Version {version} was soft deleted. "
@@ -101,9 +81,7 @@ class VersionSoftDeleted(RegistryError):
         )
 
 
-class VersionNotSoftDeleted(RegistryError):
-    status, error_code = 404, 40407
-
+class VersionNotSoftDeleted(VersionNotSoftDeletedError):
     def __init__(self, subject: str, version: int) -> None:
         super().__init__(
             f"Subject '{subject}' Version {version} was not deleted first before being "
@@ -111,25 +89,19 @@ class VersionNotSoftDeleted(RegistryError):
         )
 
 
-class SubjectConfigNotFound(RegistryError):
-    status, error_code = 404, 40408
-
+class SubjectConfigNotFound(SubjectConfigNotFoundError):
     def __init__(self, subject: str) -> None:
         super().__init__(
             f"Subject '{subject}' does not have subject-level compatibility configured"
         )
 
 
-class SubjectModeNotFound(RegistryError):
-    status, error_code = 404, 40409
-
+class SubjectModeNotFound(SubjectModeNotFoundError):
     def __init__(self, subject: str) -> None:
         super().__init__(f"Subject '{subject}' does not have subject-level mode configured")
 
 
-class IncompatibleSchema(RegistryError):
-    status, error_code = 409, 409
-
+class IncompatibleSchema(IncompatibleSchemaError):
     def __init__(self, subject: str, messages: list[str]) -> None:
         self.messages = messages
         super().__init__(
@@ -138,11 +110,7 @@ class IncompatibleSchema(RegistryError):
         )
 
 
-class InvalidSchema(RegistryError):
-    status, error_code = 422, 42201
-
-
-class SchemaWorkTimeout(InvalidSchema):
+class SchemaWorkTimeout(InvalidSchemaError):
     """Parsing or checking a schema took longer than the registry allows (a 42201, so
     clients do not retry a schema that will take as long again)."""
 
@@ -155,9 +123,7 @@ class SchemaWorkTimeout(InvalidSchema):
         )
 
 
-class InvalidVersion(RegistryError):
-    status, error_code = 422, 42202
-
+class InvalidVersion(InvalidVersionError):
     def __init__(self, version: str) -> None:
         super().__init__(
             f"The specified version '{version}' is not a valid version id. Allowed values are "
@@ -165,9 +131,7 @@ class InvalidVersion(RegistryError):
         )
 
 
-class InvalidCompatibilityLevel(RegistryError):
-    status, error_code = 422, 42203
-
+class InvalidCompatibilityLevel(InvalidCompatibilityLevelError):
     def __init__(self, level: object) -> None:
         super().__init__(
             f"Invalid compatibility level {level!r}. Valid values are none, backward, forward, "
@@ -175,24 +139,12 @@ class InvalidCompatibilityLevel(RegistryError):
         )
 
 
-class InvalidMode(RegistryError):
-    status, error_code = 422, 42204
-
+class InvalidMode(InvalidModeError):
     def __init__(self, mode: object) -> None:
         super().__init__(f"Invalid mode {mode!r}. Valid values are READWRITE, READONLY and IMPORT")
 
 
-class OperationNotPermitted(RegistryError):
-    status, error_code = 422, 42205
-
-
-class ReferenceExists(RegistryError):
-    status, error_code = 422, 42206
-
-
-class InvalidSubject(RegistryError):
-    status, error_code = 422, 42208
-
+class InvalidSubject(InvalidSubjectError):
     def __init__(self, subject: str) -> None:
         super().__init__(
             f"Invalid subject {subject!r}: '.', '..' and control characters cannot be "
@@ -200,20 +152,7 @@ class InvalidSubject(RegistryError):
         )
 
 
-class StoreError(RegistryError):
-    status, error_code = 500, 50001
-    retriable = True
-
-
-class StoreTimeout(RegistryError):
-    status, error_code = 500, 50002
-    retriable = True
-
-
-class NotReady(RegistryError):
-    status, error_code = 503, 50003
-    retriable = True
-
+class NotReady(RegistryNotReadyError):
     def __init__(self, message: str = "Schema registry is still reading its store; retry") -> None:
         super().__init__(message)
 
@@ -223,14 +162,11 @@ class RequestError(RegistryError):
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
-        self._status = status
-
-    def body(self) -> dict[str, Any]:
-        return {"error_code": self._status, "message": self.message}
+        self.status = self.error_code = status
 
     @property
     def http_status(self) -> int:
-        return self._status
+        return self.status or 400
 
 
 class BodyTimeout(RequestError):
@@ -245,8 +181,8 @@ class BodyTimeout(RequestError):
 
 
 def http_status(error: RegistryError) -> int:
-    """The HTTP status for ``error`` (request errors carry their own)."""
-    return error.http_status if isinstance(error, RequestError) else error.status
+    """The HTTP status for ``error`` (500 for a family member without its own)."""
+    return error.status if error.status is not None else 500
 
 
 __all__ = [

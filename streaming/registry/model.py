@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streaming.registry.errors import InvalidCompatibilityLevel, InvalidMode
+from streaming.serde import compatibility
 
 AVRO = "AVRO"
 SUPPORTED_TYPES: tuple[str, ...] = (AVRO,)
@@ -34,15 +35,15 @@ class CompatibilityLevel(enum.StrEnum):
 
     @property
     def transitive(self) -> bool:
-        return self.name.endswith("_TRANSITIVE")
+        return compatibility.is_transitive(self.value)
 
     @property
     def backward(self) -> bool:
-        return self.name.startswith(("BACKWARD", "FULL"))
+        return compatibility.is_backward(self.value)
 
     @property
     def forward(self) -> bool:
-        return self.name.startswith(("FORWARD", "FULL"))
+        return compatibility.is_forward(self.value)
 
 
 DEFAULT_COMPATIBILITY = CompatibilityLevel.BACKWARD

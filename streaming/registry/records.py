@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from streaming.errors import SerializationError
 from streaming.registry.errors import RegistryError
 from streaming.registry.model import AVRO, CompatibilityLevel, Mode, Reference, SchemaVersion
 
@@ -91,7 +92,7 @@ class StoreRecord:
     value: StoreValue | None
 
 
-class RecordFormatError(ValueError):
+class RecordFormatError(SerializationError, ValueError):
     """A ``_schemas`` record we cannot understand (it is skipped and logged)."""
 
 

@@ -15,10 +15,8 @@ from typing import Any
 
 import avro.schema
 
-from streaming.registry import compatibility
-from streaming.registry.audit import AuditRecord, AuditSink, log_audit
+from streaming.registry.audit import AuditRecord, RegistryAuditHook, log_registry_change
 from streaming.registry.avro_schema import ParsedSchema, Resolver, normalized_text, parse_schema
-from streaming.registry.compatibility import relevant
 from streaming.registry.errors import (
     IncompatibleSchema,
     OperationNotPermitted,
@@ -55,6 +53,8 @@ from streaming.registry.records import (
 from streaming.registry.state import RegistryState
 from streaming.registry.store import SchemaStore
 from streaming.registry.work import Deadline, SchemaWorker
+from streaming.serde import compatibility
+from streaming.serde.compatibility import relevant
 
 Version = int | None
 """A parsed version path segment; ``None`` is "latest"."""
@@ -67,11 +67,11 @@ class RegistryService:
         self,
         store: SchemaStore,
         *,
-        audit: AuditSink | None = None,
+        audit: RegistryAuditHook | None = None,
         worker: SchemaWorker | None = None,
     ) -> None:
         self.store = store
-        self._audit = audit or log_audit
+        self._audit = audit or log_registry_change
         self._worker = worker or SchemaWorker()
         self._parsed: dict[tuple[int, str], avro.schema.Schema] = {}
 

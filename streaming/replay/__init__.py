@@ -12,7 +12,7 @@ from streaming.replay.audit import (
     ReplayAuditEvent,
     chain_hook,
     current_actor,
-    log_audit,
+    log_replay_action,
 )
 from streaming.replay.errors import (
     ConcurrentRunFencedError,
@@ -103,7 +103,7 @@ __all__ = [
     "changelog_topic",
     "current_actor",
     "format_offsets_csv",
-    "log_audit",
+    "log_replay_action",
     "parse_duration",
     "parse_offsets_csv",
     "parse_topic_selector",

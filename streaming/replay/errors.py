@@ -1,17 +1,4 @@
-"""Replay errors: each subclasses the one tree in :mod:`streaming.errors`.
-
-StreamingError
-+-- ReplayError                   a replay, reset or redrive cannot do what was asked
-|   +-- ResetPlanError            the reset request cannot be planned (bad input)
-|   +-- SnapshotNotFoundError     no snapshot with that group and name
-|   +-- IncompatibleRangeError    the reader schema cannot read some writer schema ids
-|   +-- RedriveAlreadyDoneError   the same redrive already ran to completion
-+-- TransportError
-    +-- GroupNotEmptyError
-    |   +-- GroupActiveError      the group has members; offsets must not change now
-    +-- TransactionError
-        +-- ConcurrentRunFencedError  another replay/redrive with the same id took over
-"""
+"""Replay errors: each subclasses the one tree in :mod:`streaming.errors` (drawn there)."""
 
 from __future__ import annotations
 

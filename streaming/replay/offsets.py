@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import structlog
 
 from streaming.errors import GroupNotEmptyError
-from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_audit
+from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_replay_action
 from streaming.replay.errors import GroupActiveError, ReplayError, ResetPlanError
 from streaming.replay.plan import (
     PartitionOffsets,
@@ -43,7 +43,7 @@ class OffsetManager:
         transport: TransportFactory,
         *,
         store: SnapshotStore | None = None,
-        audit: AuditHook = log_audit,
+        audit: AuditHook = log_replay_action,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.transport = transport

@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 
 from streaming.errors import TopicError
-from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_audit
+from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_replay_action
 from streaming.replay.errors import (
     IncompatibleRangeError,
     ReplayError,
@@ -228,7 +228,7 @@ class RangeReplayer:
         *,
         store: SnapshotStore | None = None,
         registry: SchemaRegistry | None = None,
-        audit: AuditHook = log_audit,
+        audit: AuditHook = log_replay_action,
         batch_size: int = 500,
     ) -> None:
         self.transport = transport

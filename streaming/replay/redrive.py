@@ -32,7 +32,7 @@ from typing import Any
 import structlog
 
 from streaming.clients.retry import FAILURE_HEADERS, dlq_topic, parking_topic, parse_failure_headers
-from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_audit
+from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_replay_action
 from streaming.replay.errors import ReplayError
 from streaming.replay.ratelimit import RateLimiter
 from streaming.replay.reading import OffsetRange, iter_range
@@ -271,7 +271,7 @@ class DlqRedriver:
         group: str,
         *,
         store: SnapshotStore | None = None,
-        audit: AuditHook = log_audit,
+        audit: AuditHook = log_replay_action,
         max_redrives: int = DEFAULT_MAX_REDRIVES,
         batch_size: int = 500,
         replication_factor: int | None = None,

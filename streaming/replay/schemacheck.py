@@ -2,7 +2,7 @@
 
 Before a replay writes anything, the range is scanned for the schema ids in the wire
 format header of each value; each writer schema is fetched from the registry and checked
-against the reader with ``avro.compatibility`` (the same checker the registry uses).
+against the reader with :mod:`streaming.serde.compatibility` (the registry's check).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from collections.abc import Iterable
 
 import avro.errors
 import avro.schema
-from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from avro.name import Names
 
 from streaming.errors import SerializationError
+from streaming.serde import compatibility
 from streaming.serde.client import SchemaRegistry
 from streaming.serde.schema import Schema
 from streaming.serde.wire import HEADER_SIZE, MAGIC_BYTE
@@ -65,13 +65,12 @@ async def unreadable_ids(
 ) -> list[tuple[int, str]]:
     """The writer ids ``reader`` cannot read, each with the checker's reason."""
     reader_schema = await parse_schema(registry, reader)
-    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
     offending: list[tuple[int, str]] = []
     for schema_id in sorted(ids):
         writer = await parse_schema(registry, await registry.get_schema(schema_id))
-        result = checker.get_compatibility(reader_schema, writer)
-        if result.compatibility is not SchemaCompatibilityType.compatible:
-            offending.append((schema_id, "; ".join(sorted(result.messages)) or "incompatible"))
+        reason = compatibility.unreadable_reason(reader_schema, writer)
+        if reason is not None:
+            offending.append((schema_id, reason))
     return offending
 
 

@@ -1,16 +1,4 @@
-"""Security errors, all under :class:`streaming.errors.SecurityError`.
-
-    SecurityError
-    +-- AuthenticationError
-    |   +-- InvalidTokenError        a JWT failed a check; ``reason`` names which one
-    |       +-- TokenRevokedError    its ``jti`` or its family was revoked
-    |       +-- RefreshTokenReuseError  an already-used refresh token came back (family revoked)
-    +-- PermissionDenied
-    |   +-- AccessDenied             carries subject, resource and action for the 403 body
-    +-- HashingError                 a stored password hash cannot be checked
-    |   +-- UnknownPepperError       the hash names a pepper this server does not hold
-    +-- DecryptionError              a field cannot be decrypted (tampered or wrong key)
-        +-- UnknownKeyError          the ciphertext names a key id this server does not hold
+"""Security errors, all under :class:`streaming.errors.SecurityError` (drawn there).
 
 Messages never contain a token, password, pepper or key.
 """
@@ -51,8 +39,17 @@ class InvalidTokenError(AuthenticationError):
 class TokenRevokedError(InvalidTokenError):
     """The token's ``jti`` (or its refresh family) is on the revocation list."""
 
-    def __init__(self, detail: str = "") -> None:
+    def __init__(self, token_id: str, family_id: str | None = None) -> None:
+        self.token_id = token_id
+        self.family_id = family_id
+        detail = f"jti {token_id}" + (f", family {family_id}" if family_id else "")
         super().__init__(TokenRejection.REVOKED, detail)
+
+
+class RevocationsUnavailableError(SecurityError):
+    """This process cannot confirm its revocation list is current, so it accepts no token."""
+
+    retriable = True
 
 
 class RefreshTokenReuseError(InvalidTokenError):
@@ -111,6 +108,7 @@ __all__ = [
     "HashingError",
     "InvalidTokenError",
     "RefreshTokenReuseError",
+    "RevocationsUnavailableError",
     "TokenRejection",
     "TokenRevokedError",
     "UnknownKeyError",

@@ -1,17 +1,13 @@
 """Where revoked token ids, revoked refresh families and used refresh tokens are kept.
 
-Every API instance must see a revocation the moment it is written, and two instances
-racing to redeem the same refresh token must not both win. That is why the shared
-store is a PostgreSQL table rather than a compacted Kafka topic:
+:class:`PostgresRevocationStore` is the durable list and the only place where redeeming
+a refresh token is an atomic compare-and-set (``INSERT ... ON CONFLICT DO NOTHING
+RETURNING``), so two instances racing on one refresh token cannot both win; expiry is a
+plain ``DELETE ... WHERE expires_at < now()``.
 
-- a lookup is one indexed point read with read-your-writes consistency, whereas a
-  compacted topic is only eventually consistent: every instance replays it into memory
-  and a revoked token keeps working for as long as that instance lags;
-- redeeming a refresh token is an atomic compare-and-set (``INSERT ... ON CONFLICT DO
-  NOTHING RETURNING``); a log has no such primitive without electing a single writer;
-- expiry is a plain ``DELETE ... WHERE expires_at < now()`` instead of tombstones whose
-  removal depends on when the log cleaner happens to run;
-- PostgreSQL is already required by the audit sink, so nothing new has to be operated.
+Verifiers do not query it per request: revocations reach every process through the
+compacted ``_streaming.revocations`` topic (:mod:`streaming.security.revocation_log`),
+which also works where no database is configured (a Kafka-only registry).
 
 :class:`InMemoryRevocationStore` has the same semantics for one process and for tests.
 """
@@ -21,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -39,10 +36,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from streaming.errors import DatabaseError, DatabaseUnavailableError
+from streaming.db import translate_sql_error
 
 
 class EntryKind(enum.StrEnum):
@@ -140,7 +137,7 @@ class PostgresRevocationStore:
                 await conn.execute(lock)
                 await conn.run_sync(self._table.metadata.create_all, checkfirst=True)
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(exc, "create the revocation table") from exc
+            raise translate_sql_error(exc, "create the revocation table") from exc
 
     async def _upsert(self, kind: EntryKind, key: str, expires_at: float) -> None:
         stmt = insert(self._table).values(kind=kind.value, id=key, expires_at=_ts(expires_at))
@@ -152,7 +149,7 @@ class PostgresRevocationStore:
             async with self._engine.begin() as conn:
                 await conn.execute(stmt)
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(exc, "record a revocation") from exc
+            raise translate_sql_error(exc, "record a revocation") from exc
 
     async def revoke(self, jti: str, expires_at: float) -> None:
         await self._upsert(EntryKind.TOKEN, jti, expires_at)
@@ -169,8 +166,24 @@ class PostgresRevocationStore:
             async with self._engine.connect() as conn:
                 row = (await conn.execute(select(literal(1)).where(match).limit(1))).first()
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(exc, "check the revocation list") from exc
+            raise translate_sql_error(exc, "check the revocation list") from exc
         return row is not None
+
+    async def active_entries(
+        self, kinds: Iterable[EntryKind], now: float | None = None
+    ) -> list[tuple[EntryKind, str, float]]:
+        """Unexpired entries of ``kinds`` as ``(kind, id, expires_at)``, to seed a verifier."""
+        c = self._table.c
+        cutoff = _ts(time.time() if now is None else now)
+        stmt = select(c.kind, c.id, c.expires_at).where(
+            c.kind.in_([k.value for k in kinds]), c.expires_at >= cutoff
+        )
+        try:
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(stmt)).all()
+        except (SQLAlchemyError, OSError) as exc:
+            raise translate_sql_error(exc, "read the revocation list") from exc
+        return [(EntryKind(kind), ident, expires.timestamp()) for kind, ident, expires in rows]
 
     async def mark_used(self, jti: str, expires_at: float) -> bool:
         stmt = (
@@ -183,7 +196,7 @@ class PostgresRevocationStore:
             async with self._engine.begin() as conn:
                 row = (await conn.execute(stmt)).first()
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(exc, "redeem a refresh token") from exc
+            raise translate_sql_error(exc, "redeem a refresh token") from exc
         return row is not None
 
     async def purge_expired(self, now: float | None = None) -> int:
@@ -193,18 +206,8 @@ class PostgresRevocationStore:
             async with self._engine.begin() as conn:
                 result = await conn.execute(stmt)
         except (SQLAlchemyError, OSError) as exc:
-            raise _translate(exc, "purge expired revocations") from exc
+            raise translate_sql_error(exc, "purge expired revocations") from exc
         return int(result.rowcount or 0)
-
-
-def _translate(exc: BaseException, doing: str) -> DatabaseError:
-    """Map driver/SQLAlchemy failures to our tree; connection loss is retriable."""
-    lost = isinstance(exc, OSError | OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-    )
-    if lost:
-        return DatabaseUnavailableError(f"could not {doing}: PostgreSQL is unreachable")
-    return DatabaseError(f"could not {doing}: {type(exc).__name__}")
 
 
 __all__ = [

@@ -1,30 +1,16 @@
-"""Errors of the serde layer, all under :class:`streaming.errors.SerializationError`.
+"""Errors of the serde layer and the one registry error family (client and service).
 
-    SerializationError
-    +-- SchemaLoadError              a local .avsc is missing or invalid
-    +-- SerializeError               a value does not fit its writer schema
-    +-- DeserializationError         carries data, topic, partition, offset, headers, schema id
-    |   +-- BadMagicByteError        first byte is not 0: not Confluent wire format
-    |   +-- CorruptRecordError       body does not decode, or bytes are left over
-    |   |   +-- TruncatedRecordError shorter than the 5-byte header or the body ends early
-    |   +-- UnknownSchemaIdError     the registry has no schema with this id
-    |   +-- SchemaMismatchError      writer schema cannot be read as the reader schema/type
-    |   +-- SchemaLookupError        the registry could not be asked (retriable: not poison)
-    +-- RegistryError                the registry answered with an error (status, error_code)
-        +-- RegistryUnavailableError network failure, timeout, 408/429/5xx after retries
-        +-- RegistryAuthError        401 / 403
-        +-- SubjectNotFoundError     40401
-        +-- VersionNotFoundError     40402
-        +-- SchemaNotFoundError      40403
-        +-- IncompatibleSchemaError  409
-        +-- InvalidSchemaError       42201
-        +-- InvalidVersionError      42202
-
-Every ``DeserializationError`` except ``SchemaLookupError`` is a poison pill: retrying
-the same bytes cannot succeed, so the consumer routes it to the DLQ with ``data`` intact.
+All are under :class:`streaming.errors.SerializationError` and drawn in
+:mod:`streaming.errors`. Every ``DeserializationError`` except ``SchemaLookupError`` is
+a poison pill: retrying the same bytes cannot succeed, so the consumer routes it to the
+DLQ with ``data`` intact. Each ``RegistryError`` subclass carries its HTTP ``status`` and
+Confluent ``error_code``; :data:`ERROR_CODES` maps codes back to classes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from streaming.errors import SerializationError
 from streaming.serde.context import MessageField, SerializationContext
@@ -135,14 +121,32 @@ class SchemaLookupError(DeserializationError):
 
 
 class RegistryError(SerializationError):
-    """The schema registry refused a request; ``error_code`` is Confluent's code."""
+    """The schema registry refused a request; ``error_code`` is Confluent's code.
 
-    def __init__(self, message: str, *, status: int | None = None, error_code: int | None = None):
-        self.status = status
-        self.error_code = error_code
+    One family for both sides: the client raises these from error responses, the
+    registry service raises them (or the subclasses in :mod:`streaming.registry.errors`
+    that word Confluent's messages) and answers with ``status`` and :meth:`body`.
+    ``status`` and ``error_code`` are class attributes per Confluent code; a client
+    error carries what the response said instead.
+    """
+
+    status: int | None = None
+    error_code: int | None = None
+    headers: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(
+        self, message: str, *, status: int | None = None, error_code: int | None = None
+    ) -> None:
         self.message = message
+        if status is not None:
+            self.status = status
+            self.error_code = error_code
         code = f" [http {status}, error_code {error_code}]" if status is not None else ""
         super().__init__(f"{message}{code}")
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body Confluent clients parse."""
+        return {"error_code": self.error_code, "message": self.message}
 
 
 class RegistryUnavailableError(RegistryError):
@@ -158,42 +162,157 @@ class RegistryAuthError(RegistryError):
 class SubjectNotFoundError(RegistryError):
     """40401: no such subject."""
 
+    status, error_code = 404, 40401
+
 
 class VersionNotFoundError(RegistryError):
     """40402: no such version under the subject."""
+
+    status, error_code = 404, 40402
 
 
 class SchemaNotFoundError(RegistryError):
     """40403: no such schema (by id, or not registered under the subject)."""
 
+    status, error_code = 404, 40403
+
+
+class SubjectSoftDeletedError(RegistryError):
+    """40404: the subject is soft-deleted (delete it permanently, or re-register)."""
+
+    status, error_code = 404, 40404
+
+
+class SubjectNotSoftDeletedError(RegistryError):
+    """40405: a permanent delete needs a soft delete first."""
+
+    status, error_code = 404, 40405
+
+
+class VersionSoftDeletedError(RegistryError):
+    """40406: the version is soft-deleted."""
+
+    status, error_code = 404, 40406
+
+
+class VersionNotSoftDeletedError(RegistryError):
+    """40407: a permanent version delete needs a soft delete first."""
+
+    status, error_code = 404, 40407
+
+
+class SubjectConfigNotFoundError(RegistryError):
+    """40408: the subject has no compatibility level of its own."""
+
+    status, error_code = 404, 40408
+
+
+class SubjectModeNotFoundError(RegistryError):
+    """40409: the subject has no mode of its own."""
+
+    status, error_code = 404, 40409
+
 
 class IncompatibleSchemaError(RegistryError):
     """409: the schema breaks the subject's compatibility level."""
+
+    status, error_code = 409, 409
 
 
 class InvalidSchemaError(RegistryError):
     """42201: the schema text is not a valid schema."""
 
+    status, error_code = 422, 42201
+
 
 class InvalidVersionError(RegistryError):
     """42202: the version is not a positive integer or 'latest'."""
 
+    status, error_code = 422, 42202
 
-_BY_ERROR_CODE: dict[int, type[RegistryError]] = {
-    40401: SubjectNotFoundError,
-    40402: VersionNotFoundError,
-    40403: SchemaNotFoundError,
-    409: IncompatibleSchemaError,
-    42201: InvalidSchemaError,
-    42202: InvalidVersionError,
+
+class InvalidCompatibilityLevelError(RegistryError):
+    """42203: not one of the seven compatibility levels."""
+
+    status, error_code = 422, 42203
+
+
+class InvalidModeError(RegistryError):
+    """42204: not READWRITE, READONLY or IMPORT."""
+
+    status, error_code = 422, 42204
+
+
+class OperationNotPermittedError(RegistryError):
+    """42205: the registry's mode forbids this."""
+
+    status, error_code = 422, 42205
+
+
+class ReferenceExistsError(RegistryError):
+    """42206: another schema references this version."""
+
+    status, error_code = 422, 42206
+
+
+class InvalidSubjectError(RegistryError):
+    """42208: a subject clients cannot address in a URL."""
+
+    status, error_code = 422, 42208
+
+
+class RegistryStoreError(RegistryUnavailableError):
+    """50001: the registry could not write its store."""
+
+    status, error_code = 500, 50001
+
+
+class RegistryStoreTimeoutError(RegistryUnavailableError):
+    """50002: the registry's store did not answer in time."""
+
+    status, error_code = 500, 50002
+
+
+class RegistryNotReadyError(RegistryUnavailableError):
+    """50003: the registry is still reading its store."""
+
+    status, error_code = 503, 50003
+
+
+ERROR_CODES: Mapping[int, type[RegistryError]] = {
+    cls.error_code: cls
+    for cls in (
+        SubjectNotFoundError,
+        VersionNotFoundError,
+        SchemaNotFoundError,
+        SubjectSoftDeletedError,
+        SubjectNotSoftDeletedError,
+        VersionSoftDeletedError,
+        VersionNotSoftDeletedError,
+        SubjectConfigNotFoundError,
+        SubjectModeNotFoundError,
+        IncompatibleSchemaError,
+        InvalidSchemaError,
+        InvalidVersionError,
+        InvalidCompatibilityLevelError,
+        InvalidModeError,
+        OperationNotPermittedError,
+        ReferenceExistsError,
+        InvalidSubjectError,
+        RegistryStoreError,
+        RegistryStoreTimeoutError,
+        RegistryNotReadyError,
+    )
+    if cls.error_code is not None
 }
+"""THE Confluent error-code table: code -> error class, for server and client alike."""
 
 
 def registry_error(status: int, error_code: int | None, message: str) -> RegistryError:
     """The typed error for a registry error response."""
     cls: type[RegistryError]
-    if error_code is not None and error_code in _BY_ERROR_CODE:
-        cls = _BY_ERROR_CODE[error_code]
+    if error_code is not None and error_code in ERROR_CODES:
+        cls = ERROR_CODES[error_code]
     elif status in (401, 403):
         cls = RegistryAuthError
     elif status in (408, 429) or status >= 500:
@@ -204,23 +323,38 @@ def registry_error(status: int, error_code: int | None, message: str) -> Registr
 
 
 __all__ = [
+    "ERROR_CODES",
     "BadMagicByteError",
     "CorruptRecordError",
     "DeserializationError",
     "IncompatibleSchemaError",
+    "InvalidCompatibilityLevelError",
+    "InvalidModeError",
     "InvalidSchemaError",
+    "InvalidSubjectError",
     "InvalidVersionError",
+    "OperationNotPermittedError",
+    "ReferenceExistsError",
     "RegistryAuthError",
     "RegistryError",
+    "RegistryNotReadyError",
+    "RegistryStoreError",
+    "RegistryStoreTimeoutError",
     "RegistryUnavailableError",
     "SchemaLoadError",
     "SchemaLookupError",
     "SchemaMismatchError",
     "SchemaNotFoundError",
     "SerializeError",
+    "SubjectConfigNotFoundError",
+    "SubjectModeNotFoundError",
     "SubjectNotFoundError",
+    "SubjectNotSoftDeletedError",
+    "SubjectSoftDeletedError",
     "TruncatedRecordError",
     "UnknownSchemaIdError",
     "VersionNotFoundError",
+    "VersionNotSoftDeletedError",
+    "VersionSoftDeletedError",
     "registry_error",
 ]

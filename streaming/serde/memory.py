@@ -15,9 +15,9 @@ from typing import Any
 
 import avro.errors
 import avro.schema
-from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from avro.name import Names
 
+from streaming.serde import compatibility
 from streaming.serde.client import COMPATIBILITY_LEVELS, Version
 from streaming.serde.errors import (
     IncompatibleSchemaError,
@@ -114,34 +114,29 @@ class InMemorySchemaRegistryClient:
             return avro.schema.make_avsc_object(json.loads(current.schema_str), names)
 
         try:
-            return add(schema)
+            parsed = add(schema)
+            compatibility.index_records(names)
+            return parsed
         except (avro.errors.AvroException, ValueError, TypeError, KeyError) as exc:
             raise InvalidSchemaError(
                 f"Invalid schema: {exc}", status=422, error_code=42201
             ) from exc
 
     def _check(self, subject: str, schema: Schema, against: list[_Version]) -> CompatibilityResult:
+        """The server's check (:mod:`streaming.serde.compatibility`), so the two agree."""
         level = self._levels.get(subject, self._global_level)
-        if level == "NONE" or not against:
+        targets = compatibility.relevant(level, against)
+        if not targets:
             return CompatibilityResult(True)
-        targets = against if level.endswith("_TRANSITIVE") else against[-1:]
-        new = self._parse(schema)
-        checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
-        messages: list[str] = []
-        for item in targets:
-            old = self._parse(self._schemas[item.schema_id])
-            pairs = []
-            if level.startswith(("BACKWARD", "FULL")):
-                pairs.append((new, old))
-            if level.startswith(("FORWARD", "FULL")):
-                pairs.append((old, new))
-            for reader, writer in pairs:
-                result = checker.get_compatibility(reader, writer)
-                if result.compatibility is not SchemaCompatibilityType.compatible:
-                    messages.append(
-                        f"{level} vs version {item.version}: {sorted(result.messages)} "
-                        f"at {sorted(result.locations)}"
-                    )
+        prior = [
+            compatibility.PriorSchema(
+                item.version,
+                self._parse(self._schemas[item.schema_id]),
+                self._schemas[item.schema_id].schema_str,
+            )
+            for item in targets
+        ]
+        messages = compatibility.check(level, self._parse(schema), prior)
         return CompatibilityResult(not messages, tuple(messages))
 
     async def register_schema(

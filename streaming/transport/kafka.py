@@ -43,6 +43,7 @@ from streaming.errors import (
     PartialSendError,
     TopicError,
     TransactionError,
+    TransientTransportError,
     TransportError,
 )
 from streaming.transport.base import (
@@ -85,9 +86,7 @@ def translate(exc: BaseException, what: str) -> TransportError:
         kind = TransactionError if "transaction" in str(exc).lower() else TransportError
         return kind(f"{what}: {exc}")
     if isinstance(exc, aiokafka.errors.KafkaError) and getattr(exc, "retriable", False):
-        err = TransportError(f"{what}: {exc}")
-        err.retriable = True
-        return err
+        return TransientTransportError(f"{what}: {exc}")
     return TransportError(f"{what}: {exc}")
 
 
@@ -246,7 +245,7 @@ class KafkaProducerTransport:
         if errors:
             failed = sorted({f"{placed[i][0][0]}[{placed[i][0][1]}]" for i in errors})
             first = next(iter(errors.values()))
-            raise PartialSendError(
+            raise PartialSendError.of(
                 f"send batch: {len(errors)} of {len(records)} record(s) not acknowledged "
                 f"(partitions {', '.join(failed)}): {first}; the others were; resend the "
                 "failed ones",

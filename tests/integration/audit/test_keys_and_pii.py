@@ -105,17 +105,17 @@ async def test_pii_is_encrypted_at_rest_decrypts_and_shreds(
         ).all()
     assert all(b"Alice" not in bytes(r.payload) and b"10.0." not in bytes(r.payload) for r in rows)
     store = build_store(database, audit_setup.settings)
-    assert store.pii is not None
+    assert store.subject_keys.pii is not None
 
     async def reveal(subject: str) -> list[dict]:  # type: ignore[type-arg]
-        wrapped = await store.wrapped_subject_key(subject)
-        key = store.pii.unwrap(subject, wrapped) if wrapped else None  # type: ignore[union-attr]
+        wrapped = await store.subject_keys.wrapped(subject)
+        key = store.subject_keys.pii.unwrap(subject, wrapped) if wrapped else None  # type: ignore[union-attr]
         out = []
         for r in rows:
             if r.subject_id == subject:
                 envelope = json.loads(bytes(r.payload))
                 out.append(
-                    store.pii.reveal(  # type: ignore[union-attr]
+                    store.subject_keys.pii.reveal(  # type: ignore[union-attr]
                         envelope["event"], ["actor.username", "ip_address"], subject, key
                     )
                 )
@@ -124,7 +124,7 @@ async def test_pii_is_encrypted_at_rest_decrypts_and_shreds(
     alice_rows = await reveal("alice")
     assert {r["actor"]["username"] for r in alice_rows} == {"Alice Liddell"}
     assert {r["ip_address"] for r in alice_rows} == {e.ip_address for e in alice}
-    assert await store.shred("alice") is True
+    assert await store.subject_keys.shred("alice") is True
     shredded = await reveal("alice")
     assert {r["actor"]["username"] for r in shredded} == {SHREDDED}
     assert {r["ip_address"] for r in shredded} == {SHREDDED}
@@ -150,11 +150,11 @@ async def test_kek_rotation_rewraps_data_keys_without_touching_rows(
         {**old.model_dump(), "kek": secrets.token_urlsafe(32), "previous_keks": old.kek}
     )
     store = build_store(database, rotated)
-    assert await store.rewrap_subject_keys() == 1
-    assert await store.rewrap_subject_keys() == 0
-    wrapped = await store.wrapped_subject_key("carol")
-    assert wrapped is not None and store.pii is not None
-    store.pii.unwrap("carol", wrapped)  # readable under the new KEK
+    assert await store.subject_keys.rewrap() == 1
+    assert await store.subject_keys.rewrap() == 0
+    wrapped = await store.subject_keys.wrapped("carol")
+    assert wrapped is not None and store.subject_keys.pii is not None
+    store.subject_keys.pii.unwrap("carol", wrapped)  # readable under the new KEK
     report = await run_verify(transport=kafka_transport, database=database, settings=rotated)
     assert report.ok, report.to_dict()
 
@@ -181,17 +181,17 @@ async def test_a_running_sink_never_encrypts_under_a_key_shredded_behind_its_bac
             return await count_rows(database, schema) >= n
 
         await run_until(sink, lambda: landed(4), timeout_s=60, what="4 rows")
-        cached = sink.store.key_cache.get("dave")
+        cached = sink.store.subject_keys.cache.get("dave")
         assert cached is not None
         admin = build_store(database, settings)  # another process's view, e.g. the CLI
-        assert await admin.shred("dave") is True
+        assert await admin.subject_keys.shred("dave") is True
         await produce(kafka_transport, memory_registry, audit_setup.topic, after)
         await run_until(sink, lambda: landed(8), timeout_s=60, what="8 rows")
-        recached = sink.store.key_cache.get("dave")
+        recached = sink.store.subject_keys.cache.get("dave")
         assert recached is not None and recached.wrapped != cached.wrapped
-    wrapped = await admin.wrapped_subject_key("dave")
-    assert wrapped == recached.wrapped and admin.pii is not None
-    key = admin.pii.unwrap("dave", wrapped)
+    wrapped = await admin.subject_keys.wrapped("dave")
+    assert wrapped == recached.wrapped and admin.subject_keys.pii is not None
+    key = admin.subject_keys.pii.unwrap("dave", wrapped)
     async with database.connect() as conn:
         payloads = (
             await conn.execute(
@@ -203,7 +203,9 @@ async def test_a_running_sink_never_encrypts_under_a_key_shredded_behind_its_bac
     for event in events:
         try:
             names.append(
-                admin.pii.reveal(event, ["actor.username"], "dave", key)["actor"]["username"]
+                admin.subject_keys.pii.reveal(event, ["actor.username"], "dave", key)["actor"][
+                    "username"
+                ]
             )
         except DecryptionError:
             names.append(SHREDDED)  # encrypted under the shredded key

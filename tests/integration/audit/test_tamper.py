@@ -25,13 +25,9 @@ import pytest
 import pytest_asyncio
 
 from connectors.audit_sink.runtime import run_verify, running_sink
-from streaming.audit.chain import (
-    ChainHead,
-    Checkpoint,
-    MacKeyRing,
-    RowColumns,
-    extend_chain,
-)
+from streaming.audit.chain import ChainHead, RowColumns, extend_chain
+from streaming.audit.checkpoints import Checkpoint
+from streaming.audit.keys import MacKeyRing
 from streaming.audit.verifier import Reason
 from streaming.config import DatabaseSettings, KafkaSettings
 from streaming.db import Database

@@ -12,7 +12,9 @@ import uuid
 
 from typer.testing import CliRunner
 
-from streaming.cli.replay import offsets_app, replay_app, table_app
+from streaming.cli.offsets import app as offsets_app
+from streaming.cli.replay import app as replay_app
+from streaming.cli.table import app as table_app
 from streaming.config import KafkaSettings, RegistrySettings
 from streaming.events import AuditEvent, EventDeserializer
 from streaming.serde.client import SchemaRegistryClient

@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
+from streaming.cli.auth import app
 from streaming.config import DatabaseSettings
 from streaming.security import PostgresRevocationStore
-from streaming.security.cli import app
 
 pytestmark = pytest.mark.integration
 

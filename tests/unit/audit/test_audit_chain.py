@@ -13,21 +13,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streaming.audit.canonical import CanonicalizationError, _es_number, canonical_json
 from streaming.audit.chain import (
     GENESIS_HASH,
-    CanonicalizationError,
     ChainHead,
     ChainRow,
-    Checkpoint,
-    CheckpointSigner,
-    MacKeyRing,
     RowColumns,
-    _es_number,
-    canonical_json,
     chain_links,
-    checkpoint_digest,
     extend_chain,
 )
+from streaming.audit.checkpoints import Checkpoint, CheckpointSigner, checkpoint_digest
+from streaming.audit.keys import MacKeyRing
 from streaming.audit.verifier import ChainVerifier, Reason, verify_checkpoints, verify_rows
 
 RING = MacKeyRing({"k1": b"a" * 32, "k2": b"b" * 32}, "k1")

@@ -18,19 +18,10 @@ from connectors.audit_sink.bundle import (
     verify_bundle,
 )
 from connectors.audit_sink.checkpoints import checkpoint_to_json
-from streaming.audit.chain import (
-    GENESIS_HASH,
-    ChainHead,
-    ChainRow,
-    Checkpoint,
-    CheckpointSigner,
-    MacKeyRing,
-    RowColumns,
-    SignedCheckpoint,
-    canonical_json,
-    column_time,
-    extend_chain,
-)
+from streaming.audit.canonical import canonical_json, column_time
+from streaming.audit.chain import GENESIS_HASH, ChainHead, ChainRow, RowColumns, extend_chain
+from streaming.audit.checkpoints import Checkpoint, CheckpointSigner, SignedCheckpoint
+from streaming.audit.keys import MacKeyRing
 from streaming.audit.verifier import Reason
 
 RING = MacKeyRing({"k1": b"a" * 32}, "k1")

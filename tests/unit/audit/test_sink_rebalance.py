@@ -7,15 +7,16 @@ from typing import Any, cast
 
 from connectors.audit_sink.records import RecordPreparer
 from connectors.audit_sink.sink import AuditSink
-from connectors.audit_sink.store import AuditStore, PreparedRecord
-from streaming.audit.chain import MacKeyRing
+from connectors.audit_sink.store import AuditStore
+from connectors.audit_sink.writer import PreparedRecord
+from streaming.audit.keys import MacKeyRing
 from streaming.testing import InMemoryTransport
 from streaming.transport.base import Record, TopicPartition
 
 TP = TopicPartition("audit.events", 0)
 
 
-class _Store:
+class _Writer:
     """Records what the sink tried to write; the test expects nothing."""
 
     def __init__(self) -> None:
@@ -27,6 +28,13 @@ class _Store:
     async def append(self, topic: str, partition: int, *args: Any, **kwargs: Any) -> Any:
         self.appended.append(TopicPartition(topic, partition))
         raise AssertionError("a revoked partition must not be written")
+
+
+class _Store:
+    """The store as the sink's write step sees it: only its writer."""
+
+    def __init__(self) -> None:
+        self.writer = _Writer()
 
 
 class _RevokingPreparer:
@@ -57,5 +65,5 @@ async def test_records_of_a_partition_revoked_during_prepare_are_not_written() -
 
     await sink._write({TP: [record]})
 
-    assert store.appended == []
+    assert store.writer.appended == []
     assert sink.stats.rows == 0

@@ -26,6 +26,7 @@ from streaming.clients.retry import (
 )
 from streaming.config import MessagingSettings
 from streaming.errors import ConfigError, SerializationError
+from streaming.serde.errors import SchemaLookupError
 from streaming.transport.base import Record
 
 delays = st.lists(st.floats(min_value=0, max_value=3_600, allow_nan=False), min_size=1, max_size=6)
@@ -110,6 +111,16 @@ def test_fatal_wins_over_retryable_and_unlisted_types_are_fatal() -> None:
     assert policy.route(Flaky(), 1) is Route.RETRY
     assert policy.route(Permanent(), 1) is Route.DLQ
     assert policy.route(KeyError("other"), 1) is Route.DLQ
+
+
+def test_a_retriable_error_is_retried_even_when_its_type_is_fatal() -> None:
+    policy = RetryPolicy(attempts=3)
+    lookup = SchemaLookupError("registry down", data=b"\x00\x00\x00\x00\x01")
+    assert isinstance(lookup, SerializationError)  # in DEFAULT_FATAL by type
+    assert policy.route(lookup, 1) is Route.RETRY
+    assert policy.route(lookup, 3) is Route.DLQ  # attempts still bound it
+    narrow = RetryPolicy(attempts=3, retryable=(KeyError,))
+    assert narrow.route(lookup, 1) is Route.DLQ  # not retryable by the policy: fatal
 
 
 @given(

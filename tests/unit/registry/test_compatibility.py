@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from streaming.registry.avro_schema import parse_schema
-from streaming.registry.compatibility import PriorSchema, check
 from streaming.registry.model import CompatibilityLevel as L
+from streaming.serde.compatibility import PriorSchema, check
 
 
 def record(*fields: dict[str, Any], name: str = "Rec", **extra: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from typer.testing import CliRunner
 
-from streaming.registry.cli import app as cli
+from streaming.cli.registry import app as cli
 from streaming.registry.server import RegistryServer, ServerSettings
 from streaming.transport.memory import InMemoryTransport
 

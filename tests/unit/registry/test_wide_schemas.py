@@ -10,12 +10,12 @@ import pytest
 
 from streaming.registry.app import create_app
 from streaming.registry.avro_schema import parse_schema
-from streaming.registry.compatibility import PriorSchema, check
 from streaming.registry.errors import InvalidSchema
 from streaming.registry.model import CompatibilityLevel
 from streaming.registry.service import RegistryService
 from streaming.registry.store import InMemorySchemaStore
 from streaming.registry.work import SchemaWorker
+from streaming.serde.compatibility import PriorSchema, check
 
 
 def wide(fields: int, *, added: int = 0) -> str:

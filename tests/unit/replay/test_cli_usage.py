@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from streaming.cli.replay import dlq_app, offsets_app
+from streaming.cli.dlq import app as dlq_app
+from streaming.cli.offsets import app as offsets_app
 
 runner = CliRunner()
 

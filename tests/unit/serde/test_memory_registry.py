@@ -4,6 +4,9 @@ import json
 
 import pytest
 
+from streaming.registry.avro_schema import parse_schema
+from streaming.registry.model import CompatibilityLevel
+from streaming.serde.compatibility import PriorSchema, check
 from streaming.serde.errors import (
     IncompatibleSchemaError,
     InvalidSchemaError,
@@ -113,3 +116,20 @@ async def test_soft_then_permanent_delete_hides_the_subject() -> None:
     await registry.delete_subject("s", permanent=True)
     with pytest.raises(SubjectNotFoundError):
         await registry.delete_subject("s")
+
+
+async def test_in_memory_verdict_and_details_are_the_servers() -> None:
+    """The in-memory registry runs the server's check, so tests cannot drift from it."""
+    registry = InMemorySchemaRegistryClient(compatibility="FULL")
+    await registry.register_schema("s", record(A))
+    candidate = record(A, B_REQUIRED)
+    result = await registry.test_compatibility("s", candidate)
+    old = parse_schema(json.dumps({"type": "record", "name": "R", "fields": [A]}))
+    new = parse_schema(candidate.schema_str)
+    prior = [PriorSchema(1, old.schema, old.canonical)]
+    server = check(CompatibilityLevel.FULL, new.schema, prior)
+    assert not result.is_compatible
+    assert [m for m in result.messages if "errorType" in m] == [
+        m for m in server if "errorType" in m
+    ]
+    assert "{oldSchemaVersion: 1}" in result.messages

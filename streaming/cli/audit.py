@@ -1,4 +1,5 @@
-"""``streaming audit ...`` and ``streaming db migrate``.
+"""``streaming audit sink|verify|export|shred|rewrap-keys|keygen``: the tamper-evident
+audit trail (:mod:`connectors.audit_sink` does the work; this module parses and prints).
 
 Exit codes: 0 intact / done; 1 verification found a break (or the operation failed);
 2 invalid configuration.
@@ -18,52 +19,25 @@ from typing import Annotated, Any
 import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from rich.console import Console
 
 from connectors.audit_sink.bundle import verify_bundle
 from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.metrics import METER_NAME
 from connectors.audit_sink.runtime import build_store, run_export, run_verify, running_sink
 from connectors.audit_sink.verify import VerifyReport
-from streaming.config import Settings, load_settings
+from streaming.cli._common import ExitCode, JsonOpt, err, group, out, run
+from streaming.config import Settings, load_settings, read_settings
 from streaming.db import Database
-from streaming.errors import ConfigError, StreamingError
 from streaming.serde.client import SchemaRegistryClient
 from streaming.telemetry import configure_telemetry
 from streaming.transport.kafka import KafkaTransport
 
-app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+app = group("The tamper-evident audit trail.")
 
 
-@db_app.callback()
-def _db_group() -> None:
-    """Database schema management (keeps 'migrate' a subcommand)."""
-
-
-# Never wrapped at the terminal width: keys and result lines are copied and parsed.
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-
-
-def _settings() -> tuple[Settings, AuditSinkSettings]:
-    try:
-        return load_settings(), AuditSinkSettings()
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def _run(coro: Any) -> Any:
-    try:
-        return asyncio.run(coro)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    except StreamingError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+def sink_settings() -> tuple[Settings, AuditSinkSettings]:
+    """The library's settings and AUDIT_*; every bad value listed in one ConfigError."""
+    return load_settings(), read_settings(AuditSinkSettings)
 
 
 def _parse_time(value: str) -> datetime:
@@ -100,7 +74,7 @@ def _print_report(report: VerifyReport, as_json: bool) -> None:
 @app.command("sink")
 def sink_command(as_json: JsonOpt = False) -> None:
     """Consume AUDIT_TOPICS into the PostgreSQL hash chains until SIGTERM/SIGINT."""
-    settings, audit = _settings()
+    settings, audit = sink_settings()
 
     async def main() -> None:
         database = Database(settings.database)
@@ -129,7 +103,7 @@ def sink_command(as_json: JsonOpt = False) -> None:
             await database.close()
             telemetry.shutdown()
 
-    _run(main())
+    run(main, telemetry=False)
 
 
 @app.command("verify")
@@ -151,19 +125,12 @@ def verify_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Exit 0 when every chain and checkpoint is intact, 1 with the first break otherwise."""
-    _, audit = _settings()
+    _, audit = sink_settings()
     if bundle is not None:
-        try:
-            keys = audit.public_keys() if (audit.verify_keys or audit.signing_key) else None
-            report = verify_bundle(bundle, audit.mac_key_ring(), keys)
-        except ConfigError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
-        except StreamingError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from exc
+        keys = audit.public_keys() if (audit.verify_keys or audit.signing_key) else None
+        report = verify_bundle(bundle, audit.mac_key_ring(), keys)
     else:
-        settings, _ = _settings()
+        settings, _ = sink_settings()
 
         async def main() -> VerifyReport:
             async with Database(settings.database) as database:
@@ -175,9 +142,9 @@ def verify_command(
                     since_checkpoint=since_checkpoint,
                 )
 
-        report = _run(main())
+        report = run(main, telemetry=False)
     _print_report(report, as_json)
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(ExitCode.OK if report.ok else ExitCode.FAILED)
 
 
 @app.command("export")
@@ -188,7 +155,7 @@ def export_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Write rows, checkpoints and public keys that 'audit verify --bundle' checks offline."""
-    settings, audit = _settings()
+    settings, audit = sink_settings()
     start, end = _parse_time(since), _parse_time(until)
 
     async def main() -> dict[str, Any]:
@@ -202,7 +169,7 @@ def export_command(
                 until=end,
             )
 
-    manifest = _run(main())
+    manifest = run(main, telemetry=False)
     if as_json:
         out.print_json(json.dumps(manifest))
     else:
@@ -217,14 +184,14 @@ def shred_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a subject's data key: its PII becomes unreadable; the chain still verifies."""
-    settings, audit = _settings()
+    settings, audit = sink_settings()
 
     async def main() -> bool:
         async with Database(settings.database) as database:
             store = build_store(database, audit, settings.security)
-            return await store.shred(subject)
+            return await store.subject_keys.shred(subject)
 
-    deleted = _run(main())
+    deleted = run(main, telemetry=False)
     if as_json:
         out.print_json(json.dumps({"subject": subject, "shredded": deleted}))
     else:
@@ -234,13 +201,13 @@ def shred_command(
 @app.command("rewrap-keys")
 def rewrap_command(as_json: JsonOpt = False) -> None:
     """Re-wrap every subject data key under the active AUDIT_KEK (after a KEK rotation)."""
-    settings, audit = _settings()
+    settings, audit = sink_settings()
 
     async def main() -> int:
         async with Database(settings.database) as database:
-            return await build_store(database, audit, settings.security).rewrap_subject_keys()
+            return await build_store(database, audit, settings.security).subject_keys.rewrap()
 
-    changed = _run(main())
+    changed = run(main, telemetry=False)
     if as_json:
         out.print_json(json.dumps({"rewrapped": changed}))
     else:
@@ -268,24 +235,4 @@ def keygen_command(
         typer.echo(line)  # plain: no markup, no wrapping, whatever the terminal
 
 
-@db_app.command("migrate")
-def migrate_command(as_json: JsonOpt = False) -> None:
-    """Create or upgrade the audit and outbox tables (idempotent)."""
-    settings, audit = _settings()
-
-    async def main() -> None:
-        from connectors.audit_sink.store import AuditStore
-        from connectors.outbox_relay.outbox import migrate_outbox
-
-        async with Database(settings.database) as database:
-            await AuditStore(database, audit.db_schema, writer_role=audit.writer_role).migrate()
-            await migrate_outbox(database)
-
-    _run(main())
-    if as_json:
-        out.print_json(json.dumps({"migrated": True, "audit_schema": audit.db_schema}))
-    else:
-        out.print(f"migrated: audit schema '{audit.db_schema}', outbox table")
-
-
-__all__ = ["app", "db_app"]
+__all__ = ["app", "sink_settings"]

@@ -1,4 +1,5 @@
-"""``streaming outbox relay|status``: run the relay as a process, see what is pending.
+"""``streaming outbox relay|status``: run the relay (:mod:`connectors.outbox_relay`) as a
+process, see what is pending.
 
 Exit codes: 0 done (the relay stopped on SIGTERM/SIGINT), 1 failed, 2 invalid
 configuration (including ``MESSAGING_OUTBOX_ENABLED=false`` or a missing table).
@@ -7,26 +8,21 @@ configuration (including ``MESSAGING_OUTBOX_ENABLED=false`` or a missing table).
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from sqlalchemy import text
 
 from connectors.outbox_relay.outbox import check_table
 from connectors.outbox_relay.relay import OutboxRelay
-from streaming.config import Settings, load_settings
+from streaming.cli._common import ExitCode, JsonOpt, emit_json, err, fail, group, out, run
+from streaming.config import load_settings
 from streaming.db import Database
-from streaming.errors import ConfigError, StreamingError
-from streaming.telemetry import command_telemetry
+from streaming.errors import ConfigError
 from streaming.transport.kafka import KafkaTransport
 
-app = typer.Typer(help="Transactional outbox: relay and status.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+app = group("Transactional outbox: relay, status.")
 TableOpt = Annotated[str, typer.Option(help="The outbox table.")]
 
 _STATUS = """
@@ -35,26 +31,6 @@ _STATUS = """
            extract(epoch FROM now() - min(created_at) FILTER (WHERE sent_at IS NULL)) AS age
     FROM {t}
 """
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
-
-
-def _run(coro: Any) -> Any:
-    try:
-        with command_telemetry():
-            return asyncio.run(coro)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
-    except StreamingError as exc:
-        err.print(f"[red]failed:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
 
 
 async def _require_table(database: Database, table: str) -> None:
@@ -77,14 +53,13 @@ def relay_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Publish unsent outbox rows to Kafka until SIGTERM/SIGINT (run several for HA)."""
-    settings = _settings()
+    settings = load_settings()
     if not settings.messaging.outbox_enabled:
-        err.print(
-            "[red]error:[/red] MESSAGING_OUTBOX_ENABLED=false: the outbox is switched off; "
+        raise fail(
+            "MESSAGING_OUTBOX_ENABLED=false: the outbox is switched off; "
             "set it to true to run the relay",
-            highlight=False,
+            ExitCode.USAGE,
         )
-        raise typer.Exit(2)
 
     async def main() -> dict[str, int]:
         database = Database(settings.database)
@@ -106,9 +81,9 @@ def relay_command(
             await producer.stop()
             await database.close()
 
-    stats = _run(main())
+    stats = run(main)
     if as_json:
-        out.print_json(json.dumps(stats))
+        emit_json(stats)
     else:
         err.print(f"relay stopped: published {stats['published']} in {stats['rounds']} rounds")
 
@@ -116,7 +91,7 @@ def relay_command(
 @app.command("status")
 def status_command(table: TableOpt = "outbox", as_json: JsonOpt = False) -> None:
     """Unsent and sent rows, and the age of the oldest unsent one (relay lag)."""
-    settings = _settings()
+    settings = load_settings()
 
     async def main() -> dict[str, Any]:
         async with Database(settings.database) as database:
@@ -126,9 +101,9 @@ def status_command(table: TableOpt = "outbox", as_json: JsonOpt = False) -> None
         age = float(row.age) if row.age is not None else None
         return {"table": table, "unsent": int(row.unsent), "sent": int(row.sent), "oldest_s": age}
 
-    status = _run(main())
+    status = run(main)
     if as_json:
-        out.print_json(json.dumps(status))
+        emit_json(status)
         return
     oldest = f"{status['oldest_s']:.1f}s" if status["oldest_s"] is not None else "-"
     out.print(f"{table}: {status['unsent']} unsent (oldest {oldest}), {status['sent']} sent")

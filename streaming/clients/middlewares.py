@@ -1,0 +1,214 @@
+"""The consumer's processing chain: what flows through it and its built-in steps.
+
+Every record becomes a :class:`Message` and runs through middlewares of the shape
+``async (message, call_next)``. The consumer builds the chain
+``trace -> route -> decode -> <the user's middlewares> -> dispatch``:
+
+- :class:`TraceMiddleware` opens the ``process <topic>`` span (a child of the producer's);
+- :class:`RouteMiddleware` turns a failure into a write to the retry topic or the DLQ and
+  counts every delivery (``messaging.client.consumed.messages``, process duration);
+- :class:`DecodeMiddleware` decodes the value into an :class:`~streaming.events.Event`.
+
+Two failures are not the record's fault and pass the router untouched, so the consumer
+rewinds the partition instead of committing: :class:`TransientProcessingError` (e.g. the
+registry is down) and :class:`~streaming.clients.router.RetryWriteError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode, Tracer
+
+from streaming.clients.producer import H_EVENT_ID
+from streaming.clients.router import RetryRouter, RetryWriteError
+from streaming.errors import StreamingError
+from streaming.events import Event, EventDeserializer
+from streaming.serde.context import SerializationContext
+from streaming.telemetry import (
+    ERROR_TYPE,
+    MessagingInstruments,
+    error_type,
+    message_id,
+    metric_attributes,
+    process_span,
+)
+from streaming.transport.base import Record
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One record on its way through the middleware chain; ``event`` once decoded."""
+
+    record: Record
+    group: str
+    attempt: int
+    event: Event | None = None
+
+
+CallNext = Callable[[Message], Awaitable[None]]
+Middleware = Callable[[Message, CallNext], Awaitable[None]]
+Handler = Callable[[Any], Awaitable[None]]
+
+
+class ConsumerError(StreamingError):
+    """The consumer is misconfigured or misused."""
+
+
+class UnhandledEventError(ConsumerError):
+    """A record's event type has no handler and the consumer dead-letters those."""
+
+
+class TransientProcessingError(StreamingError):
+    """Processing cannot finish now but may later (e.g. the registry is down): rewind."""
+
+    retriable = True
+
+
+@dataclass
+class ConsumerStats:
+    """Counters behind ``get_metrics()``; cheap to keep, read at any time."""
+
+    consumed: int = 0
+    handled: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    rewinds: int = 0
+    commits: int = 0
+    processing_s: float = 0.0
+
+    @property
+    def average_processing_ms(self) -> float:
+        return self.processing_s * 1000 / self.handled if self.handled else 0.0
+
+
+class TraceMiddleware:
+    """Run the rest of the chain inside a ``process <topic>`` CONSUMER span."""
+
+    __slots__ = ("_tracer",)
+
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+
+    async def __call__(self, message: Message, call_next: CallNext) -> None:
+        record = message.record
+        with process_span(
+            self._tracer,
+            record,
+            group=message.group,
+            message_id=message_id(record.header(H_EVENT_ID)),
+        ):
+            await call_next(message)
+
+
+class RouteMiddleware:
+    """Send a record whose processing failed to its retry topic or the DLQ (then it
+    counts as done), and count every delivery as the messaging conventions do."""
+
+    __slots__ = ("_instruments", "_router", "_stats")
+
+    def __init__(
+        self, router: RetryRouter, stats: ConsumerStats, instruments: MessagingInstruments
+    ) -> None:
+        self._router = router
+        self._stats = stats
+        self._instruments = instruments
+
+    async def __call__(self, message: Message, call_next: CallNext) -> None:
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            await call_next(message)
+        except (TransientProcessingError, RetryWriteError) as exc:
+            failure = exc
+            raise
+        except Exception as exc:
+            failure = exc
+            await self._route(message, exc)
+            return
+        finally:
+            elapsed = time.perf_counter() - started
+            self._record_delivery(message, elapsed, failure)
+        self._stats.processing_s += elapsed
+
+    async def _route(self, message: Message, exc: Exception) -> None:
+        stats = self._stats
+        stats.failed += 1
+        span = trace.get_current_span()
+        span.set_attribute(ERROR_TYPE, error_type(exc))
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+        # An unhandled type will not get a handler by retrying: straight to the DLQ.
+        attempt = (
+            self._router.policy.attempts
+            if isinstance(exc, UnhandledEventError)
+            else message.attempt
+        )
+        meta = await self._router.route(message.record, exc, attempt)
+        if meta.topic.endswith(".dlq"):
+            stats.dead_lettered += 1
+        else:
+            stats.retried += 1
+
+    def _record_delivery(
+        self, message: Message, elapsed_s: float, failure: BaseException | None
+    ) -> None:
+        """One delivery to the application: every record handed to the chain (handled,
+        skipped or failed), ``error.type`` on failure."""
+        record = message.record
+        attributes = metric_attributes(
+            record.topic,
+            operation="process",
+            partition=record.partition,
+            group=message.group,
+            error=failure,
+        )
+        self._instruments.consumed.add(1, attributes)
+        self._instruments.process_duration.record(elapsed_s, attributes)
+
+
+class DecodeMiddleware:
+    """Decode the record's value; a tombstone is skipped, a decoder that cannot work now
+    (``retriable``, e.g. the registry is unreachable) rewinds instead of dead-lettering."""
+
+    __slots__ = ("_deserializer", "_stats")
+
+    def __init__(self, deserializer: EventDeserializer, stats: ConsumerStats) -> None:
+        self._deserializer = deserializer
+        self._stats = stats
+
+    async def __call__(self, message: Message, call_next: CallNext) -> None:
+        record = message.record
+        if record.value is None:
+            self._stats.skipped += 1
+            return
+        try:
+            event = await self._deserializer.deserialize(
+                record.value, SerializationContext.for_record(record)
+            )
+        except StreamingError as exc:
+            if exc.retriable:  # not poison: rewind
+                raise TransientProcessingError(f"cannot decode now: {exc}") from exc
+            raise
+        await call_next(Message(record, message.group, message.attempt, event))
+
+
+__all__ = [
+    "CallNext",
+    "ConsumerError",
+    "ConsumerStats",
+    "DecodeMiddleware",
+    "Handler",
+    "Message",
+    "Middleware",
+    "RouteMiddleware",
+    "TraceMiddleware",
+    "TransientProcessingError",
+    "UnhandledEventError",
+]

@@ -1,0 +1,132 @@
+"""The publish chain: what happens to built records between a producer and its transport.
+
+A send becomes a :class:`Publish` and runs through publish middlewares of the shape
+``async (publish, call_next) -> metadata`` before :func:`transport_endpoint` hands it to
+the :class:`~streaming.transport.base.ProducerTransport` - the producer-side twin of the
+consumer's chain (like faststream's ``publish_scope``). Tracing is such a middleware,
+:class:`TracePublish`, used by :class:`~streaming.clients.producer.EventProducer` and the
+retry router alike; users add their own with ``EventProducer(middlewares=[...])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from opentelemetry.trace import Link, SpanKind, Tracer
+
+from streaming.errors import StreamingError
+from streaming.telemetry import (
+    ERROR_TYPE,
+    KAFKA,
+    MESSAGING_DESTINATION_NAME,
+    MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE,
+    MESSAGING_SYSTEM,
+    error_type,
+    inject_headers,
+    record_sent,
+    replace_trace_headers,
+    send_span,
+)
+from streaming.transport.base import Headers, OutgoingRecord, ProducerTransport, RecordMetadata
+
+MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Records on their way to ``topic``: one (a send, with its ``message_id`` and
+    ``links`` for the span) or a batch (``batch=True``: one span, every record carries it)."""
+
+    topic: str
+    records: Sequence[OutgoingRecord]
+    batch: bool = False
+    message_id: str | None = None
+    links: Sequence[Link] = ()
+
+
+PublishNext = Callable[[Publish], Awaitable[list[RecordMetadata]]]
+PublishMiddleware = Callable[[Publish, PublishNext], Awaitable[list[RecordMetadata]]]
+
+
+def transport_endpoint(transport: ProducerTransport) -> PublishNext:
+    """The end of a publish chain: send through ``transport`` (a batch pipelined)."""
+
+    async def send(publish: Publish) -> list[RecordMetadata]:
+        if publish.batch:
+            return await transport.send_many(publish.records)
+        return [await transport.send(publish.records[0])]
+
+    return send
+
+
+class TracePublish:
+    """A ``send <topic>`` PRODUCER span around the send, its context in every record's
+    ``traceparent`` (replaced, never appended), the broker's partition/offset on it."""
+
+    __slots__ = ("_tracer",)
+
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+
+    async def __call__(self, publish: Publish, call_next: PublishNext) -> list[RecordMetadata]:
+        if publish.batch:
+            return await self._batch(publish, call_next)
+        record = publish.records[0]
+        with send_span(
+            self._tracer,
+            publish.topic,
+            key=record.key,
+            value=record.value,
+            message_id=publish.message_id,
+            partition=record.partition,
+            links=publish.links,
+        ) as span:
+            traced = _with_headers(record, inject_headers(record.headers))
+            metas = await call_next(_replace_records(publish, (traced,)))
+            record_sent(span, metas[0])
+        return metas
+
+    async def _batch(self, publish: Publish, call_next: PublishNext) -> list[RecordMetadata]:
+        """One span for the batch (the semantic conventions' batch send)."""
+        attributes: dict[str, str | int] = {
+            MESSAGING_SYSTEM: KAFKA,
+            MESSAGING_DESTINATION_NAME: publish.topic,
+            MESSAGING_OPERATION_TYPE: "send",
+            MESSAGING_OPERATION_NAME: "send",
+            MESSAGING_BATCH_MESSAGE_COUNT: len(publish.records),
+        }
+        with self._tracer.start_as_current_span(
+            f"send {publish.topic}", kind=SpanKind.PRODUCER, attributes=attributes
+        ) as span:
+            trace_headers = inject_headers(())  # one injection shared by every record
+            traced = [
+                _with_headers(r, replace_trace_headers(r.headers, trace_headers))
+                for r in publish.records
+            ]
+            try:
+                return await call_next(_replace_records(publish, traced))
+            except StreamingError as exc:
+                span.set_attribute(ERROR_TYPE, error_type(exc))
+                raise
+
+
+def _replace_records(publish: Publish, records: Sequence[OutgoingRecord]) -> Publish:
+    return Publish(publish.topic, records, publish.batch, publish.message_id, publish.links)
+
+
+def _with_headers(record: OutgoingRecord, headers: Headers) -> OutgoingRecord:
+    return OutgoingRecord(
+        record.topic, record.value, record.key, headers, record.partition, record.timestamp_ms
+    )
+
+
+__all__ = [
+    "MESSAGING_BATCH_MESSAGE_COUNT",
+    "Publish",
+    "PublishMiddleware",
+    "PublishNext",
+    "TracePublish",
+    "transport_endpoint",
+]
