@@ -25,6 +25,7 @@ EXPORTED = [
     "CommitFencedError",
     "CompactedTable",
     "ConfigError",
+    "ConsumerOptions",
     "Database",
     "DatabaseError",
     "DatabaseUnavailableError",
