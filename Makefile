@@ -29,7 +29,7 @@ test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: install
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not integration" tests $(PYTEST_ARGS)
 
 integration: install
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)

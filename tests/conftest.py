@@ -1,4 +1,11 @@
-"""Suite-wide wiring. Fixtures come from the ``streaming.testing`` pytest plugin."""
+"""Suite-wide wiring. Fixtures come from the ``streaming.testing`` pytest plugin.
+
+Tests under the directories below talk to real services and are marked ``integration``
+whole. The contract suites (``tests/transport``, ``tests/clients_contract``) are not
+listed: each of their tests runs once in memory (unit) and once on Kafka, and their
+fixtures mark only the Kafka half, so ``make unit`` (``-m "not integration"``) runs the
+in-memory half.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-INTEGRATION_DIRS = ("integration", "transport", "clients_contract", "faults")
+INTEGRATION_DIRS = ("integration", "faults")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,6 +1,13 @@
-"""pytest fixtures: a real Kafka + PostgreSQL (+ registry) per session, topics per test.
+"""pytest fixtures: in-memory clients per test, or a real Kafka + PostgreSQL (+ registry).
 
-Fixtures (all lazy):
+In-memory fixtures (no broker, no network; fresh per test):
+- ``memory_transport``: an :class:`InMemoryTransport` that auto-creates topics on first use.
+- ``memory_registry``: an :class:`InMemorySchemaRegistryClient`.
+- ``memory_producer``: a started :class:`EventProducer` over those two.
+- ``memory_consumer``: ``memory_consumer("orders", group_id="g", **options)`` -> an
+  :class:`EventConsumer` over the same two, so it reads what ``memory_producer`` sends.
+
+Real-stack fixtures (all lazy):
 - ``streaming_stack``: :class:`StackEndpoints` for the session.
 - ``kafka_settings`` / ``kafka_transport`` / ``kafka_admin``: clients for that broker.
 - ``topic_factory``: ``await topic_factory(partitions=3, config={...})`` -> a fresh topic
@@ -15,19 +22,55 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+from streaming.clients.consumer import EventConsumer
+from streaming.clients.producer import EventProducer
 from streaming.config import DatabaseSettings, KafkaSettings, RegistrySettings
 from streaming.db import Database
 from streaming.serde.client import SchemaRegistryClient
+from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.testing.stack import StackEndpoints, ensure_stack
 from streaming.transport.base import AdminTransport, TopicSpec
 from streaming.transport.kafka import KafkaTransport
+from streaming.transport.memory import InMemoryTransport
 
 TopicFactory = Callable[..., Awaitable[str]]
+ConsumerFactory = Callable[..., EventConsumer]
+
+
+@pytest.fixture
+def memory_transport() -> InMemoryTransport:
+    return InMemoryTransport(auto_create_topics=True)
+
+
+@pytest.fixture
+def memory_registry() -> InMemorySchemaRegistryClient:
+    return InMemorySchemaRegistryClient()
+
+
+@pytest_asyncio.fixture
+async def memory_producer(
+    memory_transport: InMemoryTransport, memory_registry: InMemorySchemaRegistryClient
+) -> AsyncIterator[EventProducer]:
+    async with EventProducer(memory_transport, memory_registry) as producer:
+        yield producer
+
+
+@pytest.fixture
+def memory_consumer(
+    memory_transport: InMemoryTransport, memory_registry: InMemorySchemaRegistryClient
+) -> ConsumerFactory:
+    def make(*topics: str, group_id: str = "test", **options: Any) -> EventConsumer:
+        return EventConsumer(
+            memory_transport, memory_registry, topics=topics, group_id=group_id, **options
+        )
+
+    return make
 
 
 @pytest.fixture(scope="session")

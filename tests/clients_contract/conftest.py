@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,9 +21,9 @@ from streaming.clients.consumer import EventConsumer
 from streaming.clients.producer import EventProducer
 from streaming.clients.retry import RetryPolicy
 from streaming.serde.memory import InMemorySchemaRegistryClient
+from streaming.testing import eventually
 from streaming.transport.base import Record, TopicPartition, TopicSpec, TransportFactory
 from streaming.transport.memory import InMemoryTransport
-from tests.integration.waiting import until
 
 
 class ClientEnv:
@@ -74,12 +74,6 @@ class ClientEnv:
             consumer.request_stop()
             await asyncio.wait_for(task, 30)
 
-    @staticmethod
-    async def wait_for(
-        check: Callable[[], bool | Awaitable[bool]], timeout_s: float = 30.0, what: str = ""
-    ) -> None:
-        await until(check, timeout_s, what or str(check))
-
     async def read_all(self, topic: str) -> list[Record]:
         """Every record currently in ``topic`` (reads from the start to the end offsets)."""
         consumer = self.transport.consumer(group_id=None)
@@ -96,7 +90,7 @@ class ClientEnv:
                     got.extend(records)
                 return all([await consumer.position(tp) >= ends[tp] for tp in tps])
 
-            await self.wait_for(done, 30, f"end of {topic}")
+            await eventually(done, timeout_s=30, what=f"end of {topic}")
             return got
         finally:
             await consumer.stop()

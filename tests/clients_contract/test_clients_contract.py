@@ -20,6 +20,7 @@ from streaming.events import OrderCancelled, OrderPlaced, OrderSide, OrderType
 from streaming.events.fake import fake_events
 from streaming.security.rbac import Action
 from streaming.serde.wire import frame
+from streaming.testing import eventually
 from streaming.transport.base import OutgoingRecord, TopicPartition
 from tests.clients_contract.conftest import ClientEnv
 
@@ -68,7 +69,7 @@ async def test_typed_event_round_trips_with_design_headers_and_key(env: ClientEn
         got.append(event)
 
     async with env.running(consumer):
-        await env.wait_for(lambda: len(got) >= 5, what="5 events")
+        await eventually(lambda: len(got) >= 5, what="5 events")
     assert sorted(got, key=lambda e: str(e.event_id)) == sorted(sent, key=lambda e: str(e.event_id))
 
 
@@ -85,7 +86,7 @@ async def test_send_many_keeps_per_key_order_and_consumer_preserves_it(env: Clie
         seen[str(event.order_id)].append(str(event.event_id))
 
     async with env.running(consumer):
-        await env.wait_for(lambda: sum(map(len, seen.values())) >= 300, what="300 events")
+        await eventually(lambda: sum(map(len, seen.values())) >= 300, what="300 events")
     expected: dict[str, list[str]] = defaultdict(list)
     for e in events:
         expected[str(e.order_id)].append(str(e.event_id))
@@ -113,7 +114,7 @@ async def test_transient_failure_is_handled_on_attempt_three_after_the_delays(
     async with env.producer() as producer:
         await producer.send(topic, event)
     async with env.running(consumer):
-        await env.wait_for(lambda: bool(handled), what="handled on attempt 3")
+        await eventually(lambda: bool(handled), what="handled on attempt 3")
     assert handled == [event]
     assert len(calls) == 3
     assert calls[1] - calls[0] >= 0.4
@@ -139,7 +140,7 @@ async def test_always_failing_handler_dead_letters_with_every_diagnostic_header(
     async with env.producer() as producer:
         meta = await producer.send(topic, event)
     async with env.running(consumer):
-        await env.wait_for(lambda: consumer.stats.dead_lettered == 1, what="dead letter")
+        await eventually(lambda: consumer.stats.dead_lettered == 1, what="dead letter")
     (dead,) = await env.read_all(f"{topic}.{group}.dlq")
     names = {k for k, _ in dead.headers}
     assert set(FAILURE_HEADERS) - {"x-not-before"} <= names
@@ -172,7 +173,7 @@ async def test_fatal_exception_skips_the_retry_topics(env: ClientEnv) -> None:
     async with env.producer() as producer:
         await producer.send(topic, order())
     async with env.running(consumer):
-        await env.wait_for(lambda: consumer.stats.dead_lettered == 1, what="dead letter")
+        await eventually(lambda: consumer.stats.dead_lettered == 1, what="dead letter")
     assert consumer.stats.retried == 0
     (dead,) = await env.read_all(f"{topic}.{group}.dlq")
     assert dead.header("x-attempt") == b"1"
@@ -212,7 +213,7 @@ async def test_poison_pills_go_to_the_dlq_with_raw_bytes_and_consumption_continu
         handled.append(event)
 
     async with env.running(consumer):
-        await env.wait_for(
+        await eventually(
             lambda: handled == [after] and consumer.stats.dead_lettered == 4, what="pills + good"
         )
     dead = await env.read_all(f"{topic}.{group}.dlq")
@@ -238,7 +239,7 @@ async def test_offsets_are_committed_after_handling(env: ClientEnv) -> None:
         done.append(event)
 
     async with env.running(consumer):
-        await env.wait_for(lambda: len(done) == 10, what="10 events")
+        await eventually(lambda: len(done) == 10, what="10 events")
     offsets = await env.admin.group_offsets(group)
     for p in {m.partition for m in metas}:
         last = max(m.offset for m in metas if m.partition == p)
@@ -267,7 +268,7 @@ async def test_committed_offsets_reach_the_end_past_transaction_markers(env: Cli
         await reader.stop()
     assert end == 5  # 4 records and the commit marker
     async with env.running(consumer):
-        await env.wait_for(lambda: len(done) == 4, what="4 events")
+        await eventually(lambda: len(done) == 4, what="4 events")
     assert (await env.admin.group_offsets(group))[tp] == end
 
 
@@ -296,7 +297,7 @@ async def test_handlers_never_see_aborted_transactions_unless_asked_to(
         seen.append(event.event_id)
 
     async with env.running(consumer):
-        await env.wait_for(lambda: events["c2"].event_id in seen, what="the last event")
+        await eventually(lambda: events["c2"].event_id in seen, what="the last event")
     names = {e.event_id: name for name, e in events.items()}
     assert [names[i] for i in seen] == expected
 
@@ -331,7 +332,7 @@ async def test_transactional_consume_transform_produce_commits_offsets_atomicall
     consumer.assign([tp])
     got = []
     try:
-        await env.wait_for(lambda: _extend(got, consumer), what="3 source records")
+        await eventually(lambda: _extend(got, consumer), what="3 source records")
         async with env.producer(transactional_id=f"tx-{group}-0") as tx, tx.transaction():
             for _record in got:
                 await tx.send(
@@ -352,7 +353,7 @@ async def test_transactional_consume_transform_produce_commits_offsets_atomicall
         # OffsetFetch a moment after commit_transaction() returns.
         return (await env.admin.group_offsets(group)).get(tp) == got[-1].offset + 1
 
-    await env.wait_for(offsets_committed, what="transactional offsets to be visible")
+    await eventually(offsets_committed, what="transactional offsets to be visible")
     assert len([r for r in await env.read_all(sink) if r.value is not None]) == 3
 
 
@@ -383,7 +384,7 @@ async def test_event_bus_publishes_and_delivers_to_subscribers(env: ClientEnv) -
         await bus.subscribe("OrderPlaced", on_order)
         event = order()
         await bus.publish(event)
-        await env.wait_for(lambda: got == [str(event.event_id)], what="bus delivery")
+        await eventually(lambda: got == [str(event.event_id)], what="bus delivery")
         assert await bus.health_check() is EventBusHealth.HEALTHY
         metrics = bus.get_metrics()
         assert metrics.events_published == 1 and metrics.events_processed == 1

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from streaming.config import DatabaseSettings
 from streaming.db import BreakerState, Database, TransactionManager
 from streaming.errors import CircuitOpenError, DatabaseError, DatabaseUnavailableError
+from streaming.testing import eventually
 
 
 @pytest.fixture
@@ -149,13 +150,17 @@ async def test_circuit_breaker_fails_fast_then_recovers(
         assert (await db.get_health_status())["healthy"] is False
 
         await proxy.start()  # same port: the database is back
-        async with asyncio.timeout(10):
-            while True:
-                try:
-                    assert await db.execute_scalar("SELECT 1") == 1
-                    break
-                except CircuitOpenError:
-                    await asyncio.sleep(0.1)  # poll until the cooldown lets a probe through
+
+        async def probed_through() -> bool:
+            try:
+                assert await db.execute_scalar("SELECT 1") == 1
+                return True
+            except CircuitOpenError:
+                return False
+
+        await eventually(
+            probed_through, timeout_s=10, what="the cooldown to let a probe through", interval_s=0.1
+        )
         assert db.breaker.state is BreakerState.CLOSED
     finally:
         await db.close()

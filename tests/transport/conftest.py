@@ -7,13 +7,13 @@ once against a real Kafka broker (``KAFKA_BOOTSTRAP_SERVERS``) through
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
 
+from streaming.testing import eventually
 from streaming.transport.base import (
     AdminTransport,
     ConsumerTransport,
@@ -60,18 +60,6 @@ class Harness:
     def tps(topic: str, partitions: int) -> list[TopicPartition]:
         return [TopicPartition(topic, p) for p in range(partitions)]
 
-    @staticmethod
-    async def wait_until(
-        check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0, what: str = "condition"
-    ) -> None:
-        """Re-evaluate ``check`` (which itself polls or awaits) until it holds, or fail."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while not await check():
-            if loop.time() > deadline:
-                pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-            await asyncio.sleep(0.01)  # poll
-
     async def drain(
         self, consumer: ConsumerTransport, count: int, timeout_s: float = 30.0
     ) -> list[Record]:
@@ -84,7 +72,7 @@ class Harness:
                 got.extend(records)
             return len(got) >= count
 
-        await self.wait_until(enough, timeout_s, f"{count} records")
+        await eventually(enough, timeout_s=timeout_s, what=f"{count} records")
         assert len(got) == count, f"expected {count} records, got {len(got)}"
         return got
 

@@ -13,6 +13,7 @@ import pytest
 
 from streaming.core.clock import now_ms
 from streaming.errors import GroupNotEmptyError, TopicError, TransactionError, TransportError
+from streaming.testing import eventually
 from streaming.transport.base import (
     AdminTransport,
     ConsumerTransport,
@@ -130,7 +131,7 @@ async def test_poll_wakes_up_when_data_arrives(harness: Harness) -> None:
     producer = await harness.producer()
     consumer = await harness.consumer()
     consumer.assign([TopicPartition(topic, 0)])
-    await harness.wait_until(lambda: _positioned(consumer, TopicPartition(topic, 0)))
+    await eventually(lambda: _positioned(consumer, TopicPartition(topic, 0)), what="a position")
 
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -165,7 +166,7 @@ async def test_max_records_bounds_one_poll(harness: Harness) -> None:
         got.extend(len(records) for records in batch.values())
         return bool(got)
 
-    await harness.wait_until(polled_some)
+    await eventually(polled_some, what="a first batch")
     assert 1 <= sum(got) <= 5
 
 
@@ -317,7 +318,7 @@ async def test_altering_offsets_of_an_active_group_is_refused(harness: Harness) 
     tp = TopicPartition(topic, 0)
     consumer = await harness.consumer(group_id=group)
     consumer.subscribe([topic])
-    await harness.wait_until(lambda: _assigned(consumer, {tp}), what="assignment")
+    await eventually(lambda: _assigned(consumer, {tp}), what="assignment")
     with pytest.raises(GroupNotEmptyError):
         await harness.admin.alter_group_offsets(group, {tp: 0})
     info = await harness.admin.describe_group(group)
@@ -344,7 +345,7 @@ async def test_second_member_triggers_revoke_then_round_robin_assign(harness: Ha
     a = await harness.consumer(group_id=group, start=False)
     a.subscribe([topic], on_assigned=listener("a", "assigned"), on_revoked=listener("a", "revoked"))
     await a.start()
-    await harness.wait_until(lambda: _assigned(a, every), what="a owns every partition")
+    await eventually(lambda: _assigned(a, every), what="a owns every partition")
     assert ("a", "assigned", sorted(every)) in events
 
     b = await harness.consumer(group_id=group, start=False)
@@ -355,7 +356,7 @@ async def test_second_member_triggers_revoke_then_round_robin_assign(harness: Ha
         await asyncio.gather(a.poll(timeout_ms=200), b.poll(timeout_ms=200))
         return len(a.assignment()) == 2 and len(b.assignment()) == 2
 
-    await harness.wait_until(split, what="partitions split between a and b")
+    await eventually(split, what="partitions split between a and b")
     assert a.assignment() | b.assignment() == every
     assert a.assignment() & b.assignment() == set()
     assert ("a", "revoked", sorted(every)) in events
@@ -428,7 +429,7 @@ async def test_read_committed_end_offset_stops_at_an_open_transaction(harness: H
         # Kafka writes the commit marker (which occupies an offset) after EndTxn returns.
         return await committed_reader.end_offsets([tp]) == {tp: 3}
 
-    await harness.wait_until(stable_past_marker, what="last stable offset past the marker")
+    await eventually(stable_past_marker, what="last stable offset past the marker")
 
 
 async def test_offsets_sent_to_a_transaction_commit_with_it(harness: Harness) -> None:
@@ -452,7 +453,7 @@ async def test_offsets_sent_to_a_transaction_commit_with_it(harness: Harness) ->
     async def offsets_visible() -> bool:  # the broker materialises them after EndTxn
         return await harness.admin.group_offsets(group) == {stp: 7}
 
-    await harness.wait_until(offsets_visible, what="transactional offsets")
+    await eventually(offsets_visible, what="transactional offsets")
 
 
 async def test_transactional_producer_refuses_to_send_outside_a_transaction(
@@ -503,7 +504,7 @@ async def test_topic_admin_create_list_describe_alter_delete(harness: Harness) -
     async def gone() -> bool:
         return topic not in await harness.admin.list_topics()
 
-    await harness.wait_until(gone, what="topic deletion")
+    await eventually(gone, what="topic deletion")
     with pytest.raises(TopicError):
         await harness.admin.partition_count(topic)
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,7 +27,7 @@ from streaming.db import Database
 from streaming.errors import DatabaseError
 from streaming.events import Actor, ActorType, AuditEvent, AuditEventType, AuditOutcome
 from streaming.serde.client import SchemaRegistry
-from streaming.serde.memory import InMemorySchemaRegistryClient
+from streaming.testing import eventually
 from streaming.transport.kafka import KafkaTransport
 
 TopicFactory = Callable[..., Awaitable[str]]
@@ -95,11 +94,6 @@ async def drop_schema(database: Database, audit_setup: AuditSetup) -> AsyncItera
         await conn.commit()
 
 
-@pytest.fixture
-def memory_registry() -> SchemaRegistry:
-    return InMemorySchemaRegistryClient()
-
-
 def audit_event(i: int, *, user: str | None = None, username: str | None = None) -> AuditEvent:
     return AuditEvent(
         event_type=AuditEventType.ORDER_PLACED,
@@ -130,24 +124,15 @@ async def count_rows(database: Database, schema: str) -> int:
         return 0
 
 
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], *, timeout_s: float, what: str
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not await predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.1)  # poll
-
-
 async def run_until(
     sink: AuditSink, predicate: Callable[[], Awaitable[bool]], *, timeout_s: float, what: str
 ) -> None:
     """Run ``sink`` in a task until ``predicate`` holds, then stop it cleanly."""
     task = asyncio.create_task(sink.run())
     try:
-        await wait_for(lambda: _check(task, predicate), timeout_s=timeout_s, what=what)
+        await eventually(
+            lambda: _check(task, predicate), timeout_s=timeout_s, what=what, interval_s=0.1
+        )
     finally:
         sink.stop()
         await task

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from streaming.db import Database
 from streaming.serde.client import SchemaRegistry
+from streaming.testing import eventually
 from streaming.transport.kafka import KafkaTransport
 from tests.integration.audit.conftest import (
     AuditSetup,
@@ -23,7 +24,6 @@ from tests.integration.audit.conftest import (
     audit_event,
     count_rows,
     produce,
-    wait_for,
 )
 from tests.integration.children import assert_alive, child, kill_hard, stop_gracefully
 
@@ -75,7 +75,7 @@ async def test_sink_killed_repeatedly_leaves_no_duplicate_and_no_gap(
                     assert_alive(proc)
                     return await count_rows(database, schema) > before
 
-                await wait_for(writing, timeout_s=60, what="the sink to write")
+                await eventually(writing, timeout_s=60, what="the sink to write")
                 kill_hard(proc)
                 killed += 1
             else:
@@ -86,7 +86,7 @@ async def test_sink_killed_repeatedly_leaves_no_duplicate_and_no_gap(
                     assert_alive(proc)
                     return await count_rows(database, schema) >= total
 
-                await wait_for(everything, timeout_s=120, what=f"{produced} rows")
+                await eventually(everything, timeout_s=120, what=f"{produced} rows")
                 stop_gracefully(proc)
     assert killed == KILLS
     async with database.connect() as conn:

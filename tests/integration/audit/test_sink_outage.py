@@ -18,13 +18,13 @@ from connectors.audit_sink.runtime import run_verify, running_sink
 from streaming.config import DatabaseSettings
 from streaming.db import Database
 from streaming.serde.client import SchemaRegistry
+from streaming.testing import eventually
 from streaming.transport.kafka import KafkaTransport
 from tests.integration.audit.conftest import (
     AuditSetup,
     audit_event,
     count_rows,
     produce,
-    wait_for,
 )
 from tests.integration.test_database import TcpProxy
 
@@ -77,7 +77,7 @@ async def test_database_outage_mid_stream_loses_nothing(
             async def first_wave() -> bool:
                 return await count_rows(database, schema) >= 300
 
-            await wait_for(first_wave, timeout_s=60, what="the first 300 rows")
+            await eventually(first_wave, timeout_s=60, what="the first 300 rows")
             await proxy.stop()  # PostgreSQL is now unreachable for the sink
             await produce(
                 kafka_transport,
@@ -90,7 +90,7 @@ async def test_database_outage_mid_stream_loses_nothing(
             async def backing_off() -> bool:
                 return sink.stats.database_retries >= retries_at_cut + 2
 
-            await wait_for(backing_off, timeout_s=30, what="the sink to back off")
+            await eventually(backing_off, timeout_s=30, what="the sink to back off")
             loop = asyncio.get_running_loop()
             resume_at = loop.time() + OUTAGE_S
 
@@ -98,7 +98,7 @@ async def test_database_outage_mid_stream_loses_nothing(
                 assert not task.done()
                 return loop.time() >= resume_at
 
-            await wait_for(outage_over, timeout_s=OUTAGE_S + 5, what="the outage window")
+            await eventually(outage_over, timeout_s=OUTAGE_S + 5, what="the outage window")
             assert await count_rows(database, schema) == 300  # nothing written while down
             await proxy.start()  # same port: PostgreSQL is back
 
@@ -106,7 +106,7 @@ async def test_database_outage_mid_stream_loses_nothing(
                 assert not task.done()
                 return await count_rows(database, schema) >= 600
 
-            await wait_for(everything, timeout_s=60, what="all 600 rows after the outage")
+            await eventually(everything, timeout_s=60, what="all 600 rows after the outage")
         finally:
             sink.stop()
             await task

@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from streaming.events import OrderPlaced
 from streaming.serde.avro import AvroSerializer
 from streaming.serde.client import SchemaRegistryClient
 from streaming.serde.context import SerializationContext
+from streaming.testing import eventually, eventually_sync
 from streaming.transport.kafka import KafkaTransport
 from tests.unit.clients.test_clients_unit import order
 
@@ -133,11 +133,9 @@ async def test_topics_produce_consume_and_dlq_commands(
             raise KeyError("missing account")
 
         task = asyncio.create_task(consumer.run())
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while consumer.stats.dead_lettered < 5:
-            assert loop.time() < deadline
-            await asyncio.sleep(0.05)  # poll
+        await eventually(
+            lambda: consumer.stats.dead_lettered >= 5, timeout_s=30, what="5 dead letters"
+        )
         consumer.request_stop()
         await task
 
@@ -217,16 +215,23 @@ def _read_topic(bootstrap: str, topic: str) -> list[Message]:
         consumer.assign([KafkaPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         pending = {p for p, end in ends.items() if end > 0}
         found: list[Message] = []
-        deadline = time.monotonic() + 60
-        while pending:
-            assert time.monotonic() < deadline, f"still waiting for partitions {pending}"
+
+        def unread_partitions() -> set[int]:
             message = consumer.poll(0.5)
-            if message is None:
-                continue
-            assert message.error() is None, message.error()
-            found.append(message)
-            if message.offset() + 1 >= ends[message.partition()]:
-                pending.discard(message.partition())
+            if message is not None:
+                assert message.error() is None, message.error()
+                found.append(message)
+                if message.offset() + 1 >= ends[message.partition()]:
+                    pending.discard(message.partition())
+            return pending
+
+        eventually_sync(
+            unread_partitions,
+            until=lambda left: not left,
+            timeout_s=60,
+            what=f"the end of every partition of {topic}",
+            interval_s=0,
+        )
         return found
     finally:
         consumer.close()

@@ -17,6 +17,7 @@ from streaming.clients.producer import EventProducer
 from streaming.events import OrderPlaced
 from streaming.events.fake import fake_events
 from streaming.serde.client import SchemaRegistryClient
+from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.kafka import KafkaTransport
 
@@ -26,15 +27,6 @@ EVENTS = 3000
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
-
-
-async def _wait(check, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not check():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.05)  # poll
 
 
 async def test_sigkill_mid_stream_then_restart_loses_nothing(
@@ -65,7 +57,9 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
 
     first = await asyncio.create_subprocess_exec(*args, env=env)
     try:
-        await _wait(lambda: len(_lines(out)) >= EVENTS // 3, 60, "a third handled")
+        await eventually(
+            lambda: len(_lines(out)) >= EVENTS // 3, timeout_s=60, what="a third handled"
+        )
     finally:
         first.send_signal(signal.SIGKILL)
         await first.wait()
@@ -74,7 +68,9 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
 
     second = await asyncio.create_subprocess_exec(*args, env=env)
     try:
-        await _wait(lambda: set(_lines(out)) >= {str(e.event_id) for e in events}, 90, "all")
+        await eventually(
+            lambda: set(_lines(out)) >= {str(e.event_id) for e in events}, timeout_s=90, what="all"
+        )
     finally:
         second.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(second.wait(), 30)

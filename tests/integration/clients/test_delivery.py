@@ -19,17 +19,9 @@ from streaming.clients.retry import RetryPolicy
 from streaming.events import OrderPlaced, OrderSide, OrderType
 from streaming.events.fake import fake_events
 from streaming.serde.memory import InMemorySchemaRegistryClient
+from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.kafka import KafkaTransport
-
-
-async def _wait(check, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not check():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)  # poll
 
 
 @pytest.fixture
@@ -78,7 +70,7 @@ async def test_ten_thousand_events_over_six_partitions_exactly_once_in_key_order
     started = time.perf_counter()
     task = asyncio.create_task(consumer.run())
     try:
-        await _wait(lambda: len(seen) >= 10_000, 60, "10,000 events")
+        await eventually(lambda: len(seen) >= 10_000, timeout_s=60, what="10,000 events")
     finally:
         consumer.request_stop()
         await task
@@ -154,7 +146,7 @@ async def test_transient_failure_waits_in_retry_topics_while_other_partitions_fl
             warm = make(1)
             produced_at[str(warm.event_id)] = time.monotonic()
             await producer.send(topic, warm, partition=1)
-            await _wait(lambda: bool(latencies), 30, "group join")
+            await eventually(lambda: bool(latencies), timeout_s=30, what="group join")
             latencies.clear()
             await producer.send(topic, make(0, flaky_id), partition=0)
             loop = asyncio.get_running_loop()
@@ -165,8 +157,10 @@ async def test_transient_failure_waits_in_retry_topics_while_other_partitions_fl
                     produced_at[str(event.event_id)] = time.monotonic()
                     await producer.send(topic, event, partition=partition)
                 await asyncio.sleep(0.1)  # poll: pacing of the healthy stream
-        await _wait(lambda: len(attempts) == 3, 30, "attempt 3")
-        await _wait(lambda: len(latencies) == len(produced_at) - 1, 30, "healthy stream")
+        await eventually(lambda: len(attempts) == 3, timeout_s=30, what="attempt 3")
+        await eventually(
+            lambda: len(latencies) == len(produced_at) - 1, timeout_s=30, what="healthy stream"
+        )
     finally:
         consumer.request_stop()
         await task

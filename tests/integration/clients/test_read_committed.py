@@ -29,12 +29,12 @@ from streaming.events.fake import fake_events
 from streaming.replay import CompactedTable, DlqRedriver, RangeReplayer, SnapshotStore
 from streaming.replay.snapshots import SNAPSHOTS_TOPIC, SNAPSHOTS_TOPIC_CONFIG
 from streaming.serde.client import SchemaRegistryClient
+from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import AdminTransport, OutgoingRecord
 from streaming.transport.kafka import KafkaTransport
 from tests.integration.replay.conftest import read_all
 from tests.integration.transactional import write_aborted_and_committed
-from tests.integration.waiting import until
 
 PAIRS = 10
 
@@ -88,7 +88,9 @@ async def test_event_consumer_hands_handlers_committed_events_only(
 
     task = asyncio.create_task(consumer.run())
     try:
-        await until(lambda: committed[-1] in handled, 60, "the last committed event")
+        await eventually(
+            lambda: committed[-1] in handled, timeout_s=60, what="the last committed event"
+        )
     finally:
         consumer.request_stop()
         await task
@@ -118,7 +120,9 @@ async def test_event_bus_subscribers_get_committed_events_only(
 
     await bus.subscribe(OrderPlaced, handle)
     async with bus:
-        await until(lambda: committed[-1] in handled, 60, "the last committed event")
+        await eventually(
+            lambda: committed[-1] in handled, timeout_s=60, what="the last committed event"
+        )
     assert handled == committed
 
 

@@ -21,6 +21,7 @@ from streaming.clients.retry import RetryPolicy
 from streaming.events import OrderPlaced, OrderSide, OrderType
 from streaming.logging import add_context_ids
 from streaming.serde.memory import InMemorySchemaRegistryClient
+from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.kafka import KafkaTransport
 
@@ -89,11 +90,9 @@ async def test_spans_form_one_trace_producer_consumer_retry_dlq_with_links_and_l
         await producer.send(topic, event)
     task = asyncio.create_task(consumer.run())
     try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while consumer.stats.dead_lettered < 1:
-            assert loop.time() < deadline, "no dead letter within 30s"
-            await asyncio.sleep(0.05)  # poll
+        await eventually(
+            lambda: consumer.stats.dead_lettered >= 1, timeout_s=30, what="a dead letter"
+        )
     finally:
         consumer.request_stop()
         await task

@@ -26,10 +26,10 @@ from streaming.clients.producer import EventProducer
 from streaming.events import OrderPlaced
 from streaming.events.fake import fake_events
 from streaming.serde.client import SchemaRegistryClient
+from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import AdminTransport, TopicPartition
 from streaming.transport.kafka import KafkaTransport
-from tests.integration.waiting import until
 
 PROC = Path(__file__).with_name("consumer_proc.py")
 PARTITIONS = 6
@@ -116,14 +116,20 @@ async def test_a_resumed_zombie_never_moves_committed_offsets_back(
         try:
             a = start(out_a)
             procs.append(a)
-            await until(lambda: _lines(out_a) >= 100, 60, "member A handling events")
+            await eventually(
+                lambda: _lines(out_a) >= 100, timeout_s=60, what="member A handling events"
+            )
             b = start(out_b)
             procs.append(b)
-            await until(lambda: _lines(out_b) >= 50, 60, "member B sharing the partitions")
+            await eventually(
+                lambda: _lines(out_b) >= 50, timeout_s=60, what="member B sharing the partitions"
+            )
             handled = _lines(out_a)
-            await until(lambda: _lines(out_a) > handled, 30, "member A busy")
+            await eventually(lambda: _lines(out_a) > handled, timeout_s=30, what="member A busy")
             a.send_signal(signal.SIGSTOP)  # mid-batch: A holds offsets it has not committed
-            await until(lambda: history.latest() == end, 60, "B committing to the log end")
+            await eventually(
+                lambda: history.latest() == end, timeout_s=60, what="B committing to the log end"
+            )
 
             b.send_signal(signal.SIGTERM)  # the group becomes empty
             assert await asyncio.to_thread(b.wait, 30) == 0
@@ -133,7 +139,7 @@ async def test_a_resumed_zombie_never_moves_committed_offsets_back(
                 info = await kafka_admin.describe_group(group)
                 return info.state == "Stable" and info.members == 1
 
-            await until(a_rejoined, 60, "A rejoining the empty group alone")
+            await eventually(a_rejoined, timeout_s=60, what="A rejoining the empty group alone")
             a.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(a.wait, 30) == 0
         finally:

@@ -44,10 +44,10 @@ from streaming.events import OrderPlaced
 from streaming.events.fake import fake_events
 from streaming.serde.client import SchemaRegistryClient
 from streaming.telemetry import configure_telemetry
+from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import AdminTransport
 from streaming.transport.kafka import KafkaTransport
-from tests.integration.waiting import until
 
 #: Attributes the conventions define for the messaging client metrics.
 ALLOWED = {
@@ -142,7 +142,11 @@ async def test_clients_record_convention_metrics_to_the_global_providers(
 
         task = asyncio.create_task(consumer.run())
         try:
-            await until(lambda: consumer.stats.dead_lettered == 1, 60, "the poison in the DLQ")
+            await eventually(
+                lambda: consumer.stats.dead_lettered == 1,
+                timeout_s=60,
+                what="the poison in the DLQ",
+            )
         finally:
             consumer.request_stop()
             await task

@@ -33,6 +33,7 @@ from streaming.db import Database
 from streaming.events import OrderPlaced, OrderSide, OrderType
 from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.telemetry import Telemetry, configure_telemetry
+from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.kafka import KafkaTransport
 from tests.integration.audit.conftest import (  # noqa: F401 - fixtures used below
@@ -107,17 +108,15 @@ async def prometheus(tmp_path: Path, telemetry: Telemetry) -> AsyncIterator[str]
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as client:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 60
-            while True:
+
+            async def ready() -> bool:
                 assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
                 try:
-                    if (await client.get(f"{url}/-/ready", timeout=1)).status_code == 200:
-                        break
+                    return (await client.get(f"{url}/-/ready", timeout=1)).status_code == 200
                 except httpx.HTTPError:
-                    pass
-                assert loop.time() < deadline, "prometheus did not become ready"
-                await asyncio.sleep(0.1)  # poll
+                    return False
+
+            await eventually(ready, timeout_s=60, what="prometheus to be ready", interval_s=0.1)
         yield url
     finally:
         proc.terminate()
@@ -201,21 +200,24 @@ async def test_every_dashboard_query_returns_series_from_real_services(
         try:
             queries = _panel_queries()
             assert len(queries) >= 10
-            empty: list[str] = []
             async with httpx.AsyncClient(base_url=prometheus) as client:
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + 90
-                while True:
+
+                async def panels_without_data() -> list[str]:
                     empty = []
                     for title, expr in queries:
                         reply = (await client.get("/api/v1/query", params={"query": expr})).json()
                         assert reply["status"] == "success", (title, expr, reply)
                         if not reply["data"]["result"]:
                             empty.append(title)
-                    if not empty or loop.time() > deadline:
-                        break
-                    await asyncio.sleep(0.5)  # poll
-            assert not empty, f"panels without data: {sorted(set(empty))}"
+                    return sorted(set(empty))
+
+                await eventually(
+                    panels_without_data,
+                    until=lambda empty: not empty,
+                    timeout_s=90,
+                    what="data in every panel",
+                    interval_s=0.5,
+                )
             assert len(handled) == 19 and await count_rows(database, audit.db_schema) == 30
         finally:
             consumer.request_stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -13,6 +12,7 @@ from sqlalchemy import text
 from connectors.outbox_relay import migrate_outbox
 from streaming.db import Database
 from streaming.events import OrderPlaced, OrderSide, OrderType
+from streaming.testing import eventually
 from streaming.transport.base import TopicPartition
 from streaming.transport.kafka import KafkaTransport
 
@@ -53,15 +53,20 @@ async def read_topic(transport: KafkaTransport, topic: str) -> list[tuple[str, s
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
         seen: list[tuple[str, str, int]] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-            assert loop.time() < deadline, f"could not read {topic} to its end"
-            for records in (await consumer.poll(timeout_ms=500)).values():
-                seen.extend(
-                    ((r.header("event-id") or b"").decode(), (r.key or b"").decode(), r.offset)
-                    for r in records
-                )
+
+        async def unread() -> list[TopicPartition]:
+            left = [tp for tp in tps if await consumer.position(tp) < end[tp]]
+            if left:
+                for records in (await consumer.poll(timeout_ms=500)).values():
+                    seen.extend(
+                        ((r.header("event-id") or b"").decode(), (r.key or b"").decode(), r.offset)
+                        for r in records
+                    )
+            return left
+
+        await eventually(
+            unread, until=lambda left: not left, timeout_s=60, what=f"the end of {topic}"
+        )
         return seen
     finally:
         await consumer.stop()

@@ -14,6 +14,7 @@ from streaming.db import Database, TransactionManager
 from streaming.events import OrderPlaced
 from streaming.serde.avro import AvroSerializer
 from streaming.serde.memory import InMemorySchemaRegistryClient
+from streaming.testing import eventually
 from streaming.transport.kafka import KafkaTransport
 from tests.integration.outbox.conftest import order, read_topic
 
@@ -84,13 +85,14 @@ async def test_relay_crash_between_publish_and_mark_loses_nothing(
         relays = [OutboxRelay(database, producer, batch_size=7, table=outbox) for _ in range(2)]
         tasks = [asyncio.create_task(r.run()) for r in relays]
         try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
-            while await database.execute_scalar(
-                f"SELECT count(*) FROM {outbox} WHERE sent_at IS NULL"
-            ):
-                assert loop.time() < deadline, "relays did not drain the outbox"
-                await asyncio.sleep(0.05)  # poll
+            await eventually(
+                lambda: database.execute_scalar(
+                    f"SELECT count(*) FROM {outbox} WHERE sent_at IS NULL"
+                ),
+                until=lambda unsent: unsent == 0,
+                timeout_s=30,
+                what="the relays to drain the outbox",
+            )
         finally:
             for r in relays:
                 r.stop()

@@ -5,7 +5,6 @@ Default size keeps ``make test`` fast; ``make soak`` sets OUTBOX_SOAK_EVENTS/KIL
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from streaming.config import DatabaseSettings, KafkaSettings
 from streaming.db import Database, TransactionManager
 from streaming.serde.avro import AvroSerializer
 from streaming.serde.memory import InMemorySchemaRegistryClient
+from streaming.testing import eventually
 from streaming.transport.kafka import KafkaTransport
 from tests.integration.children import assert_alive, child, kill_hard, stop_gracefully
 from tests.integration.outbox.conftest import order, read_topic
@@ -38,14 +38,6 @@ async def _unsent_and_sent(database: Database, table: str) -> tuple[int, int]:
             )
         ).one()
     return int(row[0]), int(row[1])
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not await check():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)  # poll
 
 
 async def test_relay_killed_repeatedly_loses_nothing_and_keeps_key_order(
@@ -92,7 +84,9 @@ async def test_relay_killed_repeatedly_loses_nothing_and_keeps_key_order(
                     assert_alive(proc)
                     return (await _unsent_and_sent(database, outbox))[1] > before
 
-                await _until(progressing, "the relay to publish", timeout_s=60)
+                await eventually(
+                    progressing, timeout_s=60, what="the relay to publish", interval_s=0.01
+                )
                 kill_hard(proc)
                 killed += 1
             else:
@@ -101,7 +95,9 @@ async def test_relay_killed_repeatedly_loses_nothing_and_keeps_key_order(
                     assert_alive(proc)
                     return (await _unsent_and_sent(database, outbox))[0] == 0
 
-                await _until(drained, "the outbox to drain", timeout_s=120)
+                await eventually(
+                    drained, timeout_s=120, what="the outbox to drain", interval_s=0.01
+                )
                 stop_gracefully(proc)
     assert killed == KILLS
     assert await _unsent_and_sent(database, outbox) == (0, EVENTS)

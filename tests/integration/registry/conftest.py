@@ -15,8 +15,9 @@ import pytest
 import pytest_asyncio
 
 from streaming.config import KafkaSettings
-from streaming.devstack.procs import free_port, pid_alive, spawn, tail, terminate, wait_until
+from streaming.devstack.procs import free_port, pid_alive, spawn, tail, terminate
 from streaming.registry.server import RegistryServer, ServerSettings
+from streaming.testing import eventually_sync
 from streaming.transport.kafka import KafkaTransport
 
 ServerFactory = Callable[..., Awaitable[RegistryServer]]
@@ -92,7 +93,7 @@ def spawn_registry(
     )
     proc = RegistryProcess(pid, f"http://127.0.0.1:{port}", log_path)
     try:
-        wait_until(
+        eventually_sync(
             lambda: _answers_ready(proc.url) or not proc.alive(),
             timeout_s=90,
             what=f"the registry on {proc.url}",

@@ -8,6 +8,7 @@ from collections import Counter
 
 import httpx
 
+from streaming.testing import eventually
 from tests.integration.registry.conftest import ServerFactory
 
 
@@ -48,11 +49,11 @@ async def test_concurrent_registrations_through_two_instances(
         assert Counter(results.values()).most_common(1)[0][1] <= 2
 
         # both instances serve identical listings (after the slower one has caught up)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while one.store.state.snapshot() != two.store.state.snapshot():
-            assert loop.time() < deadline, "instances did not converge"
-            await asyncio.sleep(0.05)  # poll
+        await eventually(
+            lambda: one.store.state.snapshot() == two.store.state.snapshot(),
+            timeout_s=30,
+            what="the instances to converge",
+        )
         for path in ["/subjects"] + [f"/subjects/two-{k}/versions" for k in range(10)]:
             assert (await a.get(path)).json() == (await b.get(path)).json()
         for schema_id in sorted(distinct):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 import pytest_asyncio
@@ -10,6 +9,7 @@ import pytest_asyncio
 from streaming.replay import SNAPSHOTS_TOPIC, SnapshotStore
 from streaming.replay.reading import iter_range
 from streaming.replay.snapshots import SNAPSHOTS_TOPIC_CONFIG
+from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import (
     ConsumerTransport,
@@ -61,8 +61,10 @@ async def read_all(
 
 async def wait_assigned(consumer: ConsumerTransport, timeout_s: float = 30.0) -> None:
     """Poll until the group gave this member partitions."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not consumer.assignment():
-        assert loop.time() < deadline, "the consumer was never assigned partitions"
-        await consumer.poll(timeout_ms=100, max_records=1)
+
+    async def assigned() -> bool:
+        if not consumer.assignment():
+            await consumer.poll(timeout_ms=100, max_records=1)
+        return bool(consumer.assignment())
+
+    await eventually(assigned, timeout_s=timeout_s, what="a partition assignment")

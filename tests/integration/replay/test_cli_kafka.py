@@ -21,6 +21,7 @@ from streaming.serde.client import SchemaRegistryClient
 from streaming.serde.context import SerializationContext
 from streaming.serde.schema import Schema
 from streaming.serde.wire import frame
+from streaming.testing import eventually
 from streaming.transport.base import OutgoingRecord, TopicPartition, TopicSpec
 from streaming.transport.kafka import KafkaTransport
 
@@ -124,8 +125,8 @@ async def _audit_events(
     try:
         consumer.assign([TopicPartition(topic, 0)])
         events: list[AuditEvent] = []
-        deadline = asyncio.get_running_loop().time() + 30
-        while len(events) < count and asyncio.get_running_loop().time() < deadline:
+
+        async def read() -> int:
             for records in (await consumer.poll(timeout_ms=500)).values():
                 for record in records:
                     assert record.value is not None
@@ -134,6 +135,11 @@ async def _audit_events(
                     )
                     assert isinstance(event, AuditEvent)
                     events.append(event)
+            return len(events)
+
+        await eventually(
+            read, until=lambda n: n >= count, timeout_s=30, what=f"{count} audit events"
+        )
         return events
     finally:
         await consumer.stop()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 
 from streaming.replay import GroupActiveError, OffsetManager, ResetStrategy, SnapshotStore
+from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import AdminTransport, OutgoingRecord, TopicPartition
 from streaming.transport.kafka import KafkaTransport
@@ -24,20 +24,23 @@ async def consume_exactly(
     consumer.subscribe([topic])
     ids: list[str] = []
     positions: dict[TopicPartition, int] = {}
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
+
+    async def consumed() -> int:
+        batch = await consumer.poll(timeout_ms=200, max_records=count - len(ids))
+        offsets = {}
+        for tp, records in batch.items():
+            records = records[: count - len(ids)]
+            ids.extend((r.value or b"").decode() for r in records)
+            if records:
+                offsets[tp] = records[-1].offset + 1
+        await consumer.commit(offsets)
+        positions.update(offsets)
+        return len(ids)
+
     try:
-        while len(ids) < count:
-            assert loop.time() < deadline, f"only {len(ids)} of {count} records arrived"
-            batch = await consumer.poll(timeout_ms=200, max_records=count - len(ids))
-            offsets = {}
-            for tp, records in batch.items():
-                records = records[: count - len(ids)]
-                ids += [(r.value or b"").decode() for r in records]
-                if records:
-                    offsets[tp] = records[-1].offset + 1
-            await consumer.commit(offsets)
-            positions.update(offsets)
+        await eventually(
+            consumed, until=lambda n: n >= count, timeout_s=60, what=f"{count} records"
+        )
     finally:
         await consumer.stop()
     return ids, positions
@@ -52,22 +55,25 @@ async def consume_until(
     consumer.subscribe([topic])
     ids: list[str] = []
     done: set[TopicPartition] = set()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
+
+    async def reached() -> set[TopicPartition]:
+        batch = await consumer.poll(timeout_ms=200)
+        offsets = {}
+        for tp, records in batch.items():
+            kept = [r for r in records if r.offset < targets[tp]]
+            ids.extend((r.value or b"").decode() for r in kept)
+            if kept:
+                offsets[tp] = kept[-1].offset + 1
+        await consumer.commit(offsets)
+        for tp in consumer.assignment():
+            if await consumer.position(tp) >= targets[tp]:
+                done.add(tp)
+        return done
+
     try:
-        while done != set(targets):
-            assert loop.time() < deadline, f"stuck after {len(ids)} records"
-            batch = await consumer.poll(timeout_ms=200)
-            offsets = {}
-            for tp, records in batch.items():
-                kept = [r for r in records if r.offset < targets[tp]]
-                ids += [(r.value or b"").decode() for r in kept]
-                if kept:
-                    offsets[tp] = kept[-1].offset + 1
-            await consumer.commit(offsets)
-            for tp in consumer.assignment():
-                if await consumer.position(tp) >= targets[tp]:
-                    done.add(tp)
+        await eventually(
+            reached, until=lambda d: d == set(targets), timeout_s=60, what="the target offsets"
+        )
     finally:
         await consumer.stop()
     return ids

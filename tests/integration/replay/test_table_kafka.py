@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
 from streaming.replay import CompactedTable, StateStore, changelog_topic
+from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import AdminTransport, OutgoingRecord
 from streaming.transport.kafka import KafkaTransport
@@ -40,10 +40,10 @@ async def test_table_equals_latest_per_key_after_real_compaction(
 
     # Segments roll only when a record arrives after segment.ms, so keep writing a filler
     # key to every partition until the cleaner has removed the superseded versions (backoff 500 ms).
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
     filler = 0
-    while True:
+
+    async def ours_left() -> int:
+        nonlocal filler
         filler += 1
         fillers = [
             OutgoingRecord(topic, str(filler).encode(), key=FILLER + b"%d" % p, partition=p)
@@ -51,12 +51,15 @@ async def test_table_equals_latest_per_key_after_real_compaction(
         ]
         await produce(kafka_transport, fillers)
         records = await read_all(kafka_transport, topic)
-        ours = [r for r in records if not (r.key or b"").startswith(FILLER)]
-        per_partition = [sum(1 for r in ours if r.partition == p) for p in (0, 1)]
-        if len(ours) <= len(expected) + 10:  # duplicates gone (tombstones may linger)
-            break
-        assert loop.time() < deadline, f"{topic} was not compacted: {per_partition} left"
-        await asyncio.sleep(0.3)  # poll
+        return sum(1 for r in records if not (r.key or b"").startswith(FILLER))
+
+    await eventually(
+        ours_left,
+        until=lambda left: left <= len(expected) + 10,  # duplicates gone (tombstones may linger)
+        timeout_s=60,
+        what=f"{topic} to be compacted",
+        interval_s=0.3,
+    )
     expected[FILLER + b"0"] = expected[FILLER + b"1"] = str(filler).encode()
 
     async with CompactedTable(kafka_transport, topic) as table:

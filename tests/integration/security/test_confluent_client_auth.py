@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -36,6 +35,7 @@ from streaming.security import (
     SigningKey,
     http_error,
 )
+from streaming.testing import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -98,10 +98,7 @@ async def guarded() -> AsyncIterator[tuple[str, JWTManager]]:
         uvicorn.Config(_app(auth), host="127.0.0.1", port=port, log_level="warning")
     )
     task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        await asyncio.sleep(0.02)  # poll
+    await eventually(lambda: server.started, timeout_s=10, what="uvicorn to start")
     try:
         yield f"http://127.0.0.1:{port}", jwt
     finally:

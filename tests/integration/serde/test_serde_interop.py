@@ -37,6 +37,7 @@ from streaming.serde import (
     UnknownSchemaIdError,
     unframe,
 )
+from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.base import OutgoingRecord, Record, TopicPartition
 from streaming.transport.kafka import KafkaTransport
@@ -71,13 +72,13 @@ async def through_kafka(kafka_transport: KafkaTransport, topic: str, value: byte
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while loop.time() < deadline:
-            batch = await consumer.poll(timeout_ms=500)
-            for records in batch.values():
+
+        async def first() -> Record | None:
+            for records in (await consumer.poll(timeout_ms=500)).values():
                 return records[0]
-        raise AssertionError(f"nothing consumed from {topic} within 30s")
+            return None
+
+        return await eventually(first, timeout_s=30, what=f"a record from {topic}")
     finally:
         await consumer.stop()
 

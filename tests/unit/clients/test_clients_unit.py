@@ -24,6 +24,7 @@ from streaming.errors import TransactionError
 from streaming.events import OrderCancelled, OrderPlaced, OrderSide, OrderType
 from streaming.serde.errors import RegistryUnavailableError
 from streaming.serde.memory import InMemorySchemaRegistryClient
+from streaming.testing import eventually
 from streaming.transport.base import TopicPartition, TopicSpec
 from streaming.transport.memory import InMemoryTransport
 
@@ -37,14 +38,6 @@ def order() -> OrderPlaced:
         order_type=OrderType.MARKET,
         quantity=Decimal(1),
     )
-
-
-async def wait_for(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not check():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)  # poll
 
 
 async def setup(partitions: int = 1) -> tuple[InMemoryTransport, InMemorySchemaRegistryClient]:
@@ -84,10 +77,12 @@ async def test_failed_dlq_write_leaves_the_offset_uncommitted_until_the_write_su
     await admin.start()
     await admin.delete_topics(["orders.g.dlq"])  # the DLQ write will fail
     task = asyncio.create_task(consumer.run())
-    await wait_for(lambda: consumer.stats.rewinds >= 2)
+    await eventually(lambda: consumer.stats.rewinds >= 2, timeout_s=10, what="two rewinds")
     assert await admin.group_offsets("g") == {}
     await admin.create_topics([TopicSpec("orders.g.dlq", 1)])
-    await wait_for(lambda: consumer.stats.dead_lettered == 1)
+    await eventually(
+        lambda: consumer.stats.dead_lettered == 1, timeout_s=10, what="one dead letter"
+    )
     consumer.request_stop()
     await task
     assert (await admin.group_offsets("g"))[TopicPartition("orders", 0)] == 1
@@ -106,7 +101,7 @@ async def test_registry_outage_rewinds_instead_of_dead_lettering() -> None:
     reader_registry.get_schema = unavailable  # type: ignore[method-assign,assignment]
     consumer = consumer_for(transport, reader_registry, backoff_s=(0.02, 0.05))
     task = asyncio.create_task(consumer.run())
-    await wait_for(lambda: consumer.stats.rewinds >= 2)
+    await eventually(lambda: consumer.stats.rewinds >= 2, timeout_s=10, what="two rewinds")
     consumer.request_stop()
     await task
     assert consumer.stats.dead_lettered == 0
@@ -138,7 +133,9 @@ async def test_middlewares_run_in_order_around_the_handler_and_see_the_event() -
         trail.append(f"handler:{event.event_id == sent.event_id}")
 
     task = asyncio.create_task(consumer.run())
-    await wait_for(lambda: "outer:after" in trail)
+    await eventually(
+        lambda: "outer:after" in trail, timeout_s=10, what="the outer middleware to finish"
+    )
     consumer.request_stop()
     await task
     assert trail == ["outer:OrderPlaced", "inner:attempt1", "handler:True", "outer:after"]
@@ -155,7 +152,7 @@ async def test_unhandled_types_are_skipped_or_dead_lettered_as_configured() -> N
     skipping = consumer_for(transport, registry)
     skipping.add_handler(OrderCancelled, ignore)
     task = asyncio.create_task(skipping.run())
-    await wait_for(lambda: skipping.stats.skipped == 1)
+    await eventually(lambda: skipping.stats.skipped == 1, timeout_s=10, what="one skipped event")
     skipping.request_stop()
     await task
 
@@ -163,7 +160,7 @@ async def test_unhandled_types_are_skipped_or_dead_lettered_as_configured() -> N
         transport, registry, topics=["orders"], group_id="g2", unhandled="dlq", poll_timeout_ms=50
     )
     task = asyncio.create_task(strict.run())
-    await wait_for(lambda: strict.stats.dead_lettered == 1)
+    await eventually(lambda: strict.stats.dead_lettered == 1, timeout_s=10, what="one dead letter")
     strict.request_stop()
     await task
     assert strict.stats.retried == 0
@@ -240,7 +237,7 @@ async def test_in_memory_bus_follows_the_seed_example() -> None:
     await bus.subscribe("OrderPlaced", my_handler)
     event = order()
     await bus.publish(event, context=ExecutionContext(operation="place", correlation_id="c-9"))
-    await wait_for(lambda: got == [event])
+    await eventually(lambda: got == [event], timeout_s=10, what="the event")
     assert await bus.health_check() is EventBusHealth.HEALTHY
     record = bus.transport.records("events.OrderPlaced")[0]  # type: ignore[attr-defined]
     assert record.header("correlation-id") == b"c-9"

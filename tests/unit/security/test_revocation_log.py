@@ -3,7 +3,6 @@ published by one process reaches another's map, and a stale map fails closed."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -21,6 +20,7 @@ from streaming.security.revocation_log import (
     horizon_s,
     shared_revocations,
 )
+from streaming.testing import eventually
 from streaming.transport.base import Record, TopicPartition
 from streaming.transport.memory import InMemoryTransport
 
@@ -56,13 +56,6 @@ async def stores(
         await store.stop()
 
 
-async def _until(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)  # poll
-
-
 async def test_revocation_published_by_one_store_reaches_another(
     stores: Callable[[], SharedRevocationStore],
 ) -> None:
@@ -74,7 +67,9 @@ async def test_revocation_published_by_one_store_reaches_another(
     await writer.revoke("jti-1", time.time() + 60)
     await writer.revoke_family("fam-9", time.time() + 60)
 
-    await _until(lambda: reader.log.contains(EntryKind.FAMILY, "fam-9"))
+    await eventually(
+        lambda: reader.log.contains(EntryKind.FAMILY, "fam-9"), timeout_s=5, what="the revocation"
+    )
     assert await reader.is_revoked("jti-1")
     assert await reader.is_revoked("other", "fam-9")
     assert not await reader.is_revoked("other", "fam-1")
@@ -124,7 +119,11 @@ async def test_jwt_manager_refuses_a_token_revoked_by_another_process(
     await JWTManager(SecuritySettings(), keys=ring, revocations=issuer).revoke_family(
         pair.family_id
     )
-    await _until(lambda: verifier.log.contains(EntryKind.FAMILY, pair.family_id))
+    await eventually(
+        lambda: verifier.log.contains(EntryKind.FAMILY, pair.family_id),
+        timeout_s=5,
+        what="the revoked family",
+    )
     with pytest.raises(TokenRevokedError) as info:
         await api.verify_access_token(pair.access_token)
     assert info.value.family_id == pair.family_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from streaming.config import KafkaSettings
 from streaming.devstack import DevStack, StackState
 from streaming.devstack.procs import pid_alive
 from streaming.errors import TopicError
-from streaming.testing import StackEndpoints
+from streaming.testing import StackEndpoints, eventually
 from streaming.transport import TopicSpec
 from streaming.transport.kafka import KafkaTransport
 
@@ -45,17 +44,18 @@ async def test_three_node_quorum_replicates(three_brokers: StackState) -> None:
         # for its coordinator instead of failing.
         assert await admin.group_offsets("never-used") == {}
         await admin.create_topics([TopicSpec("replicated", 3, 3, {"min.insync.replicas": "2"})])
+
         # Metadata reaches the other brokers a moment after the controller created it.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while True:
+        async def visible_config() -> dict[str, str] | None:
             try:
                 assert await admin.partition_count("replicated") == 3
-                config = await admin.describe_topic_config("replicated")
-                break
+                return dict(await admin.describe_topic_config("replicated"))
             except TopicError:
-                assert loop.time() < deadline, "topic never became visible on every broker"
-                await asyncio.sleep(0.1)  # poll
+                return None
+
+        config = await eventually(
+            visible_config, timeout_s=30, what="the topic on every broker", interval_s=0.1
+        )
         assert config["min.insync.replicas"] == "2"
     finally:
         await admin.stop()
