@@ -3,12 +3,14 @@
 - :func:`canonical_json`: RFC 8785-style bytes (sorted keys, no whitespace, ECMAScript
   number form; big integers, decimals, bytes, UUIDs and datetimes as strings).
 - :func:`row_mac`: ``HMAC-SHA256(key[key_id], domain || chain id || seq || offset ||
-  prev_hash || payload)``; the stored payload bytes are what the MAC covers.
+  prev_hash || columns || payload)``: the stored payload bytes and every queryable column
+  (:class:`RowColumns`: event id and type, occurred/recorded times, subject, key id) are
+  what the MAC covers. Rows written before the columns were bound (format 1) still verify.
 - :class:`Checkpoint`: an Ed25519-signed snapshot of every chain head, linked to the
   previous checkpoint by digest so a deleted checkpoint leaves a hole.
-- :class:`ChainVerifier` / :func:`verify_checkpoints`: find the first broken row or
-  checkpoint and say *why* (a :class:`Reason`), telling apart an edited payload, an
-  edited hash, a missing, swapped or inserted row, a recomputed chain and truncation.
+
+Verification (finding the first broken row or checkpoint and saying why) lives in
+:mod:`streaming.audit_verify`.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ import math
 import struct
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from json.encoder import encode_basestring as _escape  # the C escaper when available
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ROW_DOMAIN = b"tradesense.audit.row.v1\x00"
+ROW_DOMAIN_V2 = b"tradesense.audit.row.v2\x00"
+VERIFY_STATE_DOMAIN = b"tradesense.audit.verify-state.v1\x00"
 CHECKPOINT_DOMAIN = b"tradesense.audit.checkpoint.v1\x00"
 GENESIS_HASH = hashlib.sha256(b"tradesense.audit.genesis.v1").digest()
 HASH_SIZE = 32
@@ -198,24 +202,120 @@ def chain_id_for(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
+def column_time(value: dt.datetime | None) -> str | None:
+    """UTC ISO 8601 with microseconds (what PostgreSQL's timestamptz keeps) and ``Z``."""
+    if value is None:
+        return None
+    if value.tzinfo is dt.UTC:  # what the sink and asyncpg hand over: skip the conversion
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_column_time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class RowColumns(NamedTuple):
+    """The columns a reader queries and filters on, as the strings the row MAC binds.
+
+    A named tuple, not a dataclass: the sink builds one per row.
+    """
+
+    event_id: str
+    event_type: str
+    occurred_at: str | None
+    subject_id: str | None
+    recorded_at: str
+
+    @classmethod
+    def of(
+        cls,
+        event_id: uuid.UUID | str,
+        event_type: str,
+        occurred_at: dt.datetime | None,
+        subject_id: str | None,
+        recorded_at: dt.datetime,
+    ) -> RowColumns:
+        recorded = column_time(recorded_at)
+        assert recorded is not None
+        return cls(str(event_id), event_type, column_time(occurred_at), subject_id, recorded)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RowColumns:
+        """Read the bundle form (raises ``KeyError``/``TypeError`` when it is not one)."""
+        return cls(**{name: data[name] for name in cls._fields})
+
+    def canonical(self, key_id: str) -> bytes:
+        """The bytes the MAC covers: :func:`canonical_json` of these columns plus the row's
+        MAC key id, written directly (keys in sorted order) because the sink does it per row."""
+        occurred, subject = self.occurred_at, self.subject_id
+        return (
+            '{"event_id":'
+            + _escape(self.event_id)
+            + ',"event_type":'
+            + _escape(self.event_type)
+            + ',"key_id":'
+            + _escape(key_id)
+            + ',"occurred_at":'
+            + (_escape(occurred) if occurred is not None else "null")
+            + ',"recorded_at":'
+            + _escape(self.recorded_at)
+            + ',"subject_id":'
+            + (_escape(subject) if subject is not None else "null")
+            + "}"
+        ).encode("utf-8", "surrogatepass")
+
+    @property
+    def recorded(self) -> dt.datetime:
+        return parse_column_time(self.recorded_at)
+
+
 def row_mac(
-    key: bytes, *, chain_id: str, seq: int, offset: int, prev_hash: bytes, payload: bytes
+    key: bytes,
+    *,
+    chain_id: str,
+    seq: int,
+    offset: int,
+    prev_hash: bytes,
+    payload: bytes,
+    columns: bytes | None = None,
 ) -> bytes:
-    """The row hash: an HMAC binding the row to its chain, position and predecessor."""
+    """The row hash: an HMAC binding the row to its chain, position, predecessor and columns.
+
+    ``columns`` (:meth:`RowColumns.canonical`) selects format 2; without it the format-1
+    MAC of rows written before the columns were bound. The domains differ, so neither
+    form can pass for the other.
+    """
     chain = chain_id.encode("utf-8")
-    mac = _keyed(key).copy()
-    mac.update(b"".join((_U16.pack(len(chain)), chain, _TWO_I64.pack(seq, offset), prev_hash)))
+    header = b"".join((_U16.pack(len(chain)), chain, _TWO_I64.pack(seq, offset), prev_hash))
+    if columns is None:
+        mac = _keyed(key, ROW_DOMAIN).copy()
+        mac.update(header)
+    else:
+        mac = _keyed(key, ROW_DOMAIN_V2).copy()
+        mac.update(header + _U32.pack(len(columns)) + columns)
     mac.update(payload)
     return mac.digest()
 
 
-@functools.lru_cache(maxsize=16)
-def _keyed(key: bytes) -> hmac.HMAC:
+@functools.lru_cache(maxsize=32)
+def _keyed(key: bytes, domain: bytes) -> hmac.HMAC:
     """An HMAC already keyed and fed the domain tag: copying it skips re-keying per row."""
-    return hmac.new(key, ROW_DOMAIN, hashlib.sha256)
+    return hmac.new(key, domain, hashlib.sha256)
+
+
+def verify_state_mac(key: bytes, namespace: str, checkpoint_id: int, digest: bytes) -> bytes:
+    """Authenticates "a verifier holding the MAC key found everything intact up to this
+    checkpoint", so ``verify --since-checkpoint`` never starts from a state a database
+    administrator wrote."""
+    body = canonical_json({"namespace": namespace, "checkpoint_id": checkpoint_id})
+    return hmac.new(key, VERIFY_STATE_DOMAIN + body + digest, hashlib.sha256).digest()
 
 
 _U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
 _TWO_I64 = struct.Struct(">qq")
 
 
@@ -230,6 +330,7 @@ class ChainRow:
     prev_hash: bytes
     hash: bytes
     payload: bytes
+    columns: RowColumns | None = None
 
 
 class MacKeyRing:
@@ -261,7 +362,9 @@ class MacKeyRing:
             keys[key_id] = key
         return MacKeyRing(keys, key_id)
 
-    def mac(self, row: ChainRow) -> bytes:
+    def mac(self, row: ChainRow, *, row_format: int = 2) -> bytes:
+        """The row's MAC in ``row_format`` (1 ignores the columns; 2 needs them)."""
+        columns = row.columns.canonical(row.key_id) if row.columns is not None else None
         return row_mac(
             self._keys[row.key_id],
             chain_id=row.chain_id,
@@ -269,7 +372,19 @@ class MacKeyRing:
             offset=row.kafka_offset,
             prev_hash=row.prev_hash,
             payload=row.payload,
+            columns=columns if row_format == 2 else None,
         )
+
+    def row_format(self, row: ChainRow) -> int | None:
+        """2 or 1 when the stored hash verifies in that format, ``None`` when it does not."""
+        if row.key_id not in self._keys:
+            return None
+        if row.columns is not None and hmac.compare_digest(self.mac(row), row.hash):
+            return 2
+        return 1 if hmac.compare_digest(self.mac(row, row_format=1), row.hash) else None
+
+    def state_mac(self, namespace: str, checkpoint_id: int, digest: bytes, key_id: str) -> bytes:
+        return verify_state_mac(self._keys[key_id], namespace, checkpoint_id, digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,17 +402,32 @@ class ChainHead:
 
 
 def chain_links(
-    ring: MacKeyRing, head: ChainHead, items: Iterable[tuple[int, bytes]]
+    ring: MacKeyRing,
+    head: ChainHead,
+    items: Iterable[tuple[int, bytes]],
+    columns: Sequence[RowColumns] | None = None,
 ) -> list[tuple[int, bytes, bytes]]:
     """``(seq, prev_hash, hash)`` for ``(kafka offset, payload)`` items appended after
-    ``head`` with the active key: :func:`extend_chain` without building row objects."""
+    ``head`` with the active key: :func:`extend_chain` without building row objects.
+
+    ``columns`` (one per item) makes format-2 rows; without them, format-1 rows (tests of
+    chains written before the columns were bound).
+    """
     links: list[tuple[int, bytes, bytes]] = []
     seq, prev = head.seq, head.hash
-    key, chain_id = ring.active_key, head.chain_id
+    key, chain_id, kid = ring.active_key, head.chain_id, ring.active_key_id
+    cols = iter(columns) if columns is not None else None
     for offset, payload in items:
         seq += 1
+        bound = next(cols).canonical(kid) if cols is not None else None
         digest = row_mac(
-            key, chain_id=chain_id, seq=seq, offset=offset, prev_hash=prev, payload=payload
+            key,
+            chain_id=chain_id,
+            seq=seq,
+            offset=offset,
+            prev_hash=prev,
+            payload=payload,
+            columns=bound,
         )
         links.append((seq, prev, digest))
         prev = digest
@@ -305,15 +435,19 @@ def chain_links(
 
 
 def extend_chain(
-    ring: MacKeyRing, head: ChainHead, items: Iterable[tuple[int, bytes]]
+    ring: MacKeyRing,
+    head: ChainHead,
+    items: Iterable[tuple[int, bytes]],
+    columns: Sequence[RowColumns] | None = None,
 ) -> list[ChainRow]:
     """Rows for ``(kafka offset, payload)`` items appended after ``head`` with the active key."""
     items = list(items)
     kid = ring.active_key_id
+    cols: Sequence[RowColumns | None] = columns if columns is not None else [None] * len(items)
     return [
-        ChainRow(head.chain_id, seq, offset, kid, prev, digest, payload)
-        for (seq, prev, digest), (offset, payload) in zip(
-            chain_links(ring, head, items), items, strict=True
+        ChainRow(head.chain_id, seq, offset, kid, prev, digest, payload, col)
+        for (seq, prev, digest), (offset, payload), col in zip(
+            chain_links(ring, head, items, columns), items, cols, strict=True
         )
     ]
 
@@ -428,340 +562,6 @@ def signature_valid(signed: SignedCheckpoint, public_keys: Mapping[str, Ed25519P
         return False
 
 
-# --------------------------------------------------------------------------- verification
-
-
-class Reason(enum.StrEnum):
-    """Why verification failed; stable strings for the CLI, logs and tests."""
-
-    PAYLOAD_ALTERED = "payload_altered"
-    HASH_ALTERED = "hash_altered"
-    ROW_MISSING = "row_missing"
-    ROWS_SWAPPED = "rows_swapped"
-    ROW_INSERTED = "row_inserted"
-    CHAIN_RECOMPUTED = "chain_recomputed"
-    MAC_MISMATCH = "mac_mismatch"
-    LINK_BROKEN = "link_broken"
-    SEQ_GAP = "seq_gap"
-    SEQ_DISORDER = "seq_disorder"
-    UNKNOWN_KEY = "unknown_key"
-    TRUNCATED = "truncated"
-    CHECKPOINT_MISMATCH = "checkpoint_mismatch"
-    CHECKPOINT_MISSING = "checkpoint_missing"
-    CHECKPOINT_ALTERED = "checkpoint_altered"
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """The first thing wrong: which chain (or checkpoint), which seq, and why."""
-
-    reason: Reason
-    chain_id: str | None
-    seq: int | None
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "reason": self.reason.value,
-            "chain": self.chain_id,
-            "seq": self.seq,
-            "detail": self.detail,
-        }
-
-
-@dataclass(slots=True)
-class _Pending:
-    kind: str  # "mac" or "link"
-    row: ChainRow
-    expected_prev: bytes
-
-
-@dataclass(slots=True)
-class ChainVerifier:
-    """Feeds rows of one chain in seq order; reports the first break with its reason.
-
-    Some causes are only told apart by the next row (did the successor link to the
-    suspicious row, or around it?), so a suspicious row is decided one row late.
-    ``start`` resumes from a trusted (signed) head, whose own row is fed first unless
-    ``expect_anchor_row`` is off; ``known_hashes`` maps seq -> hash from valid
-    checkpoints; ``latest`` is the newest trusted head, for truncation.
-    """
-
-    chain_id: str
-    ring: MacKeyRing
-    start: ChainHead | None = None
-    known_hashes: Mapping[int, bytes] = field(default_factory=dict)
-    latest: ChainHead | None = None
-    expect_anchor_row: bool = True
-    rows_checked: int = 0
-    _seq: int = 0
-    _hash: bytes = GENESIS_HASH
-    _anchored: bool = True
-    _pending: _Pending | None = None
-    _finding: Finding | None = None
-
-    def __post_init__(self) -> None:
-        if self.start is not None and self.start.seq > 0:
-            self._seq, self._hash = self.start.seq, self.start.hash
-            self._anchored = not self.expect_anchor_row
-
-    @property
-    def finding(self) -> Finding | None:
-        return self._finding
-
-    @property
-    def head(self) -> ChainHead:
-        return ChainHead(self.chain_id, self._seq, self._hash)
-
-    def _fail(self, reason: Reason, seq: int, detail: str) -> Finding:
-        self._finding = Finding(reason, self.chain_id, seq, detail)
-        return self._finding
-
-    def feed(self, row: ChainRow) -> Finding | None:
-        if self._finding is not None:
-            return None
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            return self._resolve(pending, row)
-        if not self._anchored:
-            if row.seq == self._seq:
-                self._anchored = True
-                if row.hash != self._hash:
-                    return self._fail(
-                        Reason.CHECKPOINT_MISMATCH,
-                        row.seq,
-                        "row hash differs from the signed checkpoint this run starts from",
-                    )
-                return None
-            self._anchored = True
-            if row.seq > self._seq:
-                return self._fail(
-                    Reason.ROW_MISSING, self._seq, "the row the signed checkpoint names is gone"
-                )
-        return self._check(row)
-
-    def _check(self, row: ChainRow) -> Finding | None:
-        expected = self._seq + 1
-        if row.seq != expected:
-            if row.seq < expected:
-                return self._fail(
-                    Reason.SEQ_DISORDER, row.seq, f"seq {row.seq} repeats or goes back"
-                )
-            if row.prev_hash == self._hash:
-                return self._fail(
-                    Reason.SEQ_GAP,
-                    expected,
-                    f"seq jumps from {self._seq} to {row.seq} but the rows still link",
-                )
-            return self._fail(
-                Reason.ROW_MISSING,
-                expected,
-                f"seq jumps from {self._seq} to {row.seq} and the link is broken",
-            )
-        if row.key_id not in self.ring:
-            return self._fail(Reason.UNKNOWN_KEY, row.seq, f"row uses MAC key id {row.key_id!r}")
-        if row.prev_hash != self._hash:
-            self._pending = _Pending("link", row, self._hash)
-            return None
-        if not hmac.compare_digest(self.ring.mac(row), row.hash):
-            self._pending = _Pending("mac", row, self._hash)
-            return None
-        known = self.known_hashes.get(row.seq)
-        if known is not None and known != row.hash:
-            return self._fail(
-                Reason.CHECKPOINT_MISMATCH,
-                row.seq,
-                "row hash differs from the one a signed checkpoint recorded",
-            )
-        self._seq, self._hash = row.seq, row.hash
-        self.rows_checked += 1
-        return None
-
-    def _mac_ok(self, row: ChainRow) -> bool:
-        return row.key_id in self.ring and hmac.compare_digest(self.ring.mac(row), row.hash)
-
-    def _resolve(self, pending: _Pending, successor: ChainRow | None) -> Finding:
-        row = pending.row
-        if pending.kind == "link":
-            if successor is not None and row.prev_hash == successor.hash:
-                return self._fail(
-                    Reason.ROWS_SWAPPED, row.seq, f"rows {row.seq} and {successor.seq} are swapped"
-                )
-            return self._fail(
-                Reason.LINK_BROKEN, row.seq, "prev_hash does not match the previous row's hash"
-            )
-        if successor is None:
-            if self.known_hashes.get(row.seq) == row.hash:
-                return self._fail(
-                    Reason.PAYLOAD_ALTERED,
-                    row.seq,
-                    "stored content no longer matches the hash a checkpoint recorded",
-                )
-            return self._fail(Reason.MAC_MISMATCH, row.seq, "row hash does not verify")
-        if successor.prev_hash == row.hash:
-            if self._mac_ok(successor):
-                return self._fail(
-                    Reason.PAYLOAD_ALTERED,
-                    row.seq,
-                    "stored content changed; the chain still links to the original hash",
-                )
-            return self._fail(
-                Reason.CHAIN_RECOMPUTED,
-                row.seq,
-                "rows link to each other but their hashes were not made with the audit key",
-            )
-        if successor.prev_hash == pending.expected_prev:
-            return self._fail(
-                Reason.ROW_INSERTED, row.seq, "a row that does not verify sits between two links"
-            )
-        return self._fail(
-            Reason.HASH_ALTERED, row.seq, "stored hash changed; the next row links to another"
-        )
-
-    def finish(self, *, claimed_seq: int | None = None) -> Finding | None:
-        """Call after the last row; checks the tail against the newest trusted head."""
-        if self._finding is not None:
-            return self._finding
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            return self._resolve(pending, None)
-        if not self._anchored:
-            return self._fail(
-                Reason.TRUNCATED, self._seq, "the row the signed checkpoint names is gone"
-            )
-        if self.latest is not None and self.latest.seq > self._seq:
-            return self._fail(
-                Reason.TRUNCATED,
-                self._seq + 1,
-                f"chain ends at seq {self._seq} but a signed checkpoint saw seq {self.latest.seq}",
-            )
-        if claimed_seq is not None and claimed_seq > self._seq:
-            return self._fail(
-                Reason.TRUNCATED,
-                self._seq + 1,
-                f"chain ends at seq {self._seq} but its head row says seq {claimed_seq}",
-            )
-        return None
-
-
-def verify_rows(
-    chain_id: str,
-    rows: Iterable[ChainRow],
-    ring: MacKeyRing,
-    *,
-    start: ChainHead | None = None,
-    known_hashes: Mapping[int, bytes] | None = None,
-    latest: ChainHead | None = None,
-) -> Finding | None:
-    """Verify one whole chain held in memory (the streaming form is :class:`ChainVerifier`)."""
-    verifier = ChainVerifier(chain_id, ring, start, dict(known_hashes or {}), latest)
-    for row in rows:
-        if verifier.feed(row) is not None:
-            break
-    return verifier.finish()
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointReport:
-    """Checkpoint findings, the newest trusted checkpoint, and seq -> hash per chain."""
-
-    findings: tuple[Finding, ...]
-    latest: Checkpoint | None
-    known_hashes: Mapping[str, Mapping[int, bytes]]
-
-    def latest_head(self, chain_id: str) -> ChainHead | None:
-        return self.latest.head(chain_id) if self.latest is not None else None
-
-
-def _checkpoint_finding(reason: Reason, checkpoint_id: int, detail: str) -> Finding:
-    return Finding(reason, None, checkpoint_id, f"checkpoint {checkpoint_id}: {detail}")
-
-
-def verify_checkpoints(
-    stored: Sequence[SignedCheckpoint],
-    public_keys: Mapping[str, Ed25519PublicKey],
-    *,
-    published: SignedCheckpoint | None = None,
-) -> CheckpointReport:
-    """Check the database's checkpoints (signatures, numbering, links) against Kafka's latest.
-
-    ``published`` is the newest checkpoint read from the compacted Kafka topic, which a
-    database administrator cannot rewrite: if the database lacks it or holds different
-    bytes, checkpoints were deleted or altered.
-    """
-    findings: list[Finding] = []
-    valid: list[Checkpoint] = []
-    prev_id, prev_digest = 0, GENESIS_HASH
-    by_id: dict[int, SignedCheckpoint] = {}
-    for signed in sorted(stored, key=lambda s: s.checkpoint_id):
-        by_id[signed.checkpoint_id] = signed
-        if not signature_valid(signed, public_keys):
-            findings.append(
-                _checkpoint_finding(
-                    Reason.CHECKPOINT_ALTERED, signed.checkpoint_id, "signature does not verify"
-                )
-            )
-            prev_id, prev_digest = signed.checkpoint_id, checkpoint_digest(signed.body)
-            continue
-        checkpoint = signed.checkpoint()
-        if signed.checkpoint_id != prev_id + 1:
-            findings.append(
-                _checkpoint_finding(
-                    Reason.CHECKPOINT_MISSING,
-                    prev_id + 1,
-                    f"numbering jumps from {prev_id} to {signed.checkpoint_id}",
-                )
-            )
-        elif checkpoint.prev_digest != prev_digest:
-            findings.append(
-                _checkpoint_finding(
-                    Reason.CHECKPOINT_ALTERED,
-                    signed.checkpoint_id,
-                    "does not link to the previous checkpoint",
-                )
-            )
-        valid.append(checkpoint)
-        prev_id, prev_digest = signed.checkpoint_id, checkpoint_digest(signed.body)
-    latest = valid[-1] if valid else None
-    if published is not None:
-        if not signature_valid(published, public_keys):
-            findings.append(
-                _checkpoint_finding(
-                    Reason.CHECKPOINT_ALTERED,
-                    published.checkpoint_id,
-                    "the copy in Kafka has an invalid signature",
-                )
-            )
-        else:
-            mine = by_id.get(published.checkpoint_id)
-            if mine is None:
-                findings.append(
-                    _checkpoint_finding(
-                        Reason.CHECKPOINT_MISSING,
-                        published.checkpoint_id,
-                        f"published to Kafka but not in the database (which ends at {prev_id})",
-                    )
-                )
-            elif mine.body != published.body or mine.signature != published.signature:
-                findings.append(
-                    _checkpoint_finding(
-                        Reason.CHECKPOINT_ALTERED,
-                        published.checkpoint_id,
-                        "differs from the copy published to Kafka",
-                    )
-                )
-            from_kafka = published.checkpoint()
-            if latest is None or from_kafka.checkpoint_id >= latest.checkpoint_id:
-                latest = from_kafka
-                if mine is None:
-                    valid.append(from_kafka)
-    known: dict[str, dict[int, bytes]] = {}
-    for checkpoint in valid:
-        for head in checkpoint.heads:
-            known.setdefault(head.chain_id, {})[head.seq] = head.hash
-    return CheckpointReport(tuple(findings), latest, known)
-
-
 def load_private_key(data: bytes) -> Ed25519PrivateKey:
     """An Ed25519 private key from PEM or 32 raw bytes (``ValueError`` otherwise)."""
     if data.lstrip().startswith(b"-----BEGIN"):
@@ -797,26 +597,24 @@ __all__ = [
     "CanonicalizationError",
     "ChainHead",
     "ChainRow",
-    "ChainVerifier",
     "Checkpoint",
-    "CheckpointReport",
     "CheckpointSigner",
-    "Finding",
     "MacKeyRing",
-    "Reason",
+    "RowColumns",
     "SignedCheckpoint",
     "canonical_json",
     "chain_id_for",
     "chain_links",
     "checkpoint_digest",
+    "column_time",
     "extend_chain",
     "format_timestamp",
     "load_private_key",
     "load_public_key",
+    "parse_column_time",
     "public_key_pem",
     "row_mac",
     "signature_valid",
     "signer_key_id",
-    "verify_checkpoints",
-    "verify_rows",
+    "verify_state_mac",
 ]

@@ -12,7 +12,6 @@ import os
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -201,19 +200,13 @@ def _exit_code(exc: StreamingError) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: our errors become one clear line and a meaningful exit code."""
+    """Console entry point: our errors become one clear line and a meaningful exit code.
+
+    Typer's standalone mode owns usage errors (its message, exit 2), ``typer.Exit`` and
+    Ctrl-C; it lets every other exception through, so only our own errors are caught here.
+    """
     try:
-        result = app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_CONFIG)
-    except click.Abort:
-        err.print("aborted")
-        sys.exit(130)
+        app(args=argv)
     except StreamingError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(_exit_code(exc))
-    # Without standalone mode click returns typer.Exit codes instead of exiting.
-    sys.exit(result if isinstance(result, int) else 0)

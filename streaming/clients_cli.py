@@ -19,8 +19,17 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
+from streaming.bulk_send import (
+    DEFAULT_WINDOW_MB,
+    BadInputError,
+    Sent,
+    numbered,
+    parse_lines,
+    send_checked,
+)
 from streaming.config import KafkaSettings, OtelSettings, RegistrySettings
 from streaming.errors import ConfigError, StreamingError
 from streaming.events import EVENT_TYPES, Event, EventDeserializer
@@ -191,66 +200,69 @@ def produce(
     topic: Annotated[str, typer.Option("--topic", "-t", help="Destination topic.")],
     type_name: Annotated[str, typer.Option("--type", help="Event type, e.g. OrderPlaced.")],
     fake: Annotated[
-        int | None, typer.Option(help="Send N synthetic events instead of reading stdin.")
+        int | None, typer.Option(min=0, help="Send N synthetic events instead of reading stdin.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed for --fake.")] = None,
-    batch: Annotated[int, typer.Option(help="Events per pipelined batch.")] = 500,
+    batch: Annotated[int, typer.Option(min=1, help="Events per pipelined batch.")] = 500,
+    window_mb: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Check up to this many MiB of encoded events before sending any of them; "
+            "longer input is checked and sent window by window.",
+        ),
+    ] = DEFAULT_WINDOW_MB,
     bootstrap_servers: BootstrapOpt = None,
     registry_url: RegistryOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Send JSON lines of the model from stdin (or --fake N events) as typed Avro."""
+    """Send JSON lines of the model from stdin (or --fake N events) as typed Avro.
+
+    Every event is validated and sized before it is sent: input that fits one window is
+    sent only if all of it is valid; a bad line in a longer stream stops it, and the error
+    says how many were sent and the first unsent line.
+    """
     cls = _event_type(type_name)
     settings = _kafka(bootstrap_servers)
     if fake is not None:
-        events: list[Event] = list(fake_events(cls, fake, rng=random.Random(seed)))
+        label, items = "--fake event", numbered(fake_events(cls, fake, rng=random.Random(seed)))
     else:
-        events = []
-        for number, line in enumerate(sys.stdin, start=1):
-            if not line.strip():
-                continue
-            try:
-                events.append(cls.model_validate_json(line))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise _fail(
-                    f"stdin line {number}: not a valid {cls.__name__}: {where}: {first['msg']}",
-                    EXIT_USAGE,
-                ) from exc
+        label, items = "stdin line", parse_lines(cls, sys.stdin)
 
-    async def work() -> list[dict[str, Any]]:
+    async def work() -> Sent:
         registry = _registry(registry_url)
         telemetry = configure_telemetry(OtelSettings(), set_global=False)
-        sent: list[dict[str, Any]] = []
         try:
             async with EventProducer(
                 _transport(settings), registry, tracer=telemetry.tracer
             ) as producer:
                 with Progress(console=_err, transient=True, disable=as_json) as progress:
-                    task = progress.add_task(f"producing to {topic}", total=len(events))
-                    for start in range(0, len(events), batch):
-                        chunk = events[start : start + batch]
-                        metas = await producer.send_many(topic, chunk)
-                        sent.extend(
-                            {
-                                "event_id": str(e.metadata.event_id),
-                                "partition": m.partition,
-                                "offset": m.offset,
-                            }
-                            for e, m in zip(chunk, metas, strict=True)
-                        )
-                        progress.advance(task, len(chunk))
+                    task = progress.add_task(f"producing to {topic}", total=fake)
+                    return await send_checked(
+                        producer,
+                        topic,
+                        items,
+                        batch=batch,
+                        window_bytes=window_mb * 1024 * 1024,
+                        on_sent=lambda n: progress.advance(task, n),
+                        keep_records=as_json,
+                    )
         finally:
             await registry.aclose()
             telemetry.shutdown()
-        return sent
 
-    sent = _run(work)
+    done = _run(work)
     if as_json:
-        _out.print_json(json.dumps({"topic": topic, "sent": len(sent), "records": sent}))
-    else:
-        _err.print(f"[green]sent[/green] {len(sent)} {cls.type_name()} event(s) to {topic}")
+        doc: dict[str, Any] = {"topic": topic, "sent": done.sent, "records": done.records}
+        if done.error is not None:
+            doc.update(error=done.explain(label), first_unsent=done.first_unsent)
+        _out.print_json(json.dumps(doc))
+    if done.error is None:
+        if not as_json:
+            _err.print(f"[green]sent[/green] {done.sent} {cls.type_name()} event(s) to {topic}")
+        return
+    bad_input = isinstance(done.error, BadInputError | ConfigError)
+    raise _fail(done.explain(label), EXIT_USAGE if bad_input else EXIT_FAILED)
 
 
 # --------------------------------------------------------------------------- reading
@@ -335,15 +347,30 @@ async def _describe(record: Record, decoder: EventDeserializer) -> dict[str, Any
     return doc
 
 
+def _print_text(doc: dict[str, Any]) -> None:
+    """One record for people: a title line, then headers and the value, or for a record
+    that does not decode, the decode error and the raw value as base64."""
+    title = doc.get("event_type") or ("UNDECODABLE" if "error" in doc else "")
+    _out.print(
+        f"[bold]{doc['topic']}[{doc['partition']}]@{doc['offset']}[/bold] {title} "
+        f"key={escape(str(doc['key']))}",
+        highlight=False,
+    )
+    body = ("headers", "value") if "error" not in doc else ("headers", "error", "raw_value_base64")
+    _out.print_json(json.dumps({k: doc[k] for k in body}))
+
+
 @app.command("consume")
 def consume(
     topic: Annotated[str, typer.Option("--topic", "-t", help="Topic to read.")],
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Start at the oldest record.")
     ] = False,
-    max_records: Annotated[int | None, typer.Option("--max", help="Stop after N records.")] = None,
+    max_records: Annotated[
+        int | None, typer.Option("--max", min=0, help="Stop after N records.")
+    ] = None,
     idle_timeout_s: Annotated[
-        float | None, typer.Option(help="Stop after this long without records.")
+        float | None, typer.Option(min=0.0, help="Stop after this long without records.")
     ] = None,
     bootstrap_servers: BootstrapOpt = None,
     registry_url: RegistryOpt = None,
@@ -362,12 +389,7 @@ def consume(
                 sys.stdout.write(json.dumps(doc) + "\n")
                 sys.stdout.flush()
             else:
-                _out.print(
-                    f"[bold]{record.topic}[{record.partition}]@{record.offset}[/bold] "
-                    f"{doc.get('event_type', doc.get('error', ''))} key={doc['key']}",
-                    highlight=False,
-                )
-                _out.print_json(json.dumps({"headers": doc["headers"], "value": doc["value"]}))
+                _print_text(doc)
 
         try:
             return await _read(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import structlog
 
@@ -28,27 +29,33 @@ log = structlog.get_logger(__name__)
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 
 
-def encode_checkpoint(signed: SignedCheckpoint) -> bytes:
-    return json.dumps(
-        {
-            "checkpoint_id": signed.checkpoint_id,
-            "key_id": signed.key_id,
-            "body": base64.b64encode(signed.body).decode("ascii"),
-            "signature": base64.b64encode(signed.signature).decode("ascii"),
-        },
-        sort_keys=True,
-    ).encode()
+def checkpoint_to_json(signed: SignedCheckpoint) -> dict[str, Any]:
+    """The JSON form used in Kafka and in export bundles."""
+    return {
+        "checkpoint_id": signed.checkpoint_id,
+        "key_id": signed.key_id,
+        "body": base64.b64encode(signed.body).decode("ascii"),
+        "signature": base64.b64encode(signed.signature).decode("ascii"),
+    }
 
 
-def decode_checkpoint(data: bytes) -> SignedCheckpoint:
-    """Raises ``ValueError``/``KeyError`` when ``data`` is not an encoded checkpoint."""
-    obj = json.loads(data)
+def checkpoint_from_json(obj: Any) -> SignedCheckpoint:
+    """Raises ``ValueError``/``KeyError``/``TypeError`` when ``obj`` is not one."""
     return SignedCheckpoint(
         int(obj["checkpoint_id"]),
         base64.b64decode(obj["body"]),
         base64.b64decode(obj["signature"]),
         str(obj["key_id"]),
     )
+
+
+def encode_checkpoint(signed: SignedCheckpoint) -> bytes:
+    return json.dumps(checkpoint_to_json(signed), sort_keys=True).encode()
+
+
+def decode_checkpoint(data: bytes) -> SignedCheckpoint:
+    """Raises ``ValueError``/``KeyError`` when ``data`` is not an encoded checkpoint."""
+    return checkpoint_from_json(json.loads(data))
 
 
 async def ensure_checkpoint_topic(admin: AdminTransport, topic: str) -> None:
@@ -111,6 +118,8 @@ async def read_latest_checkpoint(
 
 __all__ = [
     "CheckpointPublisher",
+    "checkpoint_from_json",
+    "checkpoint_to_json",
     "decode_checkpoint",
     "encode_checkpoint",
     "ensure_checkpoint_topic",

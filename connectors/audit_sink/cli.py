@@ -20,10 +20,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
+from connectors.audit_sink.bundle import verify_bundle
 from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.metrics import METER_NAME
-from connectors.audit_sink.runtime import build_store, run_verify, running_sink
-from connectors.audit_sink.verify import VerifyReport, export_bundle, verify_bundle
+from connectors.audit_sink.runtime import build_store, run_export, run_verify, running_sink
+from connectors.audit_sink.verify import VerifyReport
 from streaming.config import Settings, load_settings
 from streaming.db import Database
 from streaming.errors import ConfigError, StreamingError
@@ -40,8 +41,9 @@ def _db_group() -> None:
     """Database schema management (keeps 'migrate' a subcommand)."""
 
 
-out = Console()
-err = Console(stderr=True)
+# Never wrapped at the terminal width: keys and result lines are copied and parsed.
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
@@ -76,9 +78,13 @@ def _print_report(report: VerifyReport, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     elif report.ok:
+        window = f" recorded in [{report.window[0]}, {report.window[1]})" if report.window else ""
+        legacy = (
+            f"; {report.legacy_rows} row(s) predate column binding" if report.legacy_rows else ""
+        )
         out.print(
-            f"[green]intact[/green]: {report.chains} chain(s), {report.rows} row(s) verified; "
-            f"latest checkpoint {report.latest_checkpoint_id}"
+            f"[green]intact[/green]: {report.chains} chain(s), {report.rows} row(s){window} "
+            f"verified; latest checkpoint {report.latest_checkpoint_id}{legacy}",
         )
     else:
         first = report.first
@@ -132,7 +138,12 @@ def verify_command(
         str | None, typer.Option(help="Verify only this chain (topic/partition).")
     ] = None,
     since_checkpoint: Annotated[
-        bool, typer.Option("--since-checkpoint", help="Start from the last verified checkpoint.")
+        bool,
+        typer.Option(
+            "--since-checkpoint",
+            help="Skip rows up to the checkpoint the last full verify recorded "
+            "(only when its record verifies with the MAC key).",
+        ),
     ] = False,
     bundle: Annotated[
         Path | None, typer.Option(help="Verify an export bundle offline (no database).")
@@ -182,9 +193,13 @@ def export_command(
 
     async def main() -> dict[str, Any]:
         async with Database(settings.database) as database:
-            store = build_store(database, audit, settings.security)
-            return await export_bundle(
-                store, out_dir, since=start, until=end, public_keys=audit.public_keys()
+            return await run_export(
+                transport=KafkaTransport(settings.kafka),
+                database=database,
+                settings=audit,
+                out=out_dir,
+                since=start,
+                until=end,
             )
 
     manifest = _run(main())
@@ -244,10 +259,13 @@ def keygen_command(
     public = private.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
-    out.print(f"AUDIT_MAC_KEYS={key_id}:{secrets.token_urlsafe(32)}", highlight=False)
-    out.print(f"AUDIT_SIGNING_KEY={base64.b64encode(raw).decode()}", highlight=False)
-    out.print(f"AUDIT_VERIFY_KEYS={base64.b64encode(public).decode()}", highlight=False)
-    out.print(f"AUDIT_KEK={secrets.token_urlsafe(32)}", highlight=False)
+    for line in (
+        f"AUDIT_MAC_KEYS={key_id}:{secrets.token_urlsafe(32)}",
+        f"AUDIT_SIGNING_KEY={base64.b64encode(raw).decode()}",
+        f"AUDIT_VERIFY_KEYS={base64.b64encode(public).decode()}",
+        f"AUDIT_KEK={secrets.token_urlsafe(32)}",
+    ):
+        typer.echo(line)  # plain: no markup, no wrapping, whatever the terminal
 
 
 @db_app.command("migrate")

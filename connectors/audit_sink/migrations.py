@@ -9,7 +9,7 @@ deletion is crypto-shredding.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _DDL = """
 SELECT pg_advisory_xact_lock(hashtext('tradesense.audit.migrate'));
@@ -59,6 +59,14 @@ CREATE TABLE IF NOT EXISTS {s}.verify_state (
     checkpoint_id bigint      NOT NULL,
     verified_at   timestamptz NOT NULL DEFAULT now()
 );
+-- version 2: the sink sets recorded_at (bound by the row MAC, never going back per
+-- chain); verify_state is authenticated with the verifier's MAC key.
+ALTER TABLE {s}.chain_head ADD COLUMN IF NOT EXISTS recorded_at timestamptz;
+UPDATE {s}.chain_head h SET recorded_at = (
+    SELECT max(l.recorded_at) FROM {s}.audit_log l WHERE l.chain_id = h.chain_id
+) WHERE h.recorded_at IS NULL AND h.seq > 0;
+ALTER TABLE {s}.verify_state ADD COLUMN IF NOT EXISTS key_id text;
+ALTER TABLE {s}.verify_state ADD COLUMN IF NOT EXISTS mac bytea;
 CREATE TABLE IF NOT EXISTS {s}.schema_version (
     version    integer     PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from opentelemetry.metrics import Meter
 
+from connectors.audit_sink.bundle import export_bundle
 from connectors.audit_sink.checkpoints import (
     CheckpointPublisher,
     ensure_checkpoint_topic,
@@ -115,7 +119,10 @@ async def run_verify(
     chain: str | None = None,
     since_checkpoint: bool = False,
 ) -> VerifyReport:
-    """Verify the database against the newest checkpoint published to Kafka."""
+    """Verify the database against the newest checkpoint published to Kafka.
+
+    Needs only the MAC keys and the public keys (no signing key, no KEK).
+    """
     store = AuditStore(database, settings.db_schema)
     published = None
     if transport is not None:
@@ -132,4 +139,35 @@ async def run_verify(
     )
 
 
-__all__ = ["SinkRuntime", "build_store", "run_verify", "running_sink", "sink_options"]
+async def run_export(
+    *,
+    transport: TransportFactory,
+    database: Database,
+    settings: AuditSinkSettings,
+    out: Path,
+    since: datetime,
+    until: datetime,
+) -> dict[str, Any]:
+    """Export a bundle carrying the newest checkpoint read from Kafka (no KEK needed:
+    rows are exported as stored, PII still encrypted)."""
+    published = await read_latest_checkpoint(
+        transport, settings.checkpoint_topic, settings.db_schema
+    )
+    return await export_bundle(
+        AuditStore(database, settings.db_schema),
+        out,
+        since=since,
+        until=until,
+        public_keys=settings.public_keys(),
+        published=published,
+    )
+
+
+__all__ = [
+    "SinkRuntime",
+    "build_store",
+    "run_export",
+    "run_verify",
+    "running_sink",
+    "sink_options",
+]

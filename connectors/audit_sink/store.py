@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -28,11 +28,13 @@ from streaming.audit_chain import (
     Checkpoint,
     CheckpointSigner,
     MacKeyRing,
+    RowColumns,
     SignedCheckpoint,
     canonical_json,
     chain_id_for,
     chain_links,
     checkpoint_digest,
+    column_time,
 )
 from streaming.db import Database, translate_db_error
 from streaming.errors import DatabaseError, DatabaseUnavailableError
@@ -57,7 +59,14 @@ AUDIT_LOG_COLUMNS = (  # the COPY column order; the benchmark baseline uses it t
     "prev_hash",
     "hash",
     "payload",
+    "recorded_at",
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ms_time(ms: int) -> datetime:
+    """A checkpoint's signed ``created_at_ms`` as the ``created_at`` column stores it."""
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
 class ChainFencedError(DatabaseError):
@@ -180,10 +189,13 @@ class AuditStore:
             )
         return int(value)
 
-    async def _lock_head(self, conn: Any, topic: str, partition: int) -> ChainHead:
+    async def _lock_head(
+        self, conn: Any, topic: str, partition: int
+    ) -> tuple[ChainHead, datetime | None]:
+        """The chain head, locked, and the ``recorded_at`` of its last row."""
         chain_id = chain_id_for(topic, partition)
         query = (
-            f"SELECT seq, hash, kafka_offset FROM {self._t('chain_head')} "
+            f"SELECT seq, hash, kafka_offset, recorded_at FROM {self._t('chain_head')} "
             "WHERE chain_id = $1 FOR UPDATE"
         )
         row = await conn.fetchrow(query, chain_id)
@@ -198,7 +210,8 @@ class AuditStore:
                 GENESIS_HASH,
             )
             row = await conn.fetchrow(query, chain_id)
-        return ChainHead(chain_id, row["seq"], bytes(row["hash"]), row["kafka_offset"])
+        head = ChainHead(chain_id, row["seq"], bytes(row["hash"]), row["kafka_offset"])
+        return head, row["recorded_at"]
 
     # -- the batch transaction -------------------------------------------------------------
 
@@ -239,7 +252,7 @@ class AuditStore:
         ring: MacKeyRing,
     ) -> BatchResult:
         async with self.transaction() as conn:
-            head = await self._lock_head(conn, topic, partition)
+            head, last_recorded = await self._lock_head(conn, topic, partition)
             if expected_offset is not None and head.kafka_offset != expected_offset:
                 raise ChainFencedError(head.chain_id, expected_offset, head.kafka_offset)
             fresh = [r for r in records if r.offset > head.kafka_offset]
@@ -260,8 +273,28 @@ class AuditStore:
             if duplicates:
                 log.warning("duplicate audit event ids skipped", chain=head.chain_id, n=duplicates)
             payloads = await self._payloads(conn, unique)
+            # Never earlier than the chain's last row, whatever this host's clock says: a
+            # time window is then a contiguous seq range, which export bundles rely on.
+            recorded_at = datetime.now(UTC)
+            if last_recorded is not None and last_recorded > recorded_at:
+                recorded_at = last_recorded
+            recorded = column_time(recorded_at)
+            assert recorded is not None
+            columns = [
+                RowColumns(
+                    str(r.event_id),
+                    r.event_type,
+                    column_time(r.occurred_at),
+                    r.subject_id,
+                    recorded,
+                )
+                for r in unique
+            ]
             links = chain_links(
-                ring, head, [(r.offset, p) for r, p in zip(unique, payloads, strict=True)]
+                ring,
+                head,
+                [(r.offset, p) for r, p in zip(unique, payloads, strict=True)],
+                columns,
             )
             if links:
                 chain, kid = head.chain_id, ring.active_key_id
@@ -282,6 +315,7 @@ class AuditStore:
                             prev,
                             digest,
                             payload,
+                            recorded_at,
                         )
                         for (seq, prev, digest), rec, payload in zip(
                             links, unique, payloads, strict=True
@@ -296,7 +330,8 @@ class AuditStore:
             )
             status = await conn.execute(
                 f"UPDATE {self._t('chain_head')} SET seq = $2, hash = $3, kafka_offset = $4, "
-                "duplicates = duplicates + $5, updated_at = now() "
+                "duplicates = duplicates + $5, updated_at = now(), "
+                "recorded_at = coalesce($7, recorded_at) "
                 "WHERE chain_id = $1 AND kafka_offset = $6",
                 head.chain_id,
                 new_head.seq,
@@ -304,6 +339,7 @@ class AuditStore:
                 new_head.kafka_offset,
                 duplicates,
                 head.kafka_offset,
+                recorded_at if links else None,
             )
             if status != "UPDATE 1":
                 raise ChainFencedError(head.chain_id, head.kafka_offset, -2)
@@ -428,17 +464,18 @@ class AuditStore:
                     (h.chain_id, h.seq) for h in heads
                 }:
                     return None
-            checkpoint = Checkpoint(
-                namespace, prev_id + 1, time.time_ns() // 1_000_000, prev_digest, heads
-            )
+            now_ms = time.time_ns() // 1_000_000
+            checkpoint = Checkpoint(namespace, prev_id + 1, now_ms, prev_digest, heads)
             signed = signer.sign(checkpoint)
             await conn.execute(
                 f"INSERT INTO {self._t('audit_checkpoint')} "
-                "(checkpoint_id, body, signature, key_id) VALUES ($1, $2, $3, $4)",
+                "(checkpoint_id, body, signature, key_id, created_at) "
+                "VALUES ($1, $2, $3, $4, $5)",
                 signed.checkpoint_id,
                 signed.body,
                 signed.signature,
                 signed.key_id,
+                ms_time(now_ms),
             )
         return signed
 
@@ -455,6 +492,14 @@ class AuditStore:
             )
             for r in rows
         ]
+
+    async def checkpoint_times(self) -> dict[int, datetime]:
+        """The ``created_at`` column of each checkpoint (verify checks it against the body)."""
+        async with self.connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT checkpoint_id, created_at FROM {self._t('audit_checkpoint')}"
+            )
+        return {r["checkpoint_id"]: r["created_at"] for r in rows}
 
     # -- reads for verify / export ---------------------------------------------------------
 
@@ -473,7 +518,8 @@ class AuditStore:
         while True:
             async with self.connection() as conn:
                 batch = await conn.fetch(
-                    "SELECT seq, kafka_offset, key_id, prev_hash, hash, payload FROM "
+                    "SELECT seq, kafka_offset, key_id, prev_hash, hash, payload, event_id, "
+                    "event_type, occurred_at, subject_id, recorded_at FROM "
                     f"{self._t('audit_log')} WHERE chain_id = $1 AND seq > $2 AND seq <= $3 "
                     "ORDER BY seq LIMIT $4",
                     chain_id,
@@ -490,49 +536,56 @@ class AuditStore:
                     bytes(r["prev_hash"]),
                     bytes(r["hash"]),
                     bytes(r["payload"]),
+                    RowColumns.of(
+                        r["event_id"],
+                        r["event_type"],
+                        r["occurred_at"],
+                        r["subject_id"],
+                        r["recorded_at"],
+                    ),
                 )
             if len(batch) < page:
                 return
             cursor = batch[-1]["seq"]
 
-    async def seq_range(
+    async def window_bounds(
         self, chain_id: str, since: datetime, until: datetime
-    ) -> tuple[int, int] | None:
-        """The first and last seq recorded in ``[since, until)``, if any."""
+    ) -> tuple[int, int | None]:
+        """The last seq recorded before ``since`` (0: none) and the first recorded at or
+        after ``until`` (``None``: none): the rows just outside the window, which an export
+        carries to prove the window is complete."""
         async with self.connection() as conn:
             row = await conn.fetchrow(
-                f"SELECT min(seq) AS lo, max(seq) AS hi FROM {self._t('audit_log')} "
-                "WHERE chain_id = $1 AND recorded_at >= $2 AND recorded_at < $3",
+                f"SELECT (SELECT max(seq) FROM {self._t('audit_log')} "
+                "WHERE chain_id = $1 AND recorded_at < $2) AS before, "
+                f"(SELECT min(seq) FROM {self._t('audit_log')} "
+                "WHERE chain_id = $1 AND recorded_at >= $3) AS after",
                 chain_id,
                 since,
                 until,
             )
-        if row is None or row["lo"] is None:
-            return None
-        return int(row["lo"]), int(row["hi"])
+        return int(row["before"] or 0), (int(row["after"]) if row["after"] is not None else None)
 
-    async def row_hash(self, chain_id: str, seq: int) -> bytes | None:
-        if seq == 0:
-            return GENESIS_HASH
+    async def verify_state(self) -> tuple[int, str | None, bytes | None] | None:
+        """The last full verification: checkpoint id, MAC key id and MAC (unauthenticated)."""
         async with self.connection() as conn:
-            value = await conn.fetchval(
-                f"SELECT hash FROM {self._t('audit_log')} WHERE chain_id = $1 AND seq = $2",
-                chain_id,
-                seq,
+            row = await conn.fetchrow(
+                f"SELECT checkpoint_id, key_id, mac FROM {self._t('verify_state')}"
             )
-        return bytes(value) if value is not None else None
+        if row is None:
+            return None
+        mac = bytes(row["mac"]) if row["mac"] is not None else None
+        return int(row["checkpoint_id"]), row["key_id"], mac
 
-    async def verified_checkpoint_id(self) -> int | None:
-        async with self.connection() as conn:
-            value = await conn.fetchval(f"SELECT checkpoint_id FROM {self._t('verify_state')}")
-        return int(value) if value is not None else None
-
-    async def set_verified(self, checkpoint_id: int) -> None:
+    async def set_verified(self, checkpoint_id: int, key_id: str, mac: bytes) -> None:
         async with self.connection() as conn:
             await conn.execute(
-                f"INSERT INTO {self._t('verify_state')} (id, checkpoint_id) VALUES (1, $1) "
-                "ON CONFLICT (id) DO UPDATE SET checkpoint_id = $1, verified_at = now()",
+                f"INSERT INTO {self._t('verify_state')} (id, checkpoint_id, key_id, mac) "
+                "VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET checkpoint_id = $1, "
+                "key_id = $2, mac = $3, verified_at = now()",
                 checkpoint_id,
+                key_id,
+                mac,
             )
 
     # -- PII keys --------------------------------------------------------------------------

@@ -124,6 +124,17 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
     return headers
 
 
+DEFAULT_MAX_REQUEST_SIZE = 1_048_576  # aiokafka's default max_request_size
+
+
+def record_size(record: OutgoingRecord) -> int:
+    """Bytes ``record`` takes alone in a batch: what ``max_request_size`` is checked against."""
+    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        record.key, record.value, list(record.headers)
+    )
+    return size
+
+
 class KafkaProducerTransport:
     """Idempotent (``acks=all``) aiokafka producer behind :class:`ProducerTransport`."""
 
@@ -137,7 +148,7 @@ class KafkaProducerTransport:
             enable_idempotence=True,
             **options,
         )
-        self._max_request_size = int(options.get("max_request_size", 1_048_576))
+        self.max_request_size = int(options.get("max_request_size", DEFAULT_MAX_REQUEST_SIZE))
         self._partitioner = DefaultPartitioner()
         self._by_key: dict[tuple[int, bytes], int] = {}
 
@@ -238,13 +249,11 @@ class KafkaProducerTransport:
 
     def _check_size(self, record: OutgoingRecord) -> None:
         """A record alone over ``max_request_size`` fails as ``send()`` would fail it."""
-        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(
-            record.key, record.value, list(record.headers)
-        )
-        if size > self._max_request_size:
+        size = record_size(record)
+        if size > self.max_request_size:
             raise TransportError(
                 f"send to {record.topic}: record of {size} bytes exceeds max_request_size "
-                f"({self._max_request_size}); split the payload or raise the limit"
+                f"({self.max_request_size}); split the payload or raise the limit"
             )
 
     async def flush(self) -> None:
@@ -628,9 +637,11 @@ class KafkaTransport:
 
 
 __all__ = [
+    "DEFAULT_MAX_REQUEST_SIZE",
     "KafkaAdminTransport",
     "KafkaConsumerTransport",
     "KafkaProducerTransport",
     "KafkaTransport",
+    "record_size",
     "translate",
 ]

@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 
 def run(args: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -75,3 +78,76 @@ def test_dev_env_without_stack_says_how_to_start(tmp_path: Path) -> None:
     assert error_lines(result) == [
         "error: the local stack is not running; start it with 'streaming dev up'"
     ]
+
+
+# Usage errors, through the installed console script (the entry point users run).
+STREAMING = Path(sys.executable).parent / "streaming"
+
+USAGE_ERRORS = [
+    (["produce", "--type", "OrderPlaced", "--fake", "1"], "Missing option '--topic'"),
+    (["produce", "-t", "x", "--type", "OrderPlaced", "--fake", "x"], "Invalid value for '--fake'"),
+    (["produce", "-t", "x", "--type", "OrderPlaced", "--bogus"], "No such option: --bogus"),
+    (["produce", "-t", "x", "--type", "OrderPlaced", "--batch", "0"], "'--batch'"),
+    (["produce", "-t", "x", "--type", "OrderPlaced", "--batch", "-1"], "'--batch'"),
+    (["produce", "-t", "x", "--type", "OrderPlaced", "--fake", "-3"], "'--fake'"),
+    (["consume", "-t", "x", "--max", "-1"], "'--max'"),
+    (["topics", "ensure", "--partitions", "2"], "Missing option '--topic'"),
+    (["dlq", "show", "-t", "x"], "Missing option '--group'"),
+    (["dlq", "redrive", "-t", "x", "-g", "g", "--bogus"], "No such option: --bogus"),
+    (["registry", "serve", "--port", "abc"], "Invalid value for '--port'"),
+    (["auth", "token", "-u", "x", "--ttl-minutes", "0"], "'--ttl-minutes'"),
+    (["audit", "export", "--since", "2024-01-01"], "Missing option '--until'"),
+    (["db", "migrate", "--bogus"], "No such option: --bogus"),
+    (["outbox", "relay", "--batch-size", "0"], "'--batch-size'"),
+    (["offsets", "snapshot", "-g", "g"], "Missing option '--name'"),
+    (["replay", "-t", "x"], "Missing option '--to'"),
+    (["table", "dump"], "Missing option '--topic'"),
+    (["dev", "up", "--brokers", "many"], "Invalid value for '--brokers'"),
+    (["health", "extra"], "unexpected extra argument"),
+    (["no-such-command"], "No such command 'no-such-command'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), USAGE_ERRORS, ids=[" ".join(a) for a, _ in USAGE_ERRORS]
+)
+def test_usage_errors_exit_2_with_typers_message(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [str(STREAMING), *args],
+        capture_output=True,
+        text=True,
+        env=base_env(),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"Usage: streaming {args[0]}" in result.stderr or "Usage: streaming [" in result.stderr
+    assert message in " ".join(result.stderr.split()), result.stderr
+    assert result.stdout == ""
+
+
+def _leaf_commands(command: Any, path: list[str]) -> list[list[str]]:
+    subs = getattr(command, "commands", None)
+    if not subs:
+        return [path]
+    return [leaf for name, sub in subs.items() for leaf in _leaf_commands(sub, [*path, name])]
+
+
+def test_every_command_refuses_an_unknown_option_with_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from typer.main import get_command
+
+    from streaming.cli import app, main
+
+    leaves = _leaf_commands(get_command(app), [])
+    assert len(leaves) > 30
+    for path in leaves:
+        with pytest.raises(SystemExit) as exited:
+            main([*path, "--no-such-option"])
+        assert exited.value.code == 2, path
+        assert "No such option" in capsys.readouterr().err, path

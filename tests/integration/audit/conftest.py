@@ -6,9 +6,12 @@ import asyncio
 import base64
 import os
 import secrets
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,33 +52,39 @@ class AuditSetup:
     mac_key_b64: str
 
 
+def make_audit_setup(topic: str, checkpoint_topic: str, **overrides: Any) -> AuditSetup:
+    """Settings with fresh keys, a private schema and group, for ``topic``."""
+    private = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    mac = secrets.token_urlsafe(32)
+    values: dict[str, Any] = {
+        "topics": topic,
+        "group_id": f"audit-sink-{uuid.uuid4().hex[:8]}",
+        "db_schema": f"audit_t{uuid.uuid4().hex[:10]}",
+        "checkpoint_topic": checkpoint_topic,
+        "batch_max_rows": 500,
+        "batch_max_latency_ms": 100,
+        "checkpoint_every_rows": 200,
+        "checkpoint_every_s": 1.0,
+        "backoff_initial_s": 0.1,
+        "backoff_max_s": 1.0,
+        "session_timeout_ms": 6000,
+        "mac_keys": f"k1:{mac}",
+        "signing_key": base64.b64encode(private).decode(),
+        "kek": secrets.token_urlsafe(32),
+        **overrides,
+    }
+    return AuditSetup(AuditSinkSettings(**values), topic, mac)
+
+
 @pytest_asyncio.fixture
 async def audit_setup(topic_factory: TopicFactory) -> AuditSetup:
     topic = await topic_factory(partitions=3, prefix="audit")
     checkpoints = await topic_factory(
         partitions=1, prefix="audit-cp", config={"cleanup.policy": "compact"}
     )
-    private = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    mac = secrets.token_urlsafe(32)
-    settings = AuditSinkSettings(
-        topics=topic,
-        group_id=f"audit-sink-{uuid.uuid4().hex[:8]}",
-        db_schema=f"audit_t{uuid.uuid4().hex[:10]}",
-        checkpoint_topic=checkpoints,
-        batch_max_rows=500,
-        batch_max_latency_ms=100,
-        checkpoint_every_rows=200,
-        checkpoint_every_s=1.0,
-        backoff_initial_s=0.1,
-        backoff_max_s=1.0,
-        session_timeout_ms=6000,
-        mac_keys=f"k1:{mac}",
-        signing_key=base64.b64encode(private).decode(),
-        kek=secrets.token_urlsafe(32),
-    )
-    return AuditSetup(settings, topic, mac)
+    return make_audit_setup(topic, checkpoints)
 
 
 @pytest_asyncio.fixture
@@ -205,3 +214,30 @@ async def tamper(database: Database, *statements: str, **params: Any) -> None:
 
 def cli_env(settings: AuditSinkSettings, **extra: str) -> dict[str, str]:
     return {**os.environ, **audit_env(settings), "LOG_LEVEL": "WARNING", **extra}
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """``python -m streaming audit ARGS`` in a subprocess: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "streaming",
+        "audit",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def export_args(
+    out: Path, since: datetime | None = None, until: datetime | None = None
+) -> list[str]:
+    """``audit export`` args; by default from an hour ago to an hour ahead (everything)."""
+    now = datetime.now(UTC)
+    since = since or now - timedelta(hours=1)
+    until = until or now + timedelta(hours=1)
+    return ["export", "--since", since.isoformat(), "--until", until.isoformat(), "--out", str(out)]

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streaming.db import Database
-from tests.integration.audit.conftest import Sunk, cli_env, tamper
-
-
-async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "connectors.audit_sink",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from tests.integration.audit.conftest import Sunk, cli_env, export_args, run_cli, tamper
 
 
 async def test_verify_cli_exits_1_with_chain_seq_and_reason(database: Database, sunk: Sunk) -> None:
@@ -50,19 +32,8 @@ async def test_exported_bundle_verifies_offline_and_catches_edits(
     sunk: Sunk, tmp_path: Path
 ) -> None:
     env = cli_env(sunk.setup.settings)
-    now = datetime.now(UTC)
     bundle = tmp_path / "bundle"
-    code, out, err = await run_cli(
-        "export",
-        "--since",
-        (now - timedelta(hours=1)).isoformat(),
-        "--until",
-        (now + timedelta(hours=1)).isoformat(),
-        "--out",
-        str(bundle),
-        "--json",
-        env=env,
-    )
+    code, out, err = await run_cli(*export_args(bundle), "--json", env=env)
     assert code == 0, err
     assert json.loads(out)["rows"] >= sunk.length
     offline = {**env, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}

@@ -21,15 +21,14 @@ from streaming.audit_chain import (
     Checkpoint,
     CheckpointSigner,
     MacKeyRing,
-    Reason,
+    RowColumns,
     _es_number,
     canonical_json,
     chain_links,
     checkpoint_digest,
     extend_chain,
-    verify_checkpoints,
-    verify_rows,
 )
+from streaming.audit_verify import ChainVerifier, Reason, verify_checkpoints, verify_rows
 
 RING = MacKeyRing({"k1": b"a" * 32, "k2": b"b" * 32}, "k1")
 CHAIN = "audit.events/0"
@@ -242,3 +241,88 @@ def test_chain_links_are_the_hashes_extend_chain_stores() -> None:
     assert chain_links(RING, head, items) == [(r.seq, r.prev_hash, r.hash) for r in rows]
     assert [r.seq for r in rows] == [8, 9, 10, 11, 12] and rows[0].prev_hash == head.hash
     assert reason(extend_chain(RING, ChainHead.genesis(CHAIN), items)) is None
+
+
+T0 = dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC)
+
+
+def bound_chain(n: int = 6) -> list[ChainRow]:
+    """Format-2 rows: the MAC binds the queryable columns too."""
+    items = [(i * 2, canonical_json({"n": i})) for i in range(n)]
+    columns = [
+        RowColumns.of(uuid.UUID(int=i), "ORDER_PLACED", T0, f"user-{i}", T0) for i in range(n)
+    ]
+    return extend_chain(RING, ChainHead.genesis(CHAIN), items, columns)
+
+
+def test_row_columns_keep_microseconds_and_round_trip() -> None:
+    cols = RowColumns.of(uuid.UUID(int=1), "X", None, None, T0)
+    assert cols.recorded_at == "2026-01-02T03:04:05.123456Z" and cols.recorded == T0
+    assert RowColumns.from_dict(cols._asdict()) == cols
+
+
+def test_bound_rows_verify_and_are_not_legacy() -> None:
+    verifier = ChainVerifier(CHAIN, RING)
+    for row in bound_chain():
+        assert verifier.feed(row) is None
+    assert verifier.finish() is None and verifier.legacy_rows == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"event_type": "ORDER_CANCELLED"},
+        {"subject_id": "someone-else"},
+        {"event_id": str(uuid.UUID(int=99))},
+        {"occurred_at": None},
+        {"recorded_at": "2026-01-03T03:04:05.123456Z"},
+    ],
+)
+def test_an_edited_column_breaks_the_row_mac(change: dict[str, object]) -> None:
+    rows = bound_chain()
+    assert rows[2].columns is not None
+    rows[2] = dataclasses.replace(rows[2], columns=rows[2].columns._replace(**change))
+    assert reason(rows) == (Reason.PAYLOAD_ALTERED, 3)
+
+
+def test_rows_written_before_column_binding_still_verify_as_legacy() -> None:
+    legacy = make_chain(3)
+    columns = RowColumns.of(uuid.UUID(int=7), "ORDER_PLACED", None, None, T0)
+    head = ChainHead(CHAIN, legacy[-1].seq, legacy[-1].hash)
+    rest = extend_chain(RING, head, [(50, b"{}")], [columns])
+    verifier = ChainVerifier(CHAIN, RING)
+    for row in [*[dataclasses.replace(r, columns=columns) for r in legacy], *rest]:
+        assert verifier.feed(row) is None
+    assert verifier.finish() is None and verifier.legacy_rows == 3
+
+
+def test_a_bound_row_cannot_pass_as_a_legacy_one() -> None:
+    rows = bound_chain()
+    rows[2] = dataclasses.replace(rows[2], columns=None)  # "this row predates the columns"
+    assert reason(rows) == (Reason.PAYLOAD_ALTERED, 3)
+
+
+def test_a_chain_with_no_rows_left_is_missing() -> None:
+    latest = ChainHead(CHAIN, 6, b"\x01" * 32)
+    assert reason([], latest=latest) == (Reason.CHAIN_MISSING, 1)
+
+
+def test_the_verify_state_mac_binds_namespace_checkpoint_and_digest() -> None:
+    mac = RING.state_mac("audit", 3, b"\x01" * 32, "k1")
+    assert mac == RING.state_mac("audit", 3, b"\x01" * 32, "k1")
+    assert mac != RING.state_mac("audit", 4, b"\x01" * 32, "k1")
+    assert mac != RING.state_mac("other", 3, b"\x01" * 32, "k1")
+    assert mac != RING.state_mac("audit", 3, b"\x02" * 32, "k1")
+    assert mac != RING.state_mac("audit", 3, b"\x01" * 32, "k2")
+
+
+_COLUMN_TEXT = st.text(alphabet=st.characters(max_codepoint=0xFFFF, exclude_categories=["Cs"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_COLUMN_TEXT, _COLUMN_TEXT, st.none() | _COLUMN_TEXT, st.none() | _COLUMN_TEXT)
+def test_row_columns_bytes_are_their_canonical_json(
+    event_type: str, key_id: str, occurred: str | None, subject: str | None
+) -> None:
+    cols = RowColumns(str(uuid.UUID(int=5)), event_type, occurred, subject, "2026-01-01T00:00Z")
+    assert cols.canonical(key_id) == canonical_json({**cols._asdict(), "key_id": key_id})
