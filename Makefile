@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps lint typecheck test unit integration soak demo down bench clean
+.PHONY: install system-deps lint typecheck test unit integration soak faults demo down bench clean
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -40,6 +40,18 @@ soak: install
 	OUTBOX_SOAK_EVENTS=20000 OUTBOX_SOAK_KILLS=5 $(BIN)/pytest -s \
 		tests/integration/audit/test_sink_kill.py tests/integration/audit/test_sink_outage.py \
 		tests/integration/outbox/test_relay_kill.py
+
+# The full fault suite on three local brokers (make test runs its short version):
+# prints the fault table and writes tests/faults/REPORT.md stamped with the commit.
+FAULTS_RESULTS ?= .faults/results.jsonl
+faults: install
+	@mkdir -p $(dir $(FAULTS_RESULTS)) && rm -f $(FAULTS_RESULTS)
+	FAULTS_FULL=1 FAULTS_RESULTS=$(FAULTS_RESULTS) \
+	AUDIT_SOAK_EVENTS=$${AUDIT_SOAK_EVENTS:-20000} AUDIT_SOAK_KILLS=$${AUDIT_SOAK_KILLS:-5} \
+	AUDIT_OUTAGE_S=$${AUDIT_OUTAGE_S:-20} $(BIN)/pytest $(PYTEST_ARGS) tests/faults \
+		tests/integration/audit/test_sink_kill.py tests/integration/audit/test_sink_outage.py; \
+	rc=$$?; $(PY) -m tests.faults.report $(FAULTS_RESULTS) $$([ $$rc = 0 ] && echo passed || echo failed); \
+	exit $$rc
 
 # Benchmarks (ratios against baselines run side by side); needs the local stack.
 bench: install

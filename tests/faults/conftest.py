@@ -40,8 +40,8 @@ class Sizes:
     group_events: int = _int("FAULTS_GROUP_EVENTS", 6000, 20000)  # per group-member fault
     pause_s: int = _int("FAULTS_PAUSE_S", 30, 30)  # SIGSTOP of a broker
     registrations: int = _int("FAULTS_REGISTRATIONS", 120, 400)  # per registry fault
-    fuzz_examples: int = _int("FAULTS_FUZZ_EXAMPLES", 150, 1500)  # deserializer inputs
-    consumer_fuzz_examples: int = _int("FAULTS_CONSUMER_FUZZ_EXAMPLES", 8, 60)  # batches
+    fuzz_examples: int = _int("FAULTS_FUZZ_EXAMPLES", 1000, 5000)  # deserializer inputs
+    consumer_fuzz_examples: int = _int("FAULTS_CONSUMER_FUZZ_EXAMPLES", 20, 100)  # batches
     api_examples: int = _int("FAULTS_API_EXAMPLES", 15, 100)  # schemathesis, per operation
 
 
@@ -99,9 +99,8 @@ async def fault_topic(healthy: Cluster) -> AsyncIterator[str]:
         await admin.stop()
 
 
-@pytest.fixture
-def member_env(cluster: Cluster) -> dict[str, str]:
-    """Environment for consumer subprocesses (they import the worktree's code)."""
+def subprocess_env(cluster: Cluster) -> dict[str, str]:
+    """Environment for members and registries we start (they import this worktree)."""
     return {
         **os.environ,
         "PYTHONPATH": str(Path(__file__).parents[2]),
@@ -109,3 +108,8 @@ def member_env(cluster: Cluster) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
         "REGISTRY_URL": cluster.registry_url,
     }
+
+
+@pytest.fixture
+def member_env(cluster: Cluster) -> dict[str, str]:
+    return subprocess_env(cluster)

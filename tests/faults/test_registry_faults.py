@@ -13,8 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streaming.devstack.procs import free_port
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import SIZES, faults
 from tests.faults.report import FaultResult, record
+from tests.faults.workloads import RegistryProcess as Instance
 from tests.faults.workloads import wait_for
 
 CONTENT = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
@@ -40,49 +38,6 @@ NAMES = {
 def _schema(i: int, tag: str) -> str:
     fields = [{"name": "id", "type": "string"}, {"name": f"f{i}", "type": "int"}]
     return json.dumps({"type": "record", "name": f"R{tag}{i}", "fields": fields})
-
-
-class Instance:
-    """One ``streaming registry serve`` process on a free port."""
-
-    def __init__(self, env: dict[str, str], topic: str, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
-        port = self.url.rsplit(":", 1)[1]
-        argv = [sys.executable, "-m", "streaming", "registry", "serve", "--port", port]
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*argv, "--topic", topic], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        self.log = log
-
-    async def wait_ready(self, timeout_s: float) -> None:
-        async with httpx.AsyncClient(timeout=2) as http:
-
-            async def ready() -> bool:
-                if self.proc.poll() is not None:
-                    last = self.log.read_text().strip().splitlines()[-3:]
-                    raise AssertionError(
-                        f"registry exited with {self.proc.returncode}: {' '.join(last)[:200]}"
-                    )
-                try:
-                    return (await http.get(f"{self.url}/ready")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout_s
-            while not await ready():
-                assert loop.time() < deadline, f"registry {self.url} not ready in {timeout_s}s"
-                await asyncio.sleep(0.2)  # poll
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Workloads the faults land on: an idempotent producer and consumer-group members.
+"""Workloads the faults land on: an idempotent producer, consumer-group members and
+registry instances.
 
 Members are ``EventConsumer`` subprocesses (``tests/integration/clients/consumer_proc.py``)
 that append each handled event id to a file, so deliveries are counted from outside.
@@ -18,7 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from streaming.config import KafkaSettings, RegistrySettings
+from streaming.devstack.procs import free_port
 from streaming.errors import StreamingError
 from streaming.events import OrderPlaced
 from streaming.fake_events import fake_events
@@ -157,3 +161,46 @@ async def wait_for(check: Callable[[], bool], *, timeout_s: float, what: str) ->
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         await asyncio.sleep(0.05)  # poll
     return loop.time() - started
+
+
+class RegistryProcess:
+    """One ``streaming registry serve`` process on a free port."""
+
+    def __init__(self, env: dict[str, str], topic: str, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        port = self.url.rsplit(":", 1)[1]
+        argv = [sys.executable, "-m", "streaming", "registry", "serve", "--port", port]
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [*argv, "--topic", topic], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.log = log
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        async with httpx.AsyncClient(timeout=2) as http:
+
+            async def ready() -> bool:
+                if self.proc.poll() is not None:
+                    last = self.log.read_text().strip().splitlines()[-3:]
+                    raise AssertionError(
+                        f"registry exited with {self.proc.returncode}: {' '.join(last)[:200]}"
+                    )
+                try:
+                    return (await http.get(f"{self.url}/ready")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while not await ready():
+                assert loop.time() < deadline, f"registry {self.url} not ready in {timeout_s}s"
+                await asyncio.sleep(0.2)  # poll
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
