@@ -69,6 +69,24 @@ def record(result: FaultResult) -> FaultResult:
     return result
 
 
+def record_bad_input(fault: str, inputs: int, accounted: int, notes: str) -> FaultResult:
+    """A fuzzing row: ``accounted`` inputs were decoded, refused with a typed error or
+    answered as documented; the rest count as lost. No group, no recovery."""
+    return record(
+        FaultResult(
+            fault=f"bad input: {fault}",
+            acknowledged=inputs,
+            delivered=accounted,
+            lost=inputs - accounted,
+            duplicated=0,
+            offsets_moved_back=None,
+            recovery_s=None,
+            promise="exactly-once",
+            notes=notes,
+        )
+    )
+
+
 def load(path: Path) -> list[FaultResult]:
     if not path.exists():
         return []

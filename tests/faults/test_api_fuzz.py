@@ -18,7 +18,7 @@ from schemathesis.core.failures import FailureGroup
 from streaming.devstack.procs import wait_until
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import SIZES, subprocess_env
-from tests.faults.report import FaultResult, record
+from tests.faults.report import record_bad_input
 from tests.faults.workloads import RegistryProcess
 
 
@@ -83,19 +83,12 @@ def test_registry_api_answers_as_its_openapi_document_says(
             check()
         except (FailureGroup, Exception) as exc:  # every operation runs; all are listed below
             failures.append(f"{operation.label}: {_summary(exc)}")
-    record(
-        FaultResult(
-            fault="bad input: schemathesis on the registry API (all checks)",
-            acknowledged=cases,
-            delivered=cases,
-            lost=0,
-            duplicated=0,
-            offsets_moved_back=None,
-            recovery_s=None,
-            promise="exactly-once",
-            notes=f"FAILED {len(failures)} operations: " + " / ".join(failures)[:600]
-            if failures
-            else f"{cases} generated requests, every check passed",
-        )
+    record_bad_input(
+        "schemathesis on the registry API (all checks)",
+        cases,
+        cases,
+        f"FAILED {len(failures)} operations: " + " / ".join(failures)[:600]
+        if failures
+        else f"{cases} generated requests, every check passed",
     )
     assert not failures, "\n".join(failures)

@@ -35,7 +35,7 @@ from streaming.transport import TopicSpec
 from streaming.transport.kafka import KafkaTransport
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import SIZES
-from tests.faults.report import FaultResult, record
+from tests.faults.report import record_bad_input
 
 
 def draw(strategy: st.SearchStrategy[T], count: int) -> list[T]:
@@ -135,18 +135,11 @@ async def test_deserializer_decodes_or_refuses_every_mutated_record(wire: Wire) 
                 seen["decoded"] += 1
     finally:
         total = seen["decoded"] + seen["refused"]
-        record(
-            FaultResult(
-                fault="bad input: mutated wire-format records into the deserializer",
-                acknowledged=total,
-                delivered=total,
-                lost=0,
-                duplicated=0,
-                offsets_moved_back=None,
-                recovery_s=None,
-                promise="exactly-once",
-                notes=f"{seen['decoded']} decoded, {seen['refused']} typed errors with raw bytes",
-            )
+        record_bad_input(
+            "mutated wire-format records into the deserializer",
+            total,
+            total,
+            f"{seen['decoded']} decoded, {seen['refused']} typed errors with raw bytes",
         )
 
 
@@ -235,18 +228,11 @@ async def test_consumer_decodes_or_dead_letters_every_mutated_record(
         consumer.request_stop()
         await asyncio.wait_for(running, 60)
         dlq.close()
-        record(
-            FaultResult(
-                fault="bad input: mutated wire-format records through a consumer",
-                acknowledged=counts["records"],
-                delivered=counts["decoded"] + counts["dead"],
-                lost=counts["records"] - counts["decoded"] - counts["dead"],
-                duplicated=0,
-                offsets_moved_back=None,
-                recovery_s=None,
-                promise="at-least-once",
-                notes=f"{counts['decoded']} decoded, {counts['dead']} dead-lettered with raw bytes",
-            )
+        record_bad_input(
+            "mutated wire-format records through a consumer",
+            counts["records"],
+            counts["decoded"] + counts["dead"],
+            f"{counts['decoded']} decoded, {counts['dead']} dead-lettered with raw bytes",
         )
 
 
