@@ -51,9 +51,9 @@ async def test_group_member_fault_loses_nothing_and_never_rewinds_offsets(
 ) -> None:
     cluster = healthy
     group = f"faults-{fault}-{uuid.uuid4().hex[:6]}"
-    env = {**member_env, "CONSUMER_PROC_WORK_MS": "5"}  # a batch takes long enough to land in
-    a = Member(env, fault_topic, group, tmp_path / "a.txt")
-    b = Member(env, fault_topic, group, tmp_path / "b.txt")
+    work_s = 0.005  # a batch takes long enough for a signal to land inside it
+    a = Member(member_env, fault_topic, group, tmp_path / "a.txt", work_s)
+    b = Member(member_env, fault_topic, group, tmp_path / "b.txt", work_s)
     monitor = OffsetMonitor(cluster.bootstrap, group, fault_topic)
     try:
         with monitor:

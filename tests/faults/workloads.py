@@ -95,7 +95,9 @@ async def produce_all(bootstrap: str, registry_url: str, topic: str, count: int)
 class Member:
     """One consumer-group member in a subprocess; its handled ids land in ``out``."""
 
-    def __init__(self, env: dict[str, str], topic: str, group: str, out: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], topic: str, group: str, out: Path, work_s: float = 0.001
+    ) -> None:
         self.out = out
         self.proc = subprocess.Popen(
             [
@@ -106,6 +108,7 @@ class Member:
                 topic,
                 group,
                 str(out),
+                str(work_s),  # work per event, so a signal lands mid-batch
             ],
             env=env,
             stdout=subprocess.DEVNULL,
