@@ -2,10 +2,10 @@
 
 Brokers are the JVM processes ``streaming dev up --brokers 3`` started (node ids 1..3 in
 the order of ``state.kafka.pids``); who leads what is asked with an independent
-confluent-kafka client (metadata only: librdkafka's AdminClient futures can abort the
-interpreter when a broker dies under them), and the active KRaft controller is read from
-the nodes' ``quorum-state`` files (the Admin API only names a random broker as
-"controller").
+confluent-kafka client (metadata requests of a plain consumer: with AdminClient futures
+in flight while brokers died, the test process aborted inside librdkafka), and the active
+KRaft controller is read from the nodes' ``quorum-state`` files (the Admin API only names
+a random broker as "controller").
 """
 
 from __future__ import annotations
