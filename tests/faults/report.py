@@ -87,6 +87,12 @@ def record_bad_input(fault: str, inputs: int, accounted: int, notes: str) -> Fau
     )
 
 
+def record_failure(fault: str, promise: str, exc: BaseException) -> None:
+    """A row for a fault whose run broke off before it could count (FAILED in notes)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    record(FaultResult(fault, 0, 0, 0, 0, None, None, promise, f"FAILED: {first[:300]}"))
+
+
 def load(path: Path) -> list[FaultResult]:
     if not path.exists():
         return []

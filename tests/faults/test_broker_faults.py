@@ -18,7 +18,7 @@ import pytest
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import SIZES, faults
 from tests.faults.ledger import OffsetMonitor, Tally, end_offsets, read_log
-from tests.faults.report import FaultResult, record
+from tests.faults.report import FaultResult, record, record_failure
 from tests.faults.workloads import Member, delivered, produce_until, wait_for
 
 NAMES = {
@@ -89,6 +89,9 @@ async def test_idempotent_producer_loses_and_duplicates_nothing(
             ends = await asyncio.to_thread(end_offsets, cluster.bootstrap, fault_topic)
             await asyncio.to_thread(monitor.wait_committed, ends, 60)
         assert member.stop() == 0, "SIGTERM must stop the member cleanly"
+    except AssertionError as exc:
+        record_failure(NAMES[fault], "exactly-once", exc)
+        raise
     finally:
         stop.set()
         member.close()

@@ -21,7 +21,7 @@ import pytest
 from tests.faults.cluster import Cluster
 from tests.faults.conftest import SIZES, faults
 from tests.faults.ledger import OffsetMonitor, Tally, end_offsets
-from tests.faults.report import FaultResult, record
+from tests.faults.report import FaultResult, record, record_failure
 from tests.faults.workloads import Member, delivered, produce_all, wait_for
 
 SESSION_TIMEOUT_S = 6  # consumer_proc.py's session_timeout_ms
@@ -97,6 +97,9 @@ async def test_group_member_fault_loses_nothing_and_never_rewinds_offsets(
             for m in (a, b):
                 if m.proc.poll() is None:
                     assert m.stop() == 0, "SIGTERM must stop a member cleanly"
+    except AssertionError as exc:
+        record_failure(NAMES[fault], "at-least-once", exc)
+        raise
     finally:
         a.close()
         b.close()
