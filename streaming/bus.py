@@ -30,7 +30,7 @@ from streaming.serde.client import SchemaRegistry
 from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.telemetry import MessagingInstruments
 from streaming.topics import TopicDefaults, ensure_topics, plan_topics
-from streaming.transport.base import RecordMetadata, TransportFactory
+from streaming.transport.base import IsolationLevel, RecordMetadata, TransportFactory
 from streaming.transport.memory import InMemoryTransport
 
 log = structlog.get_logger(__name__)
@@ -89,6 +89,7 @@ class TransportEventBus:
         tracer: Tracer | None = None,
         instruments: MessagingInstruments | None = None,
         poll_timeout_ms: int = 200,
+        isolation_level: IsolationLevel = "read_committed",
     ) -> None:
         self.transport = transport
         self.registry = registry
@@ -101,6 +102,7 @@ class TransportEventBus:
         self._tracer = tracer
         self._instruments = instruments
         self._poll_timeout_ms = poll_timeout_ms
+        self._isolation_level: IsolationLevel = isolation_level
         self._producer = EventProducer(transport, registry, tracer=tracer, instruments=instruments)
         self._subscribers: dict[type[Event], list[EventHandler]] = {}
         self._ensured: set[str] = set()
@@ -195,6 +197,7 @@ class TransportEventBus:
                 instruments=self._instruments,
                 topic_defaults=self._defaults,
                 poll_timeout_ms=self._poll_timeout_ms,
+                isolation_level=self._isolation_level,
             )
             for cls in self._subscribers:
                 consumer.add_handler(cls, self._fan_out(cls))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import json
 import random
 import sys
@@ -30,7 +31,7 @@ from streaming.bulk_send import (
     parse_lines,
     send_checked,
 )
-from streaming.config import KafkaSettings, OtelSettings, RegistrySettings
+from streaming.config import KafkaSettings, RegistrySettings
 from streaming.errors import ConfigError, StreamingError
 from streaming.events import EVENT_TYPES, Event, EventDeserializer
 from streaming.fake_events import fake_events
@@ -39,9 +40,9 @@ from streaming.producer import EventProducer
 from streaming.retry import RetryPolicy, dlq_topic, parse_failure_headers
 from streaming.serde.client import SchemaRegistryClient
 from streaming.serde.context import SerializationContext
-from streaming.telemetry import configure_telemetry
+from streaming.telemetry import command_telemetry, global_instruments, metric_attributes
 from streaming.topics import TopicDefaults, ensure_topics, plan_topics
-from streaming.transport.base import Record, TopicPartition, TransportFactory
+from streaming.transport.base import IsolationLevel, Record, TopicPartition, TransportFactory
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -63,6 +64,13 @@ BootstrapOpt = Annotated[
 RegistryOpt = Annotated[str | None, typer.Option(help="Registry URL (default REGISTRY_URL).")]
 
 
+class Isolation(enum.StrEnum):
+    """``--isolation-level`` choices (the transport's :data:`IsolationLevel`)."""
+
+    READ_COMMITTED = "read_committed"
+    READ_UNCOMMITTED = "read_uncommitted"
+
+
 def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     _err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
@@ -73,7 +81,8 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
     line and an exit code."""
     configure_logging()
     try:
-        return asyncio.run(_call(work))
+        with command_telemetry():  # metrics to OTEL_*; flushed before the command exits
+            return asyncio.run(_call(work))
     except ConfigError as exc:
         raise _fail(str(exc), EXIT_USAGE) from exc
     except StreamingError as exc:
@@ -231,11 +240,8 @@ def produce(
 
     async def work() -> Sent:
         registry = _registry(registry_url)
-        telemetry = configure_telemetry(OtelSettings(), set_global=False)
         try:
-            async with EventProducer(
-                _transport(settings), registry, tracer=telemetry.tracer
-            ) as producer:
+            async with EventProducer(_transport(settings), registry) as producer:
                 with Progress(console=_err, transient=True, disable=as_json) as progress:
                     task = progress.add_task(f"producing to {topic}", total=fake)
                     return await send_checked(
@@ -249,7 +255,6 @@ def produce(
                     )
         finally:
             await registry.aclose()
-            telemetry.shutdown()
 
     done = _run(work)
     if as_json:
@@ -277,9 +282,11 @@ async def _read(
     idle_timeout_s: float | None,
     on_record: Callable[[Record], Awaitable[None]],
     to_end: bool = False,
+    isolation_level: IsolationLevel = "read_committed",
 ) -> int:
     """Read ``topic`` without a group (nothing committed); returns how many were read."""
-    consumer = transport.consumer(group_id=None)
+    consumed = global_instruments().consumed
+    consumer = transport.consumer(group_id=None, isolation_level=isolation_level)
     await consumer.start()
     try:
         parts = sorted(await consumer.partitions_for(topic))
@@ -309,6 +316,7 @@ async def _read(
                     if max_records is not None and count >= max_records:
                         break
                     await on_record(record)
+                    consumed.add(1, metric_attributes(topic, operation="poll"))
                     count += 1
         return count
     finally:
@@ -372,6 +380,10 @@ def consume(
     idle_timeout_s: Annotated[
         float | None, typer.Option(min=0.0, help="Stop after this long without records.")
     ] = None,
+    isolation_level: Annotated[
+        Isolation,
+        typer.Option(help="read_uncommitted also shows records of aborted or open transactions."),
+    ] = Isolation.READ_COMMITTED,
     bootstrap_servers: BootstrapOpt = None,
     registry_url: RegistryOpt = None,
     as_json: JsonOpt = False,
@@ -399,6 +411,7 @@ def consume(
                 max_records=max_records,
                 idle_timeout_s=idle_timeout_s,
                 on_record=show,
+                isolation_level=isolation_level.value,
             )
         finally:
             await registry.aclose()

@@ -75,8 +75,10 @@ class KafkaSettings(BaseSettings):
     request_timeout_ms: int = Field(default=30_000, gt=0)
     metadata_timeout_s: float = Field(default=10.0, gt=0)
     default_partitions: int = Field(default=6, gt=0)
-    default_replication_factor: int = Field(default=1, gt=0)
-    min_insync_replicas: int = Field(default=1, gt=0)
+    default_replication_factor: int | None = Field(default=None, gt=0)
+    """Replicas of the topics we create; unset: ``min(3, brokers in the cluster)``."""
+    min_insync_replicas: int | None = Field(default=None, gt=0)
+    """Their ``min.insync.replicas``; unset: ``min(2, replication factor)``."""
 
     @field_validator("bootstrap_servers")
     @classmethod

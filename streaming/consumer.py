@@ -29,9 +29,9 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 
-from streaming.errors import ConfigError, StreamingError, TransportError
+from streaming.errors import CommitFencedError, ConfigError, StreamingError, TransportError
 from streaming.events import EVENT_TYPES, Event, EventDeserializer, EventTypes
-from streaming.producer import TopicGuard
+from streaming.producer import H_EVENT_ID, TopicGuard
 from streaming.retry import (
     H_NOT_BEFORE,
     RetryPolicy,
@@ -48,12 +48,15 @@ from streaming.telemetry import (
     INSTRUMENTATION_NAME,
     MessagingInstruments,
     error_type,
+    global_instruments,
+    message_id,
     metric_attributes,
     process_span,
 )
 from streaming.topics import TopicDefaults, ensure_failure_topics
 from streaming.transport.base import (
     ConsumerTransport,
+    IsolationLevel,
     ProducerTransport,
     Record,
     TopicPartition,
@@ -123,7 +126,9 @@ class EventConsumer:
     Register handlers with ``@consumer.handler(OrderPlaced)``, middlewares with
     :meth:`use`, then ``await consumer.run()`` (or ``async with consumer:`` plus
     ``await consumer.run()``). Records of a type without a handler are skipped
-    (``unhandled="skip"``) or dead-lettered (``unhandled="dlq"``).
+    (``unhandled="skip"``) or dead-lettered (``unhandled="dlq"``). Records of aborted
+    transactions never reach handlers (``isolation_level="read_committed"``, the default).
+    Metrics go to ``instruments``, else to the global meter provider.
     """
 
     def __init__(
@@ -146,6 +151,7 @@ class EventConsumer:
         poll_timeout_ms: int = 500,
         session_timeout_ms: int = 10_000,
         auto_offset_reset: str = "earliest",
+        isolation_level: IsolationLevel = "read_committed",
         backoff_s: tuple[float, float] = (0.1, 5.0),
         clock_ms: Callable[[], int] = _now_ms,
         rng: random.Random | None = None,
@@ -160,7 +166,7 @@ class EventConsumer:
         self._deserializer = EventDeserializer(registry, event_types=event_types, catalog=catalog)
         self._types = event_types
         self._tracer = tracer or trace.get_tracer(INSTRUMENTATION_NAME)
-        self._instruments = instruments
+        self._instruments = instruments or global_instruments()
         self._guard = guard
         self._create_failure_topics = create_failure_topics
         self._topic_defaults = topic_defaults
@@ -172,6 +178,7 @@ class EventConsumer:
         self._consumer: ConsumerTransport = transport.consumer(
             group_id=group_id,
             auto_offset_reset=auto_offset_reset,
+            isolation_level=isolation_level,
             max_poll_records=max_poll_records,
             session_timeout_ms=session_timeout_ms,
         )
@@ -181,7 +188,7 @@ class EventConsumer:
             group=group_id,
             policy=self.policy,
             tracer=self._tracer,
-            instruments=instruments,
+            instruments=self._instruments,
             clock_ms=clock_ms,
             rng=rng,
         )
@@ -337,7 +344,7 @@ class EventConsumer:
     async def _report_lag(self) -> None:
         """Refresh the lag gauge (end offset - position) every ``lag_interval_s``: an
         end-offsets request is a broker round trip, too costly for every poll."""
-        if self._instruments is None or self._clock_ms() < self._lag_due_ms:
+        if self._clock_ms() < self._lag_due_ms:
             return
         self._lag_due_ms = self._clock_ms() + self._lag_interval_ms
         owned = sorted(self._consumer.assignment())
@@ -428,6 +435,8 @@ class EventConsumer:
         try:
             await self._consumer.commit(offsets)
             self.stats.commits += 1
+        except CommitFencedError as exc:  # a zombie: never commit these offsets later
+            log.warning("lost the group generation; offsets dropped", error=str(exc))
         except TransportError as exc:
             log.warning("commit failed; records will be redelivered", error=str(exc))
             if generation == self._generation:
@@ -438,7 +447,8 @@ class EventConsumer:
         log.info("partitions assigned", group=self.group_id, partitions=[str(t) for t in tps])
 
     async def _on_revoked(self, tps: Sequence[TopicPartition]) -> None:
-        """Commit what is done for the revoked partitions, then forget their state."""
+        """Commit what is done for the revoked partitions, then forget their state. A
+        member that lost its generation commits nothing (the transport fences it)."""
         self._generation += 1
         revoked = set(tps)
         offsets = {tp: off for tp, off in self._pending.items() if tp in revoked}
@@ -446,16 +456,17 @@ class EventConsumer:
             try:
                 await self._consumer.commit(offsets)
                 self.stats.commits += 1
+            except CommitFencedError as exc:  # a zombie's revoke: the new owner has them
+                log.warning("lost the group generation; offsets dropped", error=str(exc))
             except TransportError as exc:
                 log.warning("commit on revoke failed", error=str(exc))
         for tp in revoked:
             self._pending.pop(tp, None)
             self._resume_at.pop(tp, None)
             self._failures.pop(tp, None)
-            if self._instruments is not None:
-                self._instruments.lag.forget(
-                    group=self.group_id, topic=tp.topic, partition=tp.partition
-                )
+            self._instruments.lag.forget(
+                group=self.group_id, topic=tp.topic, partition=tp.partition
+            )
 
     # -- the middleware chain
     def _get_chain(self) -> CallNext:
@@ -473,22 +484,24 @@ class EventConsumer:
         return self._chain
 
     async def _trace_step(self, message: Message, call_next: CallNext) -> None:
-        raw_id = message.record.header("event-id")
         with process_span(
             self._tracer,
             message.record,
             group=self.group_id,
-            message_id=raw_id.decode("utf-8", "replace") if raw_id is not None else None,
+            message_id=message_id(message.record.header(H_EVENT_ID)),
         ):
             await call_next(message)
 
     async def _route_step(self, message: Message, call_next: CallNext) -> None:
         started = time.perf_counter()
+        failure: BaseException | None = None
         try:
             await call_next(message)
-        except (TransientProcessingError, RetryWriteError):
+        except (TransientProcessingError, RetryWriteError) as exc:
+            failure = exc
             raise
         except Exception as exc:
+            failure = exc
             self.stats.failed += 1
             span = trace.get_current_span()
             span.set_attribute(ERROR_TYPE, error_type(exc))
@@ -506,14 +519,23 @@ class EventConsumer:
             return
         finally:
             elapsed = time.perf_counter() - started
-            if self._instruments is not None:
-                self._instruments.process_duration.record(
-                    elapsed,
-                    metric_attributes(
-                        message.record.topic, operation="process", group=self.group_id
-                    ),
-                )
+            self._record_delivery(message.record, elapsed, failure)
         self.stats.processing_s += elapsed
+
+    def _record_delivery(
+        self, record: Record, elapsed_s: float, failure: BaseException | None
+    ) -> None:
+        """One delivery to the application, as the messaging conventions count it: every
+        record handed to the chain (handled, skipped or failed), ``error.type`` on failure."""
+        attributes = metric_attributes(
+            record.topic,
+            operation="process",
+            partition=record.partition,
+            group=self.group_id,
+            error=failure,
+        )
+        self._instruments.consumed.add(1, attributes)
+        self._instruments.process_duration.record(elapsed_s, attributes)
 
     async def _decode_step(self, message: Message, call_next: CallNext) -> None:
         record = message.record
@@ -541,11 +563,6 @@ class EventConsumer:
             return
         await fn(event)
         self.stats.handled += 1
-        if self._instruments is not None:
-            self._instruments.consumed.add(
-                1,
-                metric_attributes(message.record.topic, operation="process", group=self.group_id),
-            )
 
     def _stats_fields(self) -> dict[str, Any]:
         s = self.stats

@@ -11,6 +11,8 @@ errors are translated at the boundary with ``raise ... from exc``.
     |   +-- TopicError              topic missing / cannot be created
     |   +-- TransactionError        transactional producer fenced or aborted
     |   +-- GroupNotEmptyError      offsets of a group with active members cannot change
+    |   +-- CommitFencedError       a member that lost its generation may not commit
+    |   +-- PartialSendError        some records of a batch were acknowledged, some not
     +-- DatabaseError               talking to PostgreSQL failed
     |   +-- DatabaseUnavailableError
     |   +-- CircuitOpenError        fail-fast while the breaker is open (retriable)
@@ -24,7 +26,11 @@ Each error says whether retrying the same call may succeed (``retriable``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the error tree imports nothing at run time
+    from streaming.transport.base import RecordMetadata
 
 
 class StreamingError(Exception):
@@ -65,6 +71,27 @@ class TopicError(TransportError):
 
 class GroupNotEmptyError(TransportError):
     """A consumer group still has active members, so its offsets cannot be changed."""
+
+
+class CommitFencedError(TransportError):
+    """This consumer lost its group generation (its partitions went to another member),
+    so committing the offsets it computed before could rewind the group: refused."""
+
+
+class PartialSendError(TransportError):
+    """A batch send failed for some partitions only. ``results[i]`` is where record ``i``
+    landed, ``None`` if it was not acknowledged (``errors[i]`` says why): resend those."""
+
+    def __init__(
+        self,
+        message: str,
+        results: Sequence[RecordMetadata | None],
+        errors: Mapping[int, TransportError],
+    ) -> None:
+        super().__init__(message)
+        self.results = list(results)
+        self.errors = dict(errors)
+        self.retriable = all(e.retriable for e in self.errors.values())
 
 
 class TransactionError(TransportError):
@@ -113,11 +140,13 @@ __all__ = [
     "AuthenticationError",
     "BrokerUnavailableError",
     "CircuitOpenError",
+    "CommitFencedError",
     "ConfigError",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DevStackError",
     "GroupNotEmptyError",
+    "PartialSendError",
     "PermissionDenied",
     "SecurityError",
     "SerializationError",

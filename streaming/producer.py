@@ -22,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 
 from streaming.context import current_correlation_id
-from streaming.errors import StreamingError, TransactionError, TransportError
+from streaming.errors import PartialSendError, StreamingError, TransactionError, TransportError
 from streaming.events import Event
 from streaming.security.rbac import Action
 from streaming.serde.avro import AvroSerializer
@@ -38,6 +38,7 @@ from streaming.telemetry import (
     MESSAGING_SYSTEM,
     MessagingInstruments,
     error_type,
+    global_instruments,
     inject_headers,
     metric_attributes,
     record_sent,
@@ -135,7 +136,7 @@ class EventProducer:
         )
         self._serializer = serializer or AvroSerializer(registry)
         self._tracer = tracer or trace.get_tracer(INSTRUMENTATION_NAME)
-        self._instruments = instruments
+        self._instruments = instruments or global_instruments()
         self._guard = guard
         self._allowed: set[str] = set()
         self.transactional_id = transactional_id
@@ -279,7 +280,13 @@ class EventProducer:
                 metas = await self._transport.send_many(records)
             except StreamingError as exc:
                 span.set_attribute(ERROR_TYPE, error_type(exc))
-                self._count(topic, exc, len(events))
+                acked = (
+                    sum(m is not None for m in exc.results)
+                    if isinstance(exc, PartialSendError)
+                    else 0
+                )
+                self._count(topic, None, acked)
+                self._count(topic, exc, len(events) - acked)
                 raise
         self._count(topic, None, len(events))
         return metas
@@ -317,7 +324,7 @@ class EventProducer:
         await self._transport.send_offsets_to_transaction(offsets, group_id)
 
     def _count(self, topic: str, error: BaseException | None = None, n: int = 1) -> None:
-        if self._instruments is not None:
+        if n:
             self._instruments.sent.add(n, metric_attributes(topic, operation="send", error=error))
 
 

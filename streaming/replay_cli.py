@@ -58,6 +58,7 @@ from streaming.replay import (
 from streaming.replay.audit import AuditHook, chain_hook, log_audit
 from streaming.replay.plan import parse_datetime, to_epoch_ms
 from streaming.serde.client import SchemaRegistryClient
+from streaming.telemetry import command_telemetry
 from streaming.transport.kafka import KafkaTransport
 
 EXIT_FAILED = 1
@@ -141,7 +142,8 @@ async def _audit_hook(
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run one async operation, mapping our errors to exit codes and fix-it messages."""
     try:
-        return asyncio.run(make())
+        with command_telemetry():
+            return asyncio.run(make())
     except (ConfigError, ResetPlanError, SnapshotNotFoundError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc

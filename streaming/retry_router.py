@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from streaming.errors import StreamingError, TransportError
+from streaming.producer import H_EVENT_ID
 from streaming.retry import (
     RetryPolicy,
     Route,
@@ -30,8 +31,10 @@ from streaming.retry import (
 from streaming.telemetry import (
     INSTRUMENTATION_NAME,
     MessagingInstruments,
+    global_instruments,
     inject_headers,
     links_to,
+    message_id,
     metric_attributes,
     record_sent,
     send_span,
@@ -65,7 +68,7 @@ class RetryRouter:
         self.group = group
         self.policy = policy
         self._tracer = tracer or trace.get_tracer(INSTRUMENTATION_NAME)
-        self._instruments = instruments
+        self._instruments = instruments or global_instruments()
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._rng = rng or random.Random()
 
@@ -90,6 +93,7 @@ class RetryRouter:
             target,
             key=record.key,
             value=record.value,
+            message_id=message_id(record.header(H_EVENT_ID)),
             partition=info.original_partition,
             links=links_to(record.headers),
         ) as span:
@@ -104,18 +108,12 @@ class RetryRouter:
                     f"{target}: {exc_write}; the offset stays uncommitted and the write is retried"
                 ) from exc_write
             record_sent(span, meta)
-        if self._instruments is not None:
-            counter = (
-                self._instruments.retried
-                if route is Route.RETRY
-                else self._instruments.dead_lettered
-            )
-            counter.add(
-                1,
-                metric_attributes(
-                    info.original_topic, operation="send", group=self.group, error=exc
-                ),
-            )
+        counter = (
+            self._instruments.retried if route is Route.RETRY else self._instruments.dead_lettered
+        )
+        counter.add(
+            1, metric_attributes(info.original_topic, operation="send", group=self.group, error=exc)
+        )
         log.info(
             "record routed",
             route=str(route),

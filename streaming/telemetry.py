@@ -8,13 +8,18 @@ context travels in the ``traceparent``/``tracestate`` headers; the consumer span
 consumer, retry and DLQ spans land in one trace.
 
 Importing this module changes nothing global; :func:`configure_telemetry` builds the
-providers and installs them globally only when asked to.
+providers and installs them globally only when asked to. Clients built without
+``instruments=`` record to the global meter provider (:func:`global_instruments`), as
+OpenTelemetry instrumentation libraries do; :func:`command_telemetry` sets it up for one
+CLI command and flushes on the way out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping, Sequence
-from contextlib import AbstractContextManager
+import collections
+import weakref
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import Token
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -31,6 +36,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.semconv._incubating.metrics import messaging_metrics as semconv_metrics
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CollectorRegistry, start_http_server
@@ -148,9 +154,28 @@ def configure_telemetry(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         tracer=tracer_provider.get_tracer(INSTRUMENTATION_NAME),
-        instruments=MessagingInstruments.create(meter_provider.get_meter(INSTRUMENTATION_NAME)),
+        instruments=instruments_for(meter_provider) if set_global else _fresh(meter_provider),
         scrape_server=scrape_server,
     )
+
+
+@contextmanager
+def command_telemetry(settings: OtelSettings | None = None) -> Iterator[None]:
+    """Global providers from ``OTEL_*`` for a CLI command, flushed when the block ends so
+    a short-lived command exports before it exits (the SDK shuts them down at exit).
+
+    Installed only when no SDK provider is installed yet: a process that set up its own
+    providers (or ran a command before, e.g. under ``CliRunner``) keeps them. Installed
+    even without an exporter, so spans record and records carry ``traceparent``.
+    """
+    if not isinstance(metrics.get_meter_provider(), MeterProvider):
+        configure_telemetry(settings or OtelSettings())
+    try:
+        yield
+    finally:
+        for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
+            if isinstance(provider, TracerProvider | MeterProvider):
+                provider.force_flush()
 
 
 # --------------------------------------------------------------------------- propagation
@@ -210,6 +235,11 @@ def error_type(exc: BaseException) -> str:
     return (
         cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     )
+
+
+def message_id(raw: bytes | None) -> str | None:
+    """``messaging.message.id`` from a record's ``event-id`` header value, if it has one."""
+    return raw.decode("utf-8", "replace") if raw is not None else None
 
 
 def _key_attribute(key: bytes | None) -> dict[str, Any]:
@@ -378,6 +408,18 @@ def metric_attributes(
     return attributes
 
 
+def count_messages(
+    counter: Counter,
+    topics: Iterable[str],
+    *,
+    operation: str,
+    error: BaseException | None = None,
+) -> None:
+    """Add one per record to ``counter``, grouped by destination (for raw batches)."""
+    for topic, n in collections.Counter(topics).items():
+        counter.add(n, metric_attributes(topic, operation=operation, error=error))
+
+
 @dataclass
 class ConsumerLag:
     """Last known lag per (group, topic, partition), reported by an observable gauge."""
@@ -399,6 +441,34 @@ class ConsumerLag:
             yield Observation(lag, attributes)
 
 
+_by_provider: weakref.WeakKeyDictionary[metrics.MeterProvider, MessagingInstruments] = (
+    weakref.WeakKeyDictionary()
+)
+# One lag table for every instrument set on a global provider: instruments made on the
+# proxy provider (before one is set) and on the real one then report to one gauge.
+_global_lag = ConsumerLag()
+
+
+def _fresh(provider: metrics.MeterProvider) -> MessagingInstruments:
+    return MessagingInstruments.create(provider.get_meter(INSTRUMENTATION_NAME))
+
+
+def instruments_for(provider: metrics.MeterProvider) -> MessagingInstruments:
+    """The instruments of ``provider``, made once (a meter keeps the first instrument of
+    a name, so a second set would lose its lag callback)."""
+    found = _by_provider.get(provider)
+    if found is None:
+        meter = provider.get_meter(INSTRUMENTATION_NAME)
+        found = _by_provider[provider] = MessagingInstruments.create(meter, lag=_global_lag)
+    return found
+
+
+def global_instruments() -> MessagingInstruments:
+    """Instruments on the global meter provider: what clients record to when they are not
+    given ``instruments=``. Before a provider is set they forward to the one set later."""
+    return instruments_for(metrics.get_meter_provider())
+
+
 @dataclass(frozen=True)
 class MessagingInstruments:
     """The metric instruments producers, consumers and the retry router record to."""
@@ -411,8 +481,10 @@ class MessagingInstruments:
     lag: ConsumerLag
 
     @classmethod
-    def create(cls, meter: Meter) -> MessagingInstruments:
-        lag = ConsumerLag()
+    def create(cls, meter: Meter, *, lag: ConsumerLag | None = None) -> MessagingInstruments:
+        """Names, units and attributes of the OpenTelemetry messaging conventions
+        (``opentelemetry-semantic-conventions``), plus our retry/DLQ/lag instruments."""
+        lag = lag or ConsumerLag()
         meter.create_observable_gauge(
             "streaming.consumer.lag",
             callbacks=[lag.observe],
@@ -420,18 +492,10 @@ class MessagingInstruments:
             description="Records between a partition's end offset and the group's position.",
         )
         return cls(
-            sent=meter.create_counter(
-                "messaging.client.sent.messages",
-                unit="{message}",
-                description="Messages a producer attempted to send.",
-            ),
-            consumed=meter.create_counter(
-                "messaging.client.consumed.messages",
-                unit="{message}",
-                description="Messages delivered to the application by a consumer.",
-            ),
-            process_duration=meter.create_histogram(
-                "messaging.process.duration",
+            sent=semconv_metrics.create_messaging_client_sent_messages(meter),
+            consumed=semconv_metrics.create_messaging_client_consumed_messages(meter),
+            process_duration=meter.create_histogram(  # the semconv helper sets no buckets
+                semconv_metrics.MESSAGING_PROCESS_DURATION,
                 unit="s",
                 description="Duration of processing one message by its handler.",
                 explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
@@ -456,11 +520,16 @@ __all__ = [
     "MessagingInstruments",
     "Telemetry",
     "add_trace_context",
+    "command_telemetry",
     "configure_telemetry",
+    "count_messages",
     "error_type",
     "extract_context",
+    "global_instruments",
     "inject_headers",
+    "instruments_for",
     "links_to",
+    "message_id",
     "metric_attributes",
     "process_span",
     "record_sent",

@@ -11,7 +11,7 @@ re-produced.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from streaming.config import KafkaSettings
 from streaming.errors import TopicError
@@ -26,11 +26,16 @@ INTERNAL_TOPICS = (OFFSET_SNAPSHOTS_TOPIC, AUDIT_CHECKPOINTS_TOPIC)
 
 @dataclass(frozen=True, slots=True)
 class TopicDefaults:
-    """Sizing and retention for the topics this package creates."""
+    """Sizing and retention for the topics this package creates.
+
+    Replication and ``min.insync.replicas`` left ``None`` are sized for the cluster when
+    the topic is created (:meth:`~streaming.transport.base.TopicSpec.sized_for`):
+    ``min(3, brokers)`` replicas, ``min(2, replicas)`` in sync.
+    """
 
     partitions: int = 6
-    replication_factor: int = 1
-    min_insync_replicas: int = 1
+    replication_factor: int | None = None
+    min_insync_replicas: int | None = None
     retention_ms: int = 7 * DAY_MS
     retry_retention_ms: int = 7 * DAY_MS
     dlq_retention_ms: int = 30 * DAY_MS
@@ -43,24 +48,19 @@ class TopicDefaults:
             replication_factor=settings.default_replication_factor,
             min_insync_replicas=settings.min_insync_replicas,
         )
-        values = {
-            "partitions": base.partitions,
-            "replication_factor": base.replication_factor,
-            "min_insync_replicas": base.min_insync_replicas,
-            "retention_ms": base.retention_ms,
-            "retry_retention_ms": base.retry_retention_ms,
-            "dlq_retention_ms": base.dlq_retention_ms,
-        }
-        values.update(overrides)
-        return cls(**values)
+        return replace(base, **overrides)
+
+    def _isr(self) -> dict[str, str]:
+        if self.min_insync_replicas is None:
+            return {}
+        isr = min(self.min_insync_replicas, self.replication_factor or self.min_insync_replicas)
+        return {"min.insync.replicas": str(isr)}
 
     def config(self, retention_ms: int) -> dict[str, str]:
-        isr = min(self.min_insync_replicas, self.replication_factor)
-        return {"min.insync.replicas": str(isr), "retention.ms": str(retention_ms)}
+        return {**self._isr(), "retention.ms": str(retention_ms)}
 
     def internal_config(self) -> dict[str, str]:
-        isr = min(self.min_insync_replicas, self.replication_factor)
-        return {"cleanup.policy": "compact", "min.insync.replicas": str(isr)}
+        return {"cleanup.policy": "compact", **self._isr()}
 
 
 def failure_topic_specs(

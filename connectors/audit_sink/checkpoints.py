@@ -59,7 +59,7 @@ def decode_checkpoint(data: bytes) -> SignedCheckpoint:
 
 
 async def ensure_checkpoint_topic(admin: AdminTransport, topic: str) -> None:
-    await admin.create_topics([TopicSpec(topic, 1, 1, COMPACTED)])
+    await admin.create_topics([TopicSpec(topic, 1, config=COMPACTED)])
 
 
 class CheckpointPublisher:

@@ -86,6 +86,7 @@ async def running_sink(
     consumer = transport.consumer(
         group_id=settings.group_id,
         auto_offset_reset="earliest",
+        isolation_level="read_committed",  # an aborted audit write never enters the chain
         max_poll_records=settings.batch_max_rows,
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 3),

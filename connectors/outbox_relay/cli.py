@@ -20,6 +20,7 @@ from connectors.outbox_relay.relay import OutboxRelay
 from streaming.config import Settings, load_settings
 from streaming.db import Database
 from streaming.errors import ConfigError, StreamingError
+from streaming.telemetry import command_telemetry
 from streaming.transport.kafka import KafkaTransport
 
 app = typer.Typer(help="Transactional outbox: relay and status.", no_args_is_help=True)
@@ -46,7 +47,8 @@ def _settings() -> Settings:
 
 def _run(coro: Any) -> Any:
     try:
-        return asyncio.run(coro)
+        with command_telemetry():
+            return asyncio.run(coro)
     except ConfigError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from connectors.outbox_relay.outbox import check_table, decode_headers
 from streaming.db import Database
 from streaming.errors import DatabaseUnavailableError, StreamingError
+from streaming.telemetry import count_messages, global_instruments
 from streaming.transport.base import OutgoingRecord, ProducerTransport
 
 log = structlog.get_logger(__name__)
@@ -72,6 +73,7 @@ class OutboxRelay:
         self._after_publish = after_publish
         self._stop = asyncio.Event()
         self.stats = RelayStats()
+        self._sent = global_instruments().sent
 
     def stop(self) -> None:
         self._stop.set()
@@ -91,7 +93,12 @@ class OutboxRelay:
                 )
                 for r in rows
             ]
-            await self._producer.send_many(records)
+            try:
+                await self._producer.send_many(records)
+            except StreamingError as exc:
+                count_messages(self._sent, (r.topic for r in records), operation="send", error=exc)
+                raise
+            count_messages(self._sent, (r.topic for r in records), operation="send")
             ids = [int(r.id) for r in rows]
             if self._after_publish is not None:
                 await self._after_publish(ids)

@@ -166,6 +166,7 @@ def _server_properties(
             f"share.coordinator.state.topic.replication.factor={replication}",
             f"share.coordinator.state.topic.min.isr={min(replication, 2)}",
             f"default.replication.factor={replication}",
+            f"min.insync.replicas={min(replication, 2)}",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
             "num.partitions=1",

@@ -1,13 +1,16 @@
 """The HTTP face of the registry: Confluent Schema Registry's REST API on Starlette.
 
 Every API request goes through :meth:`_Api.guard`: body size limit (413), content type
-(415), readiness (503 while ``_schemas`` is still being read), then the optional auth
-hooks. Errors become Confluent's ``{"error_code", "message"}`` bodies; an unexpected
+(415), readiness (503 while ``_schemas`` is still being read), the optional auth hooks,
+then the subject name (422/42208 for ``.``, ``..`` and control characters). A body that
+stops arriving is answered 408 after ``body_timeout_s`` and the connection closed; a 405
+names every method the path allows in ``Allow``. Errors become Confluent's ``{"error_code", "message"}`` bodies; an unexpected
 exception is logged and answered with 500/50001, never a stack trace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ from streaming.errors import SecurityError
 from streaming.registry import requests as parse
 from streaming.registry.avro_schema import raw_json
 from streaming.registry.errors import (
+    BodyTimeout,
     RegistryError,
     RequestError,
     SubjectNotFound,
@@ -44,6 +48,7 @@ ACCEPTED_BODY_TYPES = (
     "application/octet-stream",
 )
 MAX_BODY_BYTES = 1024 * 1024
+BODY_TIMEOUT_S = 15.0
 
 Authenticator = Callable[[Mapping[str, str]], Awaitable[Any]]
 """Request headers (lower-case names) -> principal; raises AuthenticationError."""
@@ -63,7 +68,7 @@ def _error(status: int, body: dict[str, Any], headers: Mapping[str, str] | None 
 
 
 def registry_error_response(exc: RegistryError) -> Response:
-    return _error(http_status(exc), exc.body())
+    return _error(http_status(exc), exc.body(), exc.headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,7 @@ class _Api:
         authenticator: Authenticator | None,
         authorizer: Authorizer | None,
         max_body_bytes: int,
+        body_timeout_s: float,
         ready_wait_s: float,
         cluster_id: str,
     ) -> None:
@@ -109,6 +115,7 @@ class _Api:
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.ready_wait_s = ready_wait_s
         self.cluster_id = cluster_id
 
@@ -118,11 +125,15 @@ class _Api:
             raise RequestError(413, f"Request body exceeds {self.max_body_bytes} bytes")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise RequestError(413, f"Request body exceeds {self.max_body_bytes} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        raise RequestError(413, f"Request body exceeds {self.max_body_bytes} bytes")
+                    chunks.append(chunk)
+        except TimeoutError as exc:
+            raise BodyTimeout(self.body_timeout_s) from exc
         return b"".join(chunks)
 
     def endpoint(
@@ -155,13 +166,17 @@ class _Api:
             if declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise RequestError(413, f"Request body exceeds {self.max_body_bytes} bytes")
         await self.service.store.wait_ready(self.ready_wait_s)
-        if self.authenticator is None:
-            return Caller(None, None)
-        principal = await self.authenticator({k.lower(): v for k, v in request.headers.items()})
-        if self.authorizer is not None:
-            subject = request.path_params.get(subject_param) if subject_param else None
-            await self.authorizer(principal, subject, action)
-        return Caller(principal, _principal_name(principal))
+        caller = Caller(None, None)
+        if self.authenticator is not None:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            principal = await self.authenticator(headers)
+            if self.authorizer is not None:
+                subject = request.path_params.get(subject_param) if subject_param else None
+                await self.authorizer(principal, subject, action)
+            caller = Caller(principal, _principal_name(principal))
+        if "subject" in request.path_params:
+            parse.parse_subject(request.path_params["subject"])
+        return caller
 
     # ---- schemas --------------------------------------------------------------------------
 
@@ -224,7 +239,7 @@ class _Api:
 
     async def lookup(self, request: Request, caller: Caller) -> Any:
         body = parse.schema_request(await self.body(request))
-        found = self.service.lookup(
+        found = await self.service.lookup(
             request.path_params["subject"],
             body,
             normalize=parse.flag(request.query_params.get("normalize")),
@@ -271,7 +286,9 @@ class _Api:
         raw = request.path_params.get("version")
         version: int | str | None = "all" if raw is None else parse.parse_version(raw)
         body = parse.schema_request(await self.body(request))
-        messages = self.service.check_compatibility(request.path_params["subject"], version, body)
+        messages = await self.service.check_compatibility(
+            request.path_params["subject"], version, body
+        )
         answer: dict[str, Any] = {"is_compatible": not messages}
         if parse.flag(request.query_params.get("verbose")):
             answer["messages"] = messages
@@ -353,6 +370,7 @@ def create_app(
     authenticator: Authenticator | None = None,
     authorizer: Authorizer | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    body_timeout_s: float = BODY_TIMEOUT_S,
     ready_wait_s: float = 10.0,
     cluster_id: str = "",
 ) -> Starlette:
@@ -362,6 +380,7 @@ def create_app(
         authenticator=authenticator,
         authorizer=authorizer,
         max_body_bytes=max_body_bytes,
+        body_timeout_s=body_timeout_s,
         ready_wait_s=ready_wait_s,
         cluster_id=cluster_id,
     )
@@ -380,10 +399,24 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
 
+    def allowed(path: str) -> str:
+        """Every method some route serves on ``path`` (Starlette names only the first's)."""
+        methods = {
+            method
+            for route in routes
+            if isinstance(route, Route) and route.path_regex.fullmatch(path)
+            for method in route.methods or ()
+        }
+        return ", ".join(sorted(methods))
+
     async def http_exception(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         phrase = exc.detail if isinstance(exc, HTTPException) else "Internal Server Error"
-        return _error(status, {"error_code": status, "message": f"HTTP {status} {phrase}"})
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        if status == 405:
+            headers["Allow"] = allowed(request.scope["path"])
+        body = {"error_code": status, "message": f"HTTP {status} {phrase}"}
+        return _error(status, body, headers)
 
     s, v = "/subjects/{subject}", "/subjects/{subject}/versions/{version}"
     routes = [
@@ -456,6 +489,7 @@ def create_app(
 
 
 __all__ = [
+    "BODY_TIMEOUT_S",
     "MAX_BODY_BYTES",
     "MEDIA_TYPE",
     "Authenticator",

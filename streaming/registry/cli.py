@@ -40,6 +40,15 @@ def serve(
     bootstrap_servers: Annotated[
         str | None, typer.Option(help="Kafka host:port list (default KAFKA_BOOTSTRAP_SERVERS).")
     ] = None,
+    replication_factor: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Replicas of a new store topic (default KAFKA_DEFAULT_REPLICATION_FACTOR, "
+            "else min(3, brokers)); min.insync.replicas is min(2, this) unless "
+            "KAFKA_MIN_INSYNC_REPLICAS says otherwise.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the Confluent-compatible registry API, storing schemas in Kafka."""
     try:
@@ -50,6 +59,8 @@ def serve(
             else KafkaSettings()
         )
         settings = ServerSettings(host=host, port=port, topic=topic or registry.topic)
+        if replication_factor is not None:  # else REGISTRY_SERVER_REPLICATION_FACTOR may say
+            settings = settings.model_copy(update={"replication_factor": replication_factor})
     except ValidationError as exc:
         lines = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise _fail(f"invalid settings: {lines}", 2) from exc

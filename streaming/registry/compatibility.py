@@ -7,12 +7,16 @@ only decides which pairs to ask about:
 - FORWARD: old readers read data written with the new schema (reader=old, writer=new);
 - FULL: both; NONE: no check;
 - ``*_TRANSITIVE``: against every live version, otherwise only the latest one.
+
+A check may be given a :class:`~streaming.registry.work.Deadline`: the checker looks at
+it before every schema node and gives up with 42201 once it passed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import avro.schema
 from avro.compatibility import (
@@ -21,7 +25,18 @@ from avro.compatibility import (
     SchemaCompatibilityType,
 )
 
+from streaming.registry.errors import SchemaWorkTimeout
 from streaming.registry.model import CompatibilityLevel
+from streaming.registry.work import Deadline
+
+V = TypeVar("V")
+
+
+def relevant(level: CompatibilityLevel, prior: Sequence[V]) -> Sequence[V]:
+    """The prior versions (oldest first) ``level`` checks against: all, the latest or none."""
+    if level is CompatibilityLevel.NONE:
+        return []
+    return prior if level.transitive else prior[-1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +48,26 @@ class PriorSchema:
     text: str
 
 
+class _BoundedChecker(ReaderWriterCompatibilityChecker):
+    """avro's checker, stopping once ``deadline`` passed (it recurses through this method)."""
+
+    def __init__(self, deadline: Deadline | None) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._deadline = deadline
+
+    def get_compatibility(self, *args: Any, **kwargs: Any) -> SchemaCompatibilityResult:
+        if self._deadline is not None:
+            self._deadline.check()
+        return super().get_compatibility(*args, **kwargs)
+
+
 def _pair(
-    reader: avro.schema.Schema, writer: avro.schema.Schema
+    reader: avro.schema.Schema, writer: avro.schema.Schema, deadline: Deadline | None
 ) -> SchemaCompatibilityResult | str:
     try:
-        checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
-        return checker.get_compatibility(reader=reader, writer=writer)
+        return _BoundedChecker(deadline).get_compatibility(reader=reader, writer=writer)
+    except SchemaWorkTimeout:
+        raise
     except Exception as exc:  # the checker raises on schema shapes it does not know
         return f"compatibility check failed: {exc}"
 
@@ -59,27 +88,32 @@ def _describe(result: SchemaCompatibilityResult | str, direction: str) -> list[s
 
 
 def check_pair(
-    level: CompatibilityLevel, new: avro.schema.Schema, old: avro.schema.Schema
+    level: CompatibilityLevel,
+    new: avro.schema.Schema,
+    old: avro.schema.Schema,
+    deadline: Deadline | None = None,
 ) -> list[str]:
     """Messages describing why ``new`` is not ``level``-compatible with ``old`` (empty: ok)."""
     messages: list[str] = []
     if level.backward:
-        messages += _describe(_pair(reader=new, writer=old), "new schema cannot read old data")
+        result = _pair(reader=new, writer=old, deadline=deadline)
+        messages += _describe(result, "new schema cannot read old data")
     if level.forward:
-        messages += _describe(_pair(reader=old, writer=new), "old schema cannot read new data")
+        result = _pair(reader=old, writer=new, deadline=deadline)
+        messages += _describe(result, "old schema cannot read new data")
     return messages
 
 
 def check(
-    level: CompatibilityLevel, new: avro.schema.Schema, prior: Sequence[PriorSchema]
+    level: CompatibilityLevel,
+    new: avro.schema.Schema,
+    prior: Sequence[PriorSchema],
+    deadline: Deadline | None = None,
 ) -> list[str]:
     """Check ``new`` against the live versions ``prior`` (oldest first) as ``level`` demands."""
-    if level is CompatibilityLevel.NONE or not prior:
-        return []
-    targets = prior if level.transitive else prior[-1:]
     messages: list[str] = []
-    for old in reversed(targets):
-        found = check_pair(level, new, old.schema)
+    for old in reversed(relevant(level, prior)):
+        found = check_pair(level, new, old.schema, deadline)
         if found:
             messages += found
             messages.append(f"{{oldSchemaVersion: {old.version}}}")
@@ -89,4 +123,4 @@ def check(
     return messages
 
 
-__all__ = ["PriorSchema", "check", "check_pair"]
+__all__ = ["PriorSchema", "check", "check_pair", "relevant"]

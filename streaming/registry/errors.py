@@ -13,20 +13,25 @@
         +-- SubjectModeNotFound       404 40409
         +-- IncompatibleSchema        409 409
         +-- InvalidSchema             422 42201
+        |   +-- SchemaWorkTimeout     422 42201 (parsing/checking exceeded the time limit)
         +-- InvalidVersion            422 42202
         +-- InvalidCompatibilityLevel 422 42203
         +-- InvalidMode               422 42204
         +-- OperationNotPermitted     422 42205
         +-- ReferenceExists           422 42206
+        +-- InvalidSubject            422 42208 (a subject clients cannot address in a URL)
         +-- StoreError                500 50001 (retriable)
         +-- StoreTimeout              500 50002 (retriable)
         +-- NotReady                  503 50003 (retriable; the ``_schemas`` reader is behind)
+        +-- RequestError              the plain HTTP status (400, 408, 413, 415, 422)
+            +-- BodyTimeout           408 (the body did not arrive in time; connection closed)
 
 The codes follow Confluent Schema Registry so unmodified clients understand them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from streaming.errors import StreamingError
@@ -37,6 +42,7 @@ class RegistryError(StreamingError):
 
     status: ClassVar[int] = 500
     error_code: ClassVar[int] = 50001
+    headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, message: str) -> None:
         self.message = message
@@ -136,6 +142,19 @@ class InvalidSchema(RegistryError):
     status, error_code = 422, 42201
 
 
+class SchemaWorkTimeout(InvalidSchema):
+    """Parsing or checking a schema took longer than the registry allows (a 42201, so
+    clients do not retry a schema that will take as long again)."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        super().__init__(
+            f"Invalid schema: parsing and checking it took longer than this registry's "
+            f"limit of {limit_s:g}s; split the record into smaller ones, or raise the limit "
+            "(REGISTRY_SERVER_SCHEMA_TIMEOUT_S)"
+        )
+
+
 class InvalidVersion(RegistryError):
     status, error_code = 422, 42202
 
@@ -171,6 +190,16 @@ class ReferenceExists(RegistryError):
     status, error_code = 422, 42206
 
 
+class InvalidSubject(RegistryError):
+    status, error_code = 422, 42208
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(
+            f"Invalid subject {subject!r}: '.', '..' and control characters cannot be "
+            "addressed in URLs; pick a subject name without them"
+        )
+
+
 class StoreError(RegistryError):
     status, error_code = 500, 50001
     retriable = True
@@ -204,16 +233,29 @@ class RequestError(RegistryError):
         return self._status
 
 
+class BodyTimeout(RequestError):
+    """The client stopped sending its body: answer 408 and close the connection."""
+
+    headers: ClassVar[Mapping[str, str]] = {"Connection": "close"}
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            408, f"Request body not received within {timeout_s:g}s (REGISTRY_SERVER_BODY_TIMEOUT_S)"
+        )
+
+
 def http_status(error: RegistryError) -> int:
     """The HTTP status for ``error`` (request errors carry their own)."""
     return error.http_status if isinstance(error, RequestError) else error.status
 
 
 __all__ = [
+    "BodyTimeout",
     "IncompatibleSchema",
     "InvalidCompatibilityLevel",
     "InvalidMode",
     "InvalidSchema",
+    "InvalidSubject",
     "InvalidVersion",
     "NotReady",
     "OperationNotPermitted",
@@ -221,6 +263,7 @@ __all__ = [
     "RegistryError",
     "RequestError",
     "SchemaNotFound",
+    "SchemaWorkTimeout",
     "StoreError",
     "StoreTimeout",
     "SubjectConfigNotFound",

@@ -65,7 +65,7 @@ class KafkaSchemaStore:
         *,
         topic: str = "_schemas",
         transactional_id: str | None = None,
-        replication_factor: int = 1,
+        replication_factor: int | None = None,
         topic_config: dict[str, str] | None = None,
         poll_timeout_ms: int = 200,
         write_timeout_s: float = 30.0,
@@ -234,7 +234,7 @@ class KafkaSchemaStore:
                 try:
                     if self._producer is None:
                         await self._acquire()
-                    records, result = planner(self._state)
+                    records, result = await planner(self._state)
                     if not records:
                         return result
                     end = await self._commit(records)

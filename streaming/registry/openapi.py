@@ -87,7 +87,14 @@ def _query(name: str, kind: str = "boolean") -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
 
 
-SUBJECT = _path("subject", description="subject name")
+SUBJECT = {
+    **_path("subject", description="subject name; not '.', '..' or with control characters"),
+    "schema": {
+        "type": "string",
+        "pattern": r"^[^\u0000-\u001f\u007f-\u009f]+$",
+        "not": {"enum": [".", ".."]},
+    },
+}
 VERSION = _path("version", description='1..2^31-1, -1 or "latest"')
 SCHEMA_ID = _path("id", "integer", "global schema id")
 PAGE = [_query("offset", "integer"), _query("limit", "integer")]
@@ -101,27 +108,53 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_WHY = {
+    400: "body is not JSON",
+    401: "not authenticated (40101)",
+    403: "not allowed (40301)",
+    404: "not found (404xx)",
+    408: "body not received in time; the connection is closed",
+    409: "incompatible schema",
+    413: "body larger than the limit (1 MiB)",
+    415: "unsupported content type",
+    422: "invalid input (422xx; 42208: a subject URLs cannot address)",
+    500: "store error (50001, 50002)",
+    503: "still reading _schemas (50003)",
+}
+
+
 def _op(
     summary: str,
     ok: dict[str, Any],
     errors: tuple[int, ...] = (),
     params: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
+    *,
+    guarded: bool = True,
+    media: str = JSON,
 ) -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        "200": {"description": "OK", "content": {JSON: {"schema": ok}}},
-    }
-    for status in sorted({*errors, 401, 403, 503}):
+    """One operation with every status the server can answer it with.
+
+    ``guarded`` operations pass the app's guard (auth, readiness: 401, 403, 503); a body
+    adds its parsing errors; a subject in the path can be refused with 422/42208.
+    """
+    params = params or []
+    statuses = {*errors, 500}
+    if guarded:
+        statuses |= {401, 403, 503}
+    if SUBJECT in params:
+        statuses.add(422)
+    if body is not None:
+        statuses |= {400, 408, 413, 415, 422}
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": {media: {"schema": ok}}}}
+    for status in sorted(statuses):
         responses[str(status)] = {
-            "description": "error",
+            "description": _WHY.get(status, "error"),
             "content": {JSON: {"schema": _ref("Error")}},
         }
-    op: dict[str, Any] = {"summary": summary, "parameters": params or [], "responses": responses}
+    op: dict[str, Any] = {"summary": summary, "parameters": params, "responses": responses}
     if body is not None:
         op["requestBody"] = _body(body)
-        responses["413"] = {"description": "body larger than 1 MiB"}
-        responses["415"] = {"description": "unsupported content type"}
-        responses["400"] = {"description": "body is not JSON"}
     return op
 
 
@@ -155,9 +188,20 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": {
             "/": {"get": _op("empty object", {"type": "object"})},
-            "/ready": {"get": _op("readiness: 200 once _schemas is read", {"type": "object"})},
-            "/health": {"get": _op("liveness", {"type": "object"})},
-            "/openapi.json": {"get": _op("this document", {"type": "object"})},
+            "/ready": {
+                "get": _op(
+                    "readiness: 200 once _schemas is read",
+                    {"type": "object"},
+                    (503,),
+                    guarded=False,
+                )
+            },
+            "/health": {"get": _op("liveness", {"type": "object"}, guarded=False)},
+            "/openapi.json": {
+                "get": _op(
+                    "this document", {"type": "object"}, guarded=False, media="application/json"
+                )
+            },
             "/schemas/types": {"get": _op("supported schema types", _STRINGS)},
             "/schemas": {
                 "get": _op(
@@ -293,7 +337,7 @@ def openapi_document() -> dict[str, Any]:
                 p: _op(
                     "not supported: always 404/40401 (clients fall back to TopicNameStrategy)",
                     {},
-                    (404,),
+                    (404, 413, 415) if p in ("post", "put") else (404,),
                     [_path("rest")],
                 )
                 for p in ("get", "post", "put", "delete")

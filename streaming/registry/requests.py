@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any
 
-from streaming.registry.errors import InvalidSchema, InvalidVersion, RequestError, SchemaNotFound
+from streaming.registry.errors import (
+    InvalidSchema,
+    InvalidSubject,
+    InvalidVersion,
+    RequestError,
+    SchemaNotFound,
+)
 from streaming.registry.model import AVRO, CompatibilityLevel, Mode, Reference, SchemaRequest
 
 MAX_INT32 = 2**31 - 1
@@ -19,6 +26,14 @@ _INT = re.compile(r"-?[0-9]{1,12}")
 _TRUE = {"true", "1", "yes"}
 # Confluent knows these types; we store Avro only and answer the others with 42201.
 _KNOWN_TYPES = {"AVRO", "JSON", "PROTOBUF"}
+
+
+def parse_subject(raw: str) -> str:
+    """A subject path segment. ``.`` and ``..`` (URL path resolution removes them) and
+    control characters (which clients cannot put in a request line) are 42208."""
+    if raw in (".", "..") or any(unicodedata.category(c) == "Cc" for c in raw):
+        raise InvalidSubject(raw)
+    return raw
 
 
 def parse_version(raw: str) -> int | None:
@@ -135,6 +150,7 @@ __all__ = [
     "load_json",
     "mode_request",
     "parse_schema_id",
+    "parse_subject",
     "parse_version",
     "schema_request",
 ]

@@ -21,12 +21,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streaming.config import KafkaSettings
 from streaming.errors import ConfigError
-from streaming.registry.app import MAX_BODY_BYTES, Authenticator, Authorizer, create_app
+from streaming.registry.app import (
+    BODY_TIMEOUT_S,
+    MAX_BODY_BYTES,
+    Authenticator,
+    Authorizer,
+    create_app,
+)
 from streaming.registry.audit import AuditSink
 from streaming.registry.errors import NotReady
 from streaming.registry.kafka_store import KafkaSchemaStore
 from streaming.registry.service import RegistryService
 from streaming.registry.store import SchemaStore
+from streaming.registry.work import DEFAULT_TIMEOUT_S, DEFAULT_WORKERS, SchemaWorker
 from streaming.transport.base import TransportFactory
 from streaming.transport.kafka import KafkaTransport
 
@@ -44,10 +51,16 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8081, ge=0, lt=65536)
     topic: str = "_schemas"
     transactional_id: str | None = None
-    replication_factor: int = Field(default=1, gt=0)
+    replication_factor: int | None = Field(default=None, gt=0)
+    """Replicas of the store topic; unset: KAFKA_DEFAULT_REPLICATION_FACTOR, else min(3, brokers)."""
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, gt=0)
+    body_timeout_s: float = Field(default=BODY_TIMEOUT_S, gt=0)
+    """A request body not complete after this is answered 408 and its connection closed."""
     ready_wait_s: float = Field(default=10.0, ge=0)
     startup_timeout_s: float = Field(default=60.0, gt=0)
+    schema_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
+    """Limit for parsing + checking one schema (a 422/42201 beyond it)."""
+    schema_workers: int = Field(default=DEFAULT_WORKERS, gt=0)
 
 
 class _BackgroundServer(uvicorn.Server):
@@ -84,12 +97,16 @@ class RegistryServer:
                 replication_factor=self.settings.replication_factor,
             )
         self.store = store
-        self.service = RegistryService(store, audit=audit)
+        worker = SchemaWorker(
+            timeout_s=self.settings.schema_timeout_s, workers=self.settings.schema_workers
+        )
+        self.service = RegistryService(store, audit=audit, worker=worker)
         self.app = create_app(
             self.service,
             authenticator=authenticator,
             authorizer=authorizer,
             max_body_bytes=self.settings.max_body_bytes,
+            body_timeout_s=self.settings.body_timeout_s,
             ready_wait_s=self.settings.ready_wait_s,
         )
         self._handle_signals = handle_signals

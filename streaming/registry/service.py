@@ -1,8 +1,11 @@
 """Registry operations with Confluent semantics, independent of HTTP and of Kafka.
 
 Reads answer from the store's state. Changes are planners (see
-:mod:`streaming.registry.store`): pure decisions on a complete state that return the
+:mod:`streaming.registry.store`): decisions on a complete state that return the
 ``_schemas`` records to append. Every successful change is passed to the audit sink.
+Parsing and compatibility checks run on a :class:`~streaming.registry.work.SchemaWorker`
+(worker threads, time limit); references are looked up on the event loop first, so
+worker threads never read the live state.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import avro.schema
 from streaming.registry import compatibility
 from streaming.registry.audit import AuditRecord, AuditSink, log_audit
 from streaming.registry.avro_schema import ParsedSchema, Resolver, normalized_text, parse_schema
+from streaming.registry.compatibility import relevant
 from streaming.registry.errors import (
     IncompatibleSchema,
     OperationNotPermitted,
     ReferenceExists,
+    RegistryError,
     SchemaNotFound,
     SubjectConfigNotFound,
     SubjectModeNotFound,
@@ -49,6 +54,7 @@ from streaming.registry.records import (
 )
 from streaming.registry.state import RegistryState
 from streaming.registry.store import SchemaStore
+from streaming.registry.work import Deadline, SchemaWorker
 
 Version = int | None
 """A parsed version path segment; ``None`` is "latest"."""
@@ -57,52 +63,93 @@ Version = int | None
 class RegistryService:
     """The registry's behaviour over a :class:`SchemaStore`."""
 
-    def __init__(self, store: SchemaStore, *, audit: AuditSink | None = None) -> None:
+    def __init__(
+        self,
+        store: SchemaStore,
+        *,
+        audit: AuditSink | None = None,
+        worker: SchemaWorker | None = None,
+    ) -> None:
         self.store = store
         self._audit = audit or log_audit
+        self._worker = worker or SchemaWorker()
         self._parsed: dict[tuple[int, str], avro.schema.Schema] = {}
 
     @property
     def state(self) -> RegistryState:
         return self.store.state
 
-    # ---- parsing ----------------------------------------------------------------------
+    # ---- parsing and checking (on worker threads) ----------------------------------------
 
-    def _resolver(self, state: RegistryState) -> Resolver:
+    @staticmethod
+    def _resolver(state: RegistryState, references: Sequence[Reference]) -> Resolver:
+        """Resolve ``references`` (transitively) now, answering later from that snapshot."""
+        found: dict[tuple[str, int], SchemaVersion | RegistryError] = {}
+        pending = list(references)
+        while pending:
+            ref = pending.pop()
+            key = (ref.subject, ref.version)
+            if key in found:
+                continue
+            try:
+                target = state.version(ref.subject, ref.version, deleted=True)
+            except RegistryError as exc:
+                found[key] = exc
+                continue
+            found[key] = target
+            pending.extend(target.references)
+
         def resolve(ref: Reference) -> SchemaVersion:
-            return state.version(ref.subject, ref.version, deleted=True)
+            hit = found[(ref.subject, ref.version)]
+            if isinstance(hit, RegistryError):
+                raise hit
+            return hit
 
         return resolve
 
-    def parse(self, request: SchemaRequest, *, normalize: bool = False) -> ParsedSchema:
-        return parse_schema(
-            request.schema,
-            request.references,
-            self._resolver(self.state),
-            schema_type=request.schema_type,
-            normalize=normalize,
+    async def parse(self, request: SchemaRequest, *, normalize: bool = False) -> ParsedSchema:
+        resolve = self._resolver(self.state, request.references)
+        return await self._worker.run(
+            lambda deadline: parse_schema(
+                request.schema,
+                request.references,
+                resolve,
+                schema_type=request.schema_type,
+                normalize=normalize,
+            )
         )
 
-    def _stored_schema(self, state: RegistryState, version: SchemaVersion) -> avro.schema.Schema:
+    def _stored_schema(self, version: SchemaVersion, resolve: Resolver) -> avro.schema.Schema:
         key = (version.schema_id, version.schema)
         cached = self._parsed.get(key)
         if cached is None:
             cached = parse_schema(
-                version.schema,
-                version.references,
-                self._resolver(state),
-                schema_type=version.schema_type,
+                version.schema, version.references, resolve, schema_type=version.schema_type
             ).schema
             self._parsed[key] = cached
         return cached
 
-    def _prior(
-        self, state: RegistryState, versions: Sequence[SchemaVersion]
-    ) -> list[compatibility.PriorSchema]:
-        return [
-            compatibility.PriorSchema(v.version, self._stored_schema(state, v), v.schema)
-            for v in versions
-        ]
+    async def _check(
+        self,
+        level: CompatibilityLevel,
+        new: avro.schema.Schema,
+        state: RegistryState,
+        versions: Sequence[SchemaVersion],
+    ) -> list[str]:
+        """``compatibility.check`` of ``new`` against ``versions`` (oldest first)."""
+        targets = [(v, self._resolver(state, v.references)) for v in relevant(level, versions)]
+        if not targets:
+            return []
+
+        def work(deadline: Deadline) -> list[str]:
+            prior = [
+                compatibility.PriorSchema(v.version, self._stored_schema(v, resolve), v.schema)
+                for v, resolve in targets
+            ]
+            deadline.check()
+            return compatibility.check(level, new, prior, deadline)
+
+        return await self._worker.run(work)
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -134,7 +181,7 @@ class RegistryService:
         found = self.state.version(subject, version, deleted=True)
         return self.state.referenced_by(subject, found.version)
 
-    def lookup(
+    async def lookup(
         self,
         subject: str,
         request: SchemaRequest,
@@ -145,7 +192,7 @@ class RegistryService:
         """``POST /subjects/{s}``: the version holding this schema, 40401/40403 otherwise."""
         if not self.state.has_subject(subject, deleted=deleted):
             raise SubjectNotFound(subject)
-        parsed = self.parse(request, normalize=normalize)
+        parsed = await self.parse(request, normalize=normalize)
         match = _find(self.state.versions(subject, deleted=deleted), request, parsed, normalize)
         if match is None:
             raise SchemaNotFound("Schema not found")
@@ -171,7 +218,7 @@ class RegistryService:
             return self.state.effective_mode(None).value
         return mode.value
 
-    def check_compatibility(
+    async def check_compatibility(
         self, subject: str, version: Version | str, request: SchemaRequest
     ) -> list[str]:
         """Messages explaining incompatibility (empty: compatible).
@@ -180,12 +227,10 @@ class RegistryService:
         otherwise against that one version, in the level's direction(s).
         """
         state = self.state
-        parsed = self.parse(request)
+        parsed = await self.parse(request)
         level = state.effective_config(subject)
         if version == "all":
-            return compatibility.check(
-                level, parsed.schema, self._prior(state, state.live_versions(subject))
-            )
+            return await self._check(level, parsed.schema, state, state.live_versions(subject))
         if not state.has_subject(subject):
             if version is None:
                 return []
@@ -195,7 +240,7 @@ class RegistryService:
         if level is CompatibilityLevel.NONE:
             return []
         single = CompatibilityLevel(level.value.removesuffix("_TRANSITIVE"))
-        return compatibility.check(single, parsed.schema, self._prior(state, [target]))
+        return await self._check(single, parsed.schema, state, [target])
 
     # ---- changes ------------------------------------------------------------------------
 
@@ -214,11 +259,11 @@ class RegistryService:
     ) -> int:
         """``POST /subjects/{s}/versions``: the (existing or new) global id."""
         _writable(self.state, subject, request)
-        parsed = self.parse(request, normalize=normalize)
+        parsed = await self.parse(request, normalize=normalize)
         body = SchemaBody(parsed.canonical, request.references, request.schema_type)
         outcome: dict[str, Any] = {}
 
-        def plan(state: RegistryState) -> tuple[list[StoreRecord], int]:
+        async def plan(state: RegistryState) -> tuple[list[StoreRecord], int]:
             mode = _writable(state, subject, request)
             live = state.live_versions(subject)
             existing = _find(live, request, parsed, normalize)
@@ -229,9 +274,8 @@ class RegistryService:
             ):
                 return [], existing.schema_id
             if mode is not Mode.IMPORT:
-                messages = compatibility.check(
-                    state.effective_config(subject), parsed.schema, self._prior(state, live)
-                )
+                level = state.effective_config(subject)
+                messages = await self._check(level, parsed.schema, state, live)
                 if messages:
                     raise IncompatibleSchema(subject, messages)
             schema_id = _choose_id(state, body, request.schema_id)
@@ -246,6 +290,8 @@ class RegistryService:
             return [StoreRecord(SchemaKey(subject, number), version)], schema_id
 
         schema_id = await self.store.write(plan)
+        # the next check against this version needs no second parse
+        self._parsed.setdefault((schema_id, body.schema), parsed.schema)
         if outcome:
             await self._emit("schema.register", actor, subject, outcome["before"], outcome["after"])
         return schema_id
@@ -253,7 +299,7 @@ class RegistryService:
     async def delete_subject(
         self, subject: str, *, permanent: bool = False, actor: str | None = None
     ) -> list[int]:
-        def plan(state: RegistryState) -> tuple[list[StoreRecord], list[int]]:
+        async def plan(state: RegistryState) -> tuple[list[StoreRecord], list[int]]:
             _not_readonly(state, subject)
             stored = state.all_versions(subject)
             if not stored:
@@ -289,7 +335,7 @@ class RegistryService:
         permanent: bool = False,
         actor: str | None = None,
     ) -> int:
-        def plan(state: RegistryState) -> tuple[list[StoreRecord], int]:
+        async def plan(state: RegistryState) -> tuple[list[StoreRecord], int]:
             _not_readonly(state, subject)
             stored = state.all_versions(subject)
             if not stored:
@@ -334,7 +380,7 @@ class RegistryService:
     async def set_config(
         self, subject: str | None, level: CompatibilityLevel, *, actor: str | None = None
     ) -> CompatibilityLevel:
-        def plan(state: RegistryState) -> tuple[list[StoreRecord], str | None]:
+        async def plan(state: RegistryState) -> tuple[list[StoreRecord], str | None]:
             before = state.config(subject)
             return [StoreRecord(ConfigKey(subject), level)], before.value if before else None
 
@@ -345,7 +391,7 @@ class RegistryService:
     async def delete_config(self, subject: str | None, *, actor: str | None = None) -> str:
         """Remove the subject (or global) level; return the level that was in effect."""
 
-        def plan(state: RegistryState) -> tuple[list[StoreRecord], str]:
+        async def plan(state: RegistryState) -> tuple[list[StoreRecord], str]:
             if subject is None:
                 before = state.effective_config(None).value
                 return [StoreRecord(ConfigKey(None), None)], before
@@ -363,7 +409,7 @@ class RegistryService:
     async def set_mode(
         self, subject: str | None, mode: Mode, *, force: bool = False, actor: str | None = None
     ) -> Mode:
-        def plan(state: RegistryState) -> tuple[list[StoreRecord], str | None]:
+        async def plan(state: RegistryState) -> tuple[list[StoreRecord], str | None]:
             if mode is Mode.IMPORT and not force:
                 occupied = (
                     not state.is_empty()
@@ -383,7 +429,7 @@ class RegistryService:
         return mode
 
     async def delete_mode(self, subject: str, *, actor: str | None = None) -> str:
-        def plan(state: RegistryState) -> tuple[list[StoreRecord], str]:
+        async def plan(state: RegistryState) -> tuple[list[StoreRecord], str]:
             mode = state.mode(subject)
             if mode is None:
                 raise SubjectModeNotFound(subject)

@@ -1,8 +1,9 @@
 """Where registry state lives: the store protocol and an in-memory store.
 
 A store owns a :class:`RegistryState` and appends ``_schemas`` records. Writes go through
-:meth:`SchemaStore.write` with a *planner*: a pure function that looks at the current
-state and returns the records to append plus the answer for the caller. The store runs
+:meth:`SchemaStore.write` with a *planner*: an async function that looks at the current
+state and returns the records to append plus the answer for the caller (async because a
+compatibility check runs on a worker thread; it must not change anything itself). The store runs
 the planner only when its state is known to be complete, so a decision such as "the next
 id is 42" is never made on a stale view (see :mod:`streaming.registry.kafka_store`).
 """
@@ -10,7 +11,7 @@ id is 42" is never made on a stale view (see :mod:`streaming.registry.kafka_stor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 from streaming.registry.records import StoreRecord, encode
@@ -18,7 +19,7 @@ from streaming.registry.state import RegistryState
 
 T = TypeVar("T")
 
-Planner = Callable[[RegistryState], tuple[Sequence[StoreRecord], T]]
+Planner = Callable[[RegistryState], Awaitable[tuple[Sequence[StoreRecord], T]]]
 
 
 class SchemaStore(Protocol):
@@ -75,7 +76,7 @@ class InMemorySchemaStore:
 
     async def write(self, planner: Planner[T]) -> T:
         async with self._lock:
-            records, result = planner(self._state)
+            records, result = await planner(self._state)
             for record in records:
                 key, value = encode(record)
                 self.log.append((key, value))

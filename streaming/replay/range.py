@@ -512,7 +512,7 @@ class RangeReplayer:
 
 
 async def create_like(
-    transport: TransportFactory, source: str, target: str, *, replication_factor: int = 1
+    transport: TransportFactory, source: str, target: str, *, replication_factor: int | None = None
 ) -> None:
     """Create ``target`` with the partition count of ``source`` (no-op if it exists)."""
     admin = transport.admin()

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 from streaming.replay.errors import ReplayError
+from streaming.telemetry import global_instruments, metric_attributes
 from streaming.transport.base import ConsumerTransport, Record, TopicPartition
 
 OffsetRange = tuple[int, int]
@@ -25,8 +26,10 @@ async def iter_range(
     Records come in per-partition order and only inside their range; a partition is paused
     once its position passes its end, so gaps (compaction, aborted transactions, control
     markers) never make the loop wait for offsets that will not come. Raises
-    :class:`ReplayError` when no partition advances for ``stall_timeout_s``.
+    :class:`ReplayError` when no partition advances for ``stall_timeout_s``. What it
+    reads counts as ``messaging.client.consumed.messages`` on the global meter provider.
     """
+    consumed = global_instruments().consumed
     todo = {tp: r for tp, r in ranges.items() if r[1] > r[0]}
     if not todo:
         return
@@ -46,6 +49,9 @@ async def iter_range(
             kept = [r for r in records if start <= r.offset < end]
             if kept:
                 out[tp] = kept
+                consumed.add(
+                    len(kept), metric_attributes(tp.topic, operation="poll", partition=tp.partition)
+                )
         for tp in list(todo):
             position = await consumer.position(tp)
             if position != positions[tp]:

@@ -274,7 +274,7 @@ class DlqRedriver:
         audit: AuditHook = log_audit,
         max_redrives: int = DEFAULT_MAX_REDRIVES,
         batch_size: int = 500,
-        replication_factor: int = 1,
+        replication_factor: int | None = None,
     ) -> None:
         if max_redrives < 0:
             raise ValueError(f"max_redrives must be >= 0, got {max_redrives}")

@@ -145,7 +145,7 @@ class SnapshotStore:
         transport: TransportFactory,
         *,
         topic: str = SNAPSHOTS_TOPIC,
-        replication_factor: int = 1,
+        replication_factor: int | None = None,
     ) -> None:
         self.transport = transport
         self.topic = topic

@@ -73,7 +73,7 @@ class StateStore(KeyValueView):
         name: str,
         *,
         partitions: int = 1,
-        replication_factor: int = 1,
+        replication_factor: int | None = None,
         cache_dir: Path | str | None = None,
     ) -> None:
         self.transport = transport

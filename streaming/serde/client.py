@@ -1,7 +1,8 @@
 """Async Confluent Schema Registry client over httpx, with the caches serde needs.
 
 Caching: schema by id forever (ids are immutable), register/lookup results forever,
-``latest`` per subject for ``latest_cache_ttl_s``. Retries: 408, 429, 5xx and network
+``latest`` per subject for ``latest_cache_ttl_s``. Single flight: concurrent callers
+asking for the same id, registration or lookup share one request. Retries: 408, 429, 5xx and network
 errors only, bounded by ``max_retries``, with jittered exponential backoff (Retry-After
 honoured up to the cap). Every failure surfaces as a typed :class:`RegistryError`.
 """
@@ -13,7 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -41,6 +42,8 @@ COMPATIBILITY_LEVELS = (
     "FULL_TRANSITIVE",
 )
 Version = int | Literal["latest"]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class SchemaRegistry(Protocol):
@@ -147,6 +150,22 @@ def _schema_from(body: dict[str, Any]) -> Schema:
     )
 
 
+class SingleFlight(Generic[K, V]):
+    """One call per key at a time: callers arriving while it runs await the same result."""
+
+    def __init__(self) -> None:
+        self._pending: dict[K, asyncio.Future[V]] = {}
+
+    async def run(self, key: K, call: Callable[[], Awaitable[V]]) -> V:
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(call())
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        # shielded: one cancelled caller must not cancel the request the others await
+        return await asyncio.shield(pending)
+
+
 class SchemaRegistryClient:
     """HTTP client for a Confluent-compatible registry (``REGISTRY_URL``)."""
 
@@ -184,7 +203,9 @@ class SchemaRegistryClient:
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self._by_id: dict[int, Schema] = {}
-        self._inflight: dict[int, asyncio.Future[Schema]] = {}
+        self._fetching: SingleFlight[int, Schema] = SingleFlight()
+        self._registering: SingleFlight[tuple[str, Schema, bool], int] = SingleFlight()
+        self._looking_up: SingleFlight[tuple[str, Schema, bool], RegisteredSchema] = SingleFlight()
         self._registered: dict[tuple[str, Schema, bool], int] = {}
         self._lookups: dict[tuple[str, Schema, bool], RegisteredSchema] = {}
         self._versions: dict[tuple[str, int], RegisteredSchema] = {}
@@ -280,6 +301,10 @@ class SchemaRegistryClient:
         key = (subject, schema, normalize)
         if key in self._registered:
             return self._registered[key]
+        return await self._registering.run(key, lambda: self._register(key))
+
+    async def _register(self, key: tuple[str, Schema, bool]) -> int:
+        subject, schema, normalize = key
         params = {"normalize": "true"} if normalize else None
         reply = await self._request(
             "POST", _path("subjects", subject, "versions"), body=_schema_body(schema), params=params
@@ -296,6 +321,10 @@ class SchemaRegistryClient:
         key = (subject, schema, normalize)
         if key in self._lookups:
             return self._lookups[key]
+        return await self._looking_up.run(key, lambda: self._lookup(key))
+
+    async def _lookup(self, key: tuple[str, Schema, bool]) -> RegisteredSchema:
+        subject, schema, normalize = key
         params = {"normalize": "true"} if normalize else None
         reply = await self._request(
             "POST", _path("subjects", subject), body=_schema_body(schema), params=params
@@ -313,13 +342,7 @@ class SchemaRegistryClient:
         cached = self._by_id.get(schema_id)
         if cached is not None:
             return cached
-        pending = self._inflight.get(schema_id)
-        if pending is None:
-            # One request per id however many records wait for it (single flight).
-            pending = asyncio.ensure_future(self._fetch_schema(schema_id))
-            self._inflight[schema_id] = pending
-            pending.add_done_callback(lambda _: self._inflight.pop(schema_id, None))
-        return await asyncio.shield(pending)
+        return await self._fetching.run(schema_id, lambda: self._fetch_schema(schema_id))
 
     async def _fetch_schema(self, schema_id: int) -> Schema:
         schema = _schema_from(await self._request("GET", _path("schemas", "ids", schema_id)))

@@ -241,6 +241,8 @@ class Broker:
     def create_topic(self, spec: TopicSpec) -> None:
         if spec.name in self.topics:
             return
+        spec = spec.sized_for(self.brokers)
+        assert spec.replication_factor is not None
         if spec.partitions < 1:
             raise TopicError(f"cannot create topic {spec.name!r}: partitions must be >= 1")
         if not 1 <= spec.replication_factor <= self.brokers:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 Headers = tuple[tuple[str, bytes], ...]
+#: What a consumer sees of transactional writes. ``read_committed`` (the default for every
+#: reader in the product) hides aborted transactions and stops at the last stable offset.
+IsolationLevel = Literal["read_committed", "read_uncommitted"]
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -74,14 +77,36 @@ class OutgoingRecord:
     timestamp_ms: int | None = None
 
 
+MAX_DEFAULT_REPLICATION = 3
+MAX_DEFAULT_MIN_INSYNC = 2
+
+
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """A topic to create; ``config`` holds broker topic configs such as cleanup.policy."""
+    """A topic to create; ``config`` holds broker topic configs such as cleanup.policy.
+
+    ``replication_factor=None`` sizes the topic for the cluster it is created on (see
+    :meth:`sized_for`), so one broker going away loses nothing and stops no writer.
+    """
 
     name: str
     partitions: int = 1
-    replication_factor: int = 1
+    replication_factor: int | None = None
     config: Mapping[str, str] = field(default_factory=dict)
+
+    def sized_for(
+        self, brokers: int, *, replication: int | None = None, min_insync: int | None = None
+    ) -> TopicSpec:
+        """This spec for a cluster of ``brokers``: replication as given, else ``replication``
+        (``KAFKA_DEFAULT_REPLICATION_FACTOR``), else ``min(3, brokers)``; and unless
+        configured, ``min.insync.replicas`` ``min(min_insync or 2, replication)``, so with
+        ``acks=all`` one of three brokers may fail without stopping a writer."""
+        factor = (
+            self.replication_factor or replication or min(MAX_DEFAULT_REPLICATION, max(brokers, 1))
+        )
+        isr = min(min_insync or MAX_DEFAULT_MIN_INSYNC, factor)
+        config = {"min.insync.replicas": str(isr), **self.config}
+        return TopicSpec(self.name, self.partitions, factor, config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,12 +247,14 @@ class TransportFactory(Protocol):
         *,
         group_id: str | None = None,
         auto_offset_reset: str = "earliest",
-        isolation_level: str = "read_uncommitted",
+        isolation_level: IsolationLevel = "read_committed",
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         client_id: str | None = None,
-    ) -> ConsumerTransport: ...
+    ) -> ConsumerTransport:
+        """A consumer; ``read_committed`` by default, so aborted transactions never show."""
+        ...
 
     def admin(self) -> AdminTransport: ...
 
@@ -238,6 +265,7 @@ __all__ = [
     "ConsumerTransport",
     "GroupInfo",
     "Headers",
+    "IsolationLevel",
     "OutgoingRecord",
     "ProducerTransport",
     "RebalanceCallback",

@@ -18,6 +18,8 @@ from aiokafka import TopicPartition as KTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
     IllegalOperation,
     KafkaConnectionError,
     KafkaError,
@@ -25,16 +27,20 @@ from aiokafka.errors import (
     NoBrokersAvailable,
     ProducerFenced,
     TopicAlreadyExistsError,
+    UnknownMemberIdError,
     UnknownTopicOrPartitionError,
     for_code,
 )
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.util import commit_structure_validate
 
 from streaming.config import KafkaSettings
 from streaming.errors import (
     BrokerUnavailableError,
+    CommitFencedError,
     GroupNotEmptyError,
+    PartialSendError,
     TopicError,
     TransactionError,
     TransportError,
@@ -42,6 +48,7 @@ from streaming.errors import (
 from streaming.transport.base import (
     ClusterInfo,
     GroupInfo,
+    IsolationLevel,
     OutgoingRecord,
     RebalanceCallback,
     Record,
@@ -68,6 +75,8 @@ def translate(exc: BaseException, what: str) -> TransportError:
     """Map an aiokafka error to our tree (callers ``raise translate(e, ...) from e``)."""
     if isinstance(exc, NoBrokersAvailable | KafkaConnectionError | KafkaTimeoutError):
         return BrokerUnavailableError(f"{what}: Kafka did not answer ({exc}); is the broker up?")
+    if isinstance(exc, CommitFailedError | UnknownMemberIdError | IllegalGenerationError):
+        return CommitFencedError(f"{what}: the group rebalanced without this member ({exc})")
     if isinstance(exc, ProducerFenced):
         return TransactionError(f"{what}: producer fenced by a newer instance ({exc})")
     if isinstance(exc, UnknownTopicOrPartitionError):
@@ -182,48 +191,78 @@ class KafkaProducerTransport:
 
         One ``BatchBuilder`` per partition instead of a ``send()`` coroutine and a future
         per record: the same bytes and producer settings at about half the CPU per
-        record. Batches of one partition are submitted in order, so per-key order holds.
+        record. Each partition's batches are submitted in order (per-key order holds) by
+        their own task, so a partition whose leader stalls (a paused broker) never holds
+        back the others; if some partitions fail, :class:`PartialSendError` says which
+        records were acknowledged.
         """
         if not records:
             return []
         with _translated("send batch"):
-            placed: list[tuple[int, Any]] = []  # (batch index, append metadata) per record
-            batches: list[tuple[Any, str, int]] = []
-            open_batch: dict[tuple[str, int], int] = {}
+            placed: list[tuple[tuple[str, int], int, Any]] = []  # (tp, batch no., append meta)
+            batches: dict[tuple[str, int], list[Any]] = {}
             parts: dict[str, list[int]] = {}  # per call: partitions may be added meanwhile
             for r in records:
                 if r.topic not in parts:
                     parts[r.topic] = sorted(await self._producer.partitions_for(r.topic))
-                partition = self._partition(r, parts[r.topic])
-                slot = open_batch.get((r.topic, partition), -1)
+                tp = (r.topic, self._partition(r, parts[r.topic]))
+                builders = batches.setdefault(tp, [])
                 meta = None
-                if slot >= 0:
-                    meta = batches[slot][0].append(
+                if builders:
+                    meta = builders[-1].append(
                         timestamp=r.timestamp_ms, key=r.key, value=r.value, headers=list(r.headers)
                     )
                 if meta is None:  # no open batch for the partition, or it is full
                     self._check_size(r)
-                    builder = self._producer.create_batch()
-                    slot = len(batches)
-                    batches.append((builder, r.topic, partition))
-                    open_batch[(r.topic, partition)] = slot
-                    meta = builder.append(
+                    builders.append(self._producer.create_batch())
+                    meta = builders[-1].append(
                         timestamp=r.timestamp_ms, key=r.key, value=r.value, headers=list(r.headers)
                     )
-                placed.append((slot, meta))
-            futures = []
-            for builder, topic, partition in batches:
-                builder.close()
-                futures.append(await self._producer.send_batch(builder, topic, partition=partition))
-            done = await asyncio.gather(*futures)
-        out: list[RecordMetadata] = []
-        for slot, meta in placed:
-            batch = done[slot]
+                placed.append((tp, len(builders) - 1, meta))
+        outcomes = await asyncio.gather(
+            *(self._send_partition(tp, builders) for tp, builders in batches.items()),
+            return_exceptions=True,
+        )
+        done = dict(zip(batches, outcomes, strict=True))
+        out: list[RecordMetadata | None] = []
+        errors: dict[int, TransportError] = {}
+        for index, (tp, number, meta) in enumerate(placed):
+            result = done[tp]
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result  # cancellation and the like
+                errors[index] = (
+                    result if isinstance(result, TransportError) else translate(result, "send")
+                )
+                out.append(None)
+                continue
+            batch = result[number]
             timestamp = meta.timestamp if batch.timestamp in (None, -1) else batch.timestamp
             out.append(
                 RecordMetadata(batch.topic, batch.partition, batch.offset + meta.offset, timestamp)
             )
-        return out
+        if len(errors) == len(records):  # nothing landed: the plain error says it best
+            raise next(iter(errors.values()))
+        if errors:
+            failed = sorted({f"{placed[i][0][0]}[{placed[i][0][1]}]" for i in errors})
+            first = next(iter(errors.values()))
+            raise PartialSendError(
+                f"send batch: {len(errors)} of {len(records)} record(s) not acknowledged "
+                f"(partitions {', '.join(failed)}): {first}; the others were; resend the "
+                "failed ones",
+                out,
+                errors,
+            ) from first
+        return [m for m in out if m is not None]
+
+    async def _send_partition(self, tp: tuple[str, int], builders: list[Any]) -> list[Any]:
+        """Submit one partition's batches in order; their delivery metadata."""
+        with _translated(f"send batch to {tp[0]}[{tp[1]}]"):
+            futures = []
+            for builder in builders:
+                builder.close()
+                futures.append(await self._producer.send_batch(builder, tp[0], partition=tp[1]))
+            return list(await asyncio.gather(*futures))
 
     def _partition(self, record: OutgoingRecord, parts: list[int]) -> int:
         """The partition ``send()`` would pick: explicit, murmur2 of the key, or random."""
@@ -287,15 +326,22 @@ class KafkaProducerTransport:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, assigned: RebalanceCallback | None, revoked: RebalanceCallback | None):
+    def __init__(
+        self,
+        assigned: RebalanceCallback | None,
+        revoked: RebalanceCallback | None,
+        on_generation: Callable[[], None],
+    ):
         self._assigned = assigned
         self._revoked = revoked
+        self._on_generation = on_generation
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         if self._revoked is not None:
             await self._revoked(sorted(_tp(t) for t in revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._on_generation()
         if self._assigned is not None:
             await self._assigned(sorted(_tp(t) for t in assigned))
 
@@ -311,6 +357,16 @@ class KafkaConsumerTransport:
             enable_auto_commit=False,
             **options,
         )
+        # (generation, member id) of the current assignment under group management.
+        self._fence: tuple[int, str] | None = None
+        self._request_timeout_s = settings.request_timeout_ms / 1000
+
+    def _member(self) -> tuple[int, str]:
+        coordinator = self._consumer._coordinator
+        return (coordinator.generation, coordinator.member_id)
+
+    def _capture_generation(self) -> None:
+        self._fence = self._member()
 
     async def start(self) -> None:
         await _call("start consumer", self._consumer.start)
@@ -330,7 +386,10 @@ class KafkaConsumerTransport:
         on_revoked: RebalanceCallback | None = None,
     ) -> None:
         with _translated(f"subscribe to {list(topics)}"):
-            self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
+            self._consumer.subscribe(
+                list(topics),
+                listener=_Listener(on_assigned, on_revoked, self._capture_generation),
+            )
 
     def assign(self, partitions: Sequence[TopicPartition]) -> None:
         with _translated("assign partitions"):
@@ -347,10 +406,52 @@ class KafkaConsumerTransport:
         return {_tp(tp): [_record(m) for m in msgs] for tp, msgs in batches.items() if msgs}
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit as the member of the generation that was assigned the partitions.
+
+        aiokafka commits with whatever generation its coordinator holds when it builds
+        the request; after a lost session that is -1 (no member), which the broker
+        accepts from anyone once the group is empty, so a zombie's revoke would rewind
+        the group. Kafka's own clients refuse such commits; so do we: under the commit
+        lock, with no await between the check and the request, a changed generation
+        raises CommitFencedError, and the request carries the generation, so the broker
+        refuses it if the group moved on (UnknownMemberId/IllegalGeneration, also
+        CommitFencedError). aiokafka has no public call for this, hence its internals;
+        retriable errors (a moved coordinator) are retried until the request timeout, as
+        aiokafka's own commit does.
+        """
         if not offsets:
             return
         payload = {_ktp(tp): off for tp, off in offsets.items()}
-        await _call("commit offsets", lambda: self._consumer.commit(payload))
+        if self._fence is None:  # assign() mode: a plain (member-less) commit
+            await _call("commit offsets", lambda: self._consumer.commit(payload))
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._request_timeout_s
+        while True:
+            try:
+                with _translated("commit offsets"):
+                    await self._commit_as_member(commit_structure_validate(payload))
+                return
+            except TransportError as exc:
+                if not exc.retriable or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(0.1)  # backoff before finding the coordinator again
+
+    async def _commit_as_member(self, offsets: Mapping[Any, Any]) -> None:
+        coordinator = self._consumer._coordinator
+        await coordinator.ensure_coordinator_known()
+        async with coordinator._commit_lock:
+            current = self._member()
+            subscription = self._consumer._subscription.subscription
+            assignment = subscription.assignment if subscription is not None else None
+            if self._fence is None or current != self._fence or assignment is None:
+                generation = self._fence[0] if self._fence is not None else -1
+                raise CommitFencedError(
+                    f"commit offsets: this consumer lost group generation {generation} "
+                    f"(now {current[0]}); its partitions were reassigned, so its offsets "
+                    "are not committed and the records go to the new owner"
+                )
+            await coordinator._do_commit_offsets(assignment, offsets)
 
     async def committed(self, tp: TopicPartition) -> int | None:
         result: int | None = await _call("committed", lambda: self._consumer.committed(_ktp(tp)))
@@ -444,9 +545,15 @@ class KafkaAdminTransport:
     async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
         if not specs:
             return
+        brokers = len((await self.describe_cluster()).brokers)
+        replication, isr = (
+            self._settings.default_replication_factor,
+            self._settings.min_insync_replicas,
+        )
+        sized = [s.sized_for(brokers, replication=replication, min_insync=isr) for s in specs]
         new = [
             NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.config))
-            for s in specs
+            for s in sized
         ]
         response = await _call("create topics", lambda: self._admin.create_topics(new))
         for entry in response.topic_errors:
@@ -615,7 +722,7 @@ class KafkaTransport:
         *,
         group_id: str | None = None,
         auto_offset_reset: str = "earliest",
-        isolation_level: str = "read_uncommitted",
+        isolation_level: IsolationLevel = "read_committed",
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,

@@ -22,7 +22,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
-from streaming.errors import GroupNotEmptyError, TopicError, TransactionError, TransportError
+from streaming.errors import (
+    CommitFencedError,
+    GroupNotEmptyError,
+    TopicError,
+    TransactionError,
+    TransportError,
+)
 from streaming.transport._memory_broker import (
     DEFAULT_TOPIC_CONFIG,
     Broker,
@@ -37,6 +43,7 @@ from streaming.transport._memory_broker import (
 from streaming.transport.base import (
     ClusterInfo,
     GroupInfo,
+    IsolationLevel,
     OutgoingRecord,
     RebalanceCallback,
     Record,
@@ -387,7 +394,7 @@ class InMemoryConsumer(_Lifecycle):
             raise TransportError("commit offsets: requires a consumer created with a group_id")
         group = self._broker.group(self._group_id)
         if self.subscription and self._member_id not in group.members:
-            raise TransportError(
+            raise CommitFencedError(
                 "commit offsets: this consumer is no longer a member of group "
                 f"{self._group_id!r} (its partitions were reassigned)"
             )
@@ -604,7 +611,7 @@ class InMemoryTransport:
         *,
         group_id: str | None = None,
         auto_offset_reset: str = "earliest",
-        isolation_level: str = "read_uncommitted",
+        isolation_level: IsolationLevel = "read_committed",
         max_poll_records: int = 500,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,

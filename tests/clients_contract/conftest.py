@@ -23,6 +23,7 @@ from streaming.retry import RetryPolicy
 from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.transport.base import Record, TopicPartition, TopicSpec, TransportFactory
 from streaming.transport.memory import InMemoryTransport
+from tests.integration.waiting import until
 
 
 class ClientEnv:
@@ -77,17 +78,7 @@ class ClientEnv:
     async def wait_for(
         check: Callable[[], bool | Awaitable[bool]], timeout_s: float = 30.0, what: str = ""
     ) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while True:
-            result = check()
-            if not isinstance(result, bool):
-                result = await result
-            if result:
-                return
-            if loop.time() > deadline:
-                pytest.fail(f"timed out after {timeout_s}s waiting for {what or check}")
-            await asyncio.sleep(0.02)  # poll
+        await until(check, timeout_s, what or str(check))
 
     async def read_all(self, topic: str) -> list[Record]:
         """Every record currently in ``topic`` (reads from the start to the end offsets)."""

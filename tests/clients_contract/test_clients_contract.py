@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import uuid
@@ -268,6 +269,40 @@ async def test_committed_offsets_reach_the_end_past_transaction_markers(env: Cli
     async with env.running(consumer):
         await env.wait_for(lambda: len(done) == 4, what="4 events")
     assert (await env.admin.group_offsets(group))[tp] == end
+
+
+@pytest.mark.parametrize(
+    ("isolation", "expected"),
+    [(None, ["c1", "c2"]), ("read_uncommitted", ["a1", "c1", "a2", "c2"])],
+)
+async def test_handlers_never_see_aborted_transactions_unless_asked_to(
+    env: ClientEnv, isolation: str | None, expected: list[str]
+) -> None:
+    topic, group = await env.topic(), env.group()
+    events = {name: order() for name in ("a1", "c1", "a2", "c2")}
+    async with env.producer(transactional_id=f"tx-{group}") as tx:
+        for name, event in events.items():
+            with contextlib.suppress(Aborted):
+                async with tx.transaction():
+                    await tx.send(topic, event)
+                    if name.startswith("a"):
+                        raise Aborted
+    options = {} if isolation is None else {"isolation_level": isolation}
+    consumer = env.consumer(topic, group, **options)
+    seen: list[uuid.UUID] = []
+
+    @consumer.handler(OrderPlaced)
+    async def handle(event: OrderPlaced) -> None:
+        seen.append(event.event_id)
+
+    async with env.running(consumer):
+        await env.wait_for(lambda: events["c2"].event_id in seen, what="the last event")
+    names = {e.event_id: name for name, e in events.items()}
+    assert [names[i] for i in seen] == expected
+
+
+class Aborted(Exception):
+    """Raised inside ``transaction()`` to abort it."""
 
 
 async def test_guard_refusal_fails_before_anything_is_sent(env: ClientEnv) -> None:

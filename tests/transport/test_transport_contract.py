@@ -397,6 +397,22 @@ async def test_read_committed_sees_committed_transactions_only(harness: Harness)
     assert late.value == b"open"
 
 
+async def test_a_consumer_reads_committed_by_default(harness: Harness) -> None:
+    topic = await harness.new_topic()
+    tp = TopicPartition(topic, 0)
+    producer = await harness.producer(transactional_id=f"tx-{topic}")
+    for value, commit in ((b"a1", False), (b"c1", True), (b"a2", False), (b"c2", True)):
+        await producer.begin_transaction()
+        await producer.send(OutgoingRecord(topic, value))
+        await (producer.commit_transaction() if commit else producer.abort_transaction())
+
+    default_reader = await harness.consumer()
+    default_reader.assign([tp])
+    got = await harness.drain(default_reader, 2)
+    assert [r.value for r in got] == [b"c1", b"c2"]
+    assert await default_reader.poll(timeout_ms=300) == {}
+
+
 async def test_read_committed_end_offset_stops_at_an_open_transaction(harness: Harness) -> None:
     topic = await harness.new_topic()
     tp = TopicPartition(topic, 0)

@@ -1,7 +1,8 @@
 """A consumer process for the SIGKILL test: appends each handled event id to a file.
 
-Usage: python consumer_proc.py BOOTSTRAP REGISTRY_URL TOPIC GROUP OUT_FILE
-SIGTERM stops it gracefully (finish in-flight, commit, leave the group).
+Usage: python consumer_proc.py BOOTSTRAP REGISTRY_URL TOPIC GROUP OUT_FILE [DELAY_S]
+DELAY_S is the work per event (default 0.001). SIGTERM stops it gracefully (finish
+in-flight, commit, leave the group).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from streaming.serde.client import SchemaRegistryClient
 from streaming.transport.kafka import KafkaTransport
 
 
-async def main(bootstrap: str, registry_url: str, topic: str, group: str, out: str) -> None:
+async def main(
+    bootstrap: str, registry_url: str, topic: str, group: str, out: str, delay_s: str = "0.001"
+) -> None:
+    work_s = float(delay_s)
     transport = KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap))
     async with SchemaRegistryClient(RegistrySettings(url=registry_url)) as registry:
         consumer = EventConsumer(
@@ -34,11 +38,11 @@ async def main(bootstrap: str, registry_url: str, topic: str, group: str, out: s
             @consumer.handler(OrderPlaced)
             async def handle(event: OrderPlaced) -> None:
                 sink.write(f"{event.event_id}\n")
-                await asyncio.sleep(0.001)  # a little work per event, so the kill lands mid-stream
+                await asyncio.sleep(work_s)  # a little work per event, so signals land mid-stream
 
             consumer.install_signal_handlers()
             await consumer.run()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:6]))
+    asyncio.run(main(*sys.argv[1:7]))

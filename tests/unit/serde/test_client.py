@@ -11,6 +11,9 @@ import pytest
 from pydantic import SecretStr
 
 from streaming.config import RegistrySettings
+from streaming.events import OrderPlaced
+from streaming.fake_events import fake_events
+from streaming.producer import EventProducer
 from streaming.serde.client import SchemaRegistryClient, retry_delay_s
 from streaming.serde.errors import (
     IncompatibleSchemaError,
@@ -22,6 +25,7 @@ from streaming.serde.errors import (
     SubjectNotFoundError,
 )
 from streaming.serde.schema import Schema, SchemaReference
+from streaming.transport.memory import InMemoryTransport
 
 SCHEMA = Schema('{"type":"string"}')
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -245,3 +249,44 @@ def test_backoff_grows_exponentially_stays_jittered_and_capped() -> None:
         assert ceiling / 2 <= delay <= ceiling
     assert max(delays) <= 1.0
     assert len(set(delays)) == len(delays)
+
+
+class GatedRegistry:
+    """A registry over httpx that counts POSTs per path and holds them until released."""
+
+    def __init__(self) -> None:
+        self.posts: dict[str, int] = {}
+        self.first_post = asyncio.Event()
+        self.release = asyncio.Event()
+        self.ids: dict[str, int] = {}
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "POST":
+            self.posts[path] = self.posts.get(path, 0) + 1
+            self.first_post.set()
+            await self.release.wait()
+        subject = path.split("/")[2]
+        schema_id = self.ids.setdefault(subject, len(self.ids) + 1)
+        if path.endswith("/versions"):
+            return _json(200, {"id": schema_id})
+        return _json(200, {"id": schema_id, "version": 1, "subject": subject})
+
+
+async def test_concurrent_first_sends_of_one_subject_share_one_registration() -> None:
+    registry = GatedRegistry()
+    client = SchemaRegistryClient(
+        RegistrySettings(url="http://registry.test"), transport=httpx.MockTransport(registry)
+    )
+    transport = InMemoryTransport(auto_create_topics=True)
+    async with client, EventProducer(transport, client) as producer:
+        sends = [
+            asyncio.create_task(producer.send("orders", event))
+            for event in fake_events(OrderPlaced, 20, rng=random.Random(3))
+        ]
+        # tasks run in creation order: by the time this wakes, every send is waiting
+        await registry.first_post.wait()
+        registry.release.set()
+        await asyncio.gather(*sends)
+    assert "/subjects/orders-value/versions" in registry.posts
+    assert registry.posts == dict.fromkeys(registry.posts, 1)
