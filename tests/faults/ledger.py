@@ -159,7 +159,7 @@ class OffsetMonitor:
     def latest(self) -> dict[int, int]:
         return {p: s[-1][1] for p, s in self.history.items() if s}
 
-    def wait_committed(self, ends: dict[int, int], timeout_s: float) -> None:
+    def wait_committed(self, ends: dict[int, int], timeout_s: float, phase: str = "") -> None:
         """Until the group's committed offsets reached ``ends`` on every partition."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -168,7 +168,8 @@ class OffsetMonitor:
                 return
             time.sleep(0.1)  # poll
         raise AssertionError(
-            f"group {self.group} did not commit to the log end within {timeout_s}s: "
+            f"group {self.group} did not commit to the log end within {timeout_s}s"
+            f"{' (' + phase + ')' if phase else ''}: "
             f"committed {self.latest()}, end {ends}"
         )
 

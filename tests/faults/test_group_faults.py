@@ -25,6 +25,9 @@ from tests.faults.report import FaultResult, record, record_failure
 from tests.faults.workloads import Member, delivered, produce_all, wait_for
 
 SESSION_TIMEOUT_S = 6  # consumer_proc.py's session_timeout_ms
+# A member drains partitions one poll batch at a time (5 ms of work per event), so the
+# time to commit to the end grows with the workload; generous on two busy cores.
+DRAIN_S = 60 + SIZES.group_events * 0.012
 NAMES = {
     "member-kill": "group member SIGKILL mid-stream",
     "member-pause": f"group member SIGSTOP {SESSION_TIMEOUT_S + 4}s (past the session timeout)",
@@ -70,24 +73,24 @@ async def test_group_member_fault_loses_nothing_and_never_rewinds_offsets(
             fault_at = time.monotonic()
             if fault == "member-kill":
                 a.signal(signal.SIGKILL)
-                await asyncio.to_thread(monitor.wait_committed, ends, 120)
+                await asyncio.to_thread(monitor.wait_committed, ends, DRAIN_S, "B alone")
             elif fault == "member-pause":
                 a.signal(signal.SIGSTOP)
                 until = time.monotonic() + SESSION_TIMEOUT_S + 4
                 await wait_for(lambda: time.monotonic() >= until, timeout_s=30, what="the pause")
                 a.signal(signal.SIGCONT)
-                await asyncio.to_thread(monitor.wait_committed, ends, 120)
+                await asyncio.to_thread(monitor.wait_committed, ends, DRAIN_S, "A back, B on")
             else:
                 a.signal(signal.SIGSTOP)
                 # B alone commits to the end: it took A's partitions over.
-                await asyncio.to_thread(monitor.wait_committed, ends, 120)
+                await asyncio.to_thread(monitor.wait_committed, ends, DRAIN_S, "B alone")
                 # B stops and leaves: the group is empty when A wakes up, so a commit
                 # without a valid generation would be accepted (the dangerous case).
                 assert b.stop() == 0, "SIGTERM must stop member B cleanly"
                 a.signal(signal.SIGCONT)
                 # A finds out it lost its generation and rejoins; give it time to act on that.
                 await _wait_members(cluster, group, 1, "A back in the group")
-                await asyncio.to_thread(monitor.wait_committed, ends, 120)
+                await asyncio.to_thread(monitor.wait_committed, ends, DRAIN_S, "A woken alone")
             recovery = monitor.recovery_s(fault_at, ends)
             await wait_for(
                 lambda: set(delivered(a, b)) >= acknowledged,
