@@ -160,7 +160,9 @@ async def raw_side(bootstrap: str, topic: str, rate: int, n: int, wait_s: float)
         while not stop.is_set():
             for got in (await consumer.getmany(timeout_ms=100)).values():
                 for record in got:
-                    body = fastavro.schemaless_reader(io.BytesIO(record.value[5:]), parsed, None)
+                    body: Any = fastavro.schemaless_reader(
+                        io.BytesIO(record.value[5:]), parsed, None
+                    )
                     clock.arrived(body["client_order_id"] or "")
 
     async def send(i: int, _event: Event) -> None:

@@ -61,6 +61,8 @@ async def run_plain_sink(
             offsets = {}
             for tp, records in polled.items():
                 for record in records:
+                    if record.value is None:  # a tombstone: nothing to store
+                        continue
                     decoded = await deserializer.deserialize(
                         record.value, SerializationContext.for_record(record)
                     )
