@@ -33,7 +33,6 @@ from bench import harness, kafka_tools
 from bench.bench_producer import events
 from bench.harness import Run
 from streaming.config import KafkaSettings, RegistrySettings
-from streaming.consumer import EventConsumer
 from streaming.events import OrderPlaced
 from streaming.producer import EventProducer
 from streaming.serde import default_catalog
@@ -63,16 +62,7 @@ async def typed(bootstrap: str, registry_url: str, topic: str, n: int, deadline_
     """Child job: the typed consumer with tracing and metrics on."""
     tel = harness.telemetry()
     async with SchemaRegistryClient(RegistrySettings(url=registry_url)) as registry:
-        consumer = EventConsumer(
-            KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap)),
-            registry,
-            topics=[topic],
-            group_id=f"bench-{uuid.uuid4().hex[:8]}",
-            create_failure_topics=False,
-            poll_timeout_ms=100,
-            tracer=tel.tracer,
-            instruments=tel.instruments,
-        )
+        consumer = harness.traced_consumer(bootstrap, registry, topic, tel, poll_timeout_ms=100)
         marks: list[float] = []
 
         async def handle(event: OrderPlaced) -> None:

@@ -21,7 +21,6 @@ import asyncio
 import io
 import statistics
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from bench import harness
 from bench.bench_producer import events
 from bench.harness import Run
 from streaming.config import KafkaSettings
-from streaming.consumer import EventConsumer
 from streaming.events import Event, OrderPlaced
 from streaming.producer import EventProducer
 from streaming.serde import InMemorySchemaRegistryClient, default_catalog
@@ -101,16 +99,7 @@ async def typed_side(bootstrap: str, topic: str, rate: int, n: int, wait_s: floa
     transport = KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap))
     registry = InMemorySchemaRegistryClient()
     clock = Clock(n)
-    consumer = EventConsumer(
-        transport,
-        registry,
-        topics=[topic],
-        group_id=f"bench-{uuid.uuid4().hex[:8]}",
-        create_failure_topics=False,
-        poll_timeout_ms=100,
-        tracer=tel.tracer,
-        instruments=tel.instruments,
-    )
+    consumer = harness.traced_consumer(bootstrap, registry, topic, tel, poll_timeout_ms=100)
 
     async def handle(event: OrderPlaced) -> None:
         clock.arrived(event.client_order_id or "")
@@ -184,7 +173,7 @@ async def raw_side(bootstrap: str, topic: str, rate: int, n: int, wait_s: float)
 async def measure(rates: list[int], seconds: float, rounds: int) -> dict[str, Any]:
     bootstrap = harness.env("KAFKA_BOOTSTRAP_SERVERS")
     rows: list[dict[str, Any]] = []
-    details: dict[str, Any] = {}
+    by_rate: dict[str, harness.Rounds] = {}
     async with harness.topics(bootstrap) as make_topic:
         for rate in rates:
             n = max(1, int(rate * seconds))
@@ -206,13 +195,11 @@ async def measure(rates: list[int], seconds: float, rounds: int) -> dict[str, An
                 got.measure(f"e2e p50 raw ({label})", "raw p50_ms", "ms"),
                 got.measure(f"e2e p99 raw ({label})", "raw", "ms"),
             ]
-            details[label] = got.summary()
+            by_rate[label] = got
     return {
         "params": {"rates": rates, "seconds": seconds, "rounds": rounds},
         "rows": rows,
-        "rates": details,
-        "dropped_rounds": sum(d["dropped_rounds"] for d in details.values()),
-        "lost_records": sum(d["lost_records"] for d in details.values()),
+        **harness.groups(by_rate),
     }
 
 

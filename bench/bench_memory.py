@@ -31,7 +31,6 @@ from bench.bench_producer import events
 from bench.bench_registry import register, wrk
 from bench.harness import Run
 from streaming.config import DatabaseSettings, KafkaSettings, RegistrySettings
-from streaming.consumer import EventConsumer
 from streaming.db import Database
 from streaming.events import OrderPlaced
 from streaming.producer import EventProducer
@@ -80,15 +79,7 @@ async def consumer_job(
     sampler = Sampler(n)
     seen = 0
     async with SchemaRegistryClient(RegistrySettings(url=registry_url)) as registry:
-        consumer = EventConsumer(
-            KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap)),
-            registry,
-            topics=[topic],
-            group_id=f"bench-{uuid.uuid4().hex[:8]}",
-            create_failure_topics=False,
-            tracer=tel.tracer,
-            instruments=tel.instruments,
-        )
+        consumer = harness.traced_consumer(bootstrap, registry, topic, tel)
 
         async def handle(event: OrderPlaced) -> None:
             nonlocal seen
@@ -195,9 +186,7 @@ async def measure(records: int, registry_seconds: float, deadline_s: float) -> d
     return {
         "params": {"records": records, "registry_seconds": registry_seconds},
         "rows": rows,
-        "services": {name: rounds.summary() for name, rounds in got.items()},
-        "dropped_rounds": sum(r.dropped for r in got.values()),
-        "lost_records": sum(r.lost_records for r in got.values()),
+        **harness.groups(got),
     }
 
 

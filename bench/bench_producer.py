@@ -206,7 +206,8 @@ class Contenders:
 async def measure(messages: int, rounds: int, loop_seconds: float) -> dict[str, Any]:
     bootstrap = harness.env("KAFKA_BOOTSTRAP_SERVERS")
     rows: list[dict[str, Any]] = []
-    details: dict[str, Any] = {}
+    by_size: dict[str, harness.Rounds] = {}
+    value_bytes: dict[str, int] = {}
     async with (
         harness.registry_process(bootstrap) as (registry_url, _),
         harness.topics(bootstrap) as make_topic,
@@ -242,13 +243,12 @@ async def measure(messages: int, rounds: int, loop_seconds: float) -> dict[str, 
                     f"raw aiokafka ÷ Kafka ProducerPerformance ({label})", "raw", "kafka-perf"
                 ),
             ]
-            details[label] = {"value_bytes": size, **got.summary()}
+            by_size[label], value_bytes[label] = got, size
     return {
         "params": {"messages": messages, "rounds": rounds, "loop_seconds": loop_seconds},
         "rows": rows,
-        "sizes": details,
-        "dropped_rounds": sum(d["dropped_rounds"] for d in details.values()),
-        "lost_records": sum(d["lost_records"] for d in details.values()),
+        "value_bytes": value_bytes,
+        **harness.groups(by_size),
     }
 
 

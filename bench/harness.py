@@ -115,6 +115,15 @@ class Rounds:
         }
 
 
+def groups(by_label: Mapping[str, Rounds]) -> dict[str, Any]:
+    """Summaries of several interleaved runs (per size, rate or service) and their totals."""
+    return {
+        "groups": {label: rounds.summary() for label, rounds in by_label.items()},
+        "dropped_rounds": sum(r.dropped for r in by_label.values()),
+        "lost_records": sum(r.lost_records for r in by_label.values()),
+    }
+
+
 def spread(values: list[float], *, unit: str = "") -> dict[str, Any]:
     if not values:
         return {"median": None, "min": None, "max": None, "n": 0, "unit": unit}
@@ -370,4 +379,24 @@ def telemetry() -> Any:
         OtelSettings(traces_enabled=True, metrics_enabled=True, exporter_otlp_endpoint=None),
         metric_readers=[InMemoryMetricReader()],
         set_global=False,
+    )
+
+
+def traced_consumer(
+    bootstrap: str, registry: Any, topic: str, telemetry_: Any, **options: Any
+) -> Any:
+    """The typed consumer every bench measures: a fresh group, no failure topics, traced."""
+    from streaming.config import KafkaSettings
+    from streaming.consumer import EventConsumer
+    from streaming.transport.kafka import KafkaTransport
+
+    return EventConsumer(
+        KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap)),
+        registry,
+        topics=[topic],
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        create_failure_topics=False,
+        tracer=telemetry_.tracer,
+        instruments=telemetry_.instruments,
+        **options,
     )
