@@ -9,7 +9,9 @@ process, from the first record to the last (group join and start-up excluded):
   pydantic model, its OpenTelemetry middleware (spans and metrics) on, default ack policy;
 - ``raw``: aiokafka ``getmany``; ``raw+fastavro``: the same plus ``schemaless_reader`` of
   every value;
-- ``kafka-perf``: ``org.apache.kafka.tools.ConsumerPerformance`` (fetch rate).
+- ``kafka-perf``: ``org.apache.kafka.tools.ConsumerPerformance`` (fetch rate) over 5x as
+  many records of the same size on a topic of its own (the JVM's warm-up would otherwise
+  dominate a short run).
 
 A contender that does not see every record within ``--deadline`` seconds lost records,
 and its round is dropped.
@@ -165,6 +167,12 @@ async def measure(messages: int, rounds: int, deadline_s: float) -> dict[str, An
             batch = events(messages, 0)
             for i in range(0, messages, 1000):
                 await p.send_many(topic, batch[i : i + 1000])
+            value_bytes = len((await p.build(topic, batch[0])).value or b"")
+        # The anchor reads 5x as many records of the same size (written by Kafka's own
+        # producer tool): Kafka 4.1's tools have no warm-up option, so a short run would
+        # measure the JIT rather than the broker.
+        anchor_topic, anchor_n = await make_topic(), 5 * messages
+        await kafka_tools.producer_performance(bootstrap, anchor_topic, anchor_n, value_bytes)
         job = {
             "bootstrap": bootstrap,
             "registry_url": registry_url,
@@ -191,7 +199,7 @@ async def measure(messages: int, rounds: int, deadline_s: float) -> dict[str, An
             return await child("raw", decode=True)
 
         async def perf_run() -> Run:
-            return await kafka_tools.consumer_performance(bootstrap, topic, messages)
+            return await kafka_tools.consumer_performance(bootstrap, anchor_topic, anchor_n)
 
         got = await harness.interleave(
             {
@@ -204,7 +212,12 @@ async def measure(messages: int, rounds: int, deadline_s: float) -> dict[str, An
             rounds,
         )
     return {
-        "params": {"messages": messages, "rounds": rounds, "deadline_s": deadline_s},
+        "params": {
+            "messages": messages,
+            "rounds": rounds,
+            "deadline_s": deadline_s,
+            "anchor_records": anchor_n,
+        },
         "rows": [
             got.ratio("typed consumer ÷ raw getmany+fastavro", "typed", "raw+fastavro"),
             got.ratio("typed consumer ÷ FastStream", "typed", "faststream"),

@@ -12,7 +12,7 @@ every event behind it (no coordinated omission):
 
 Events missing after ``--seconds`` + 30 s count as lost (the round is dropped).
 
-    python -m bench.bench_latency [--rates 1000,5000] [--seconds 3] [--rounds 3]
+    python -m bench.bench_latency [--rates 1000,5000] [--seconds 2] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ async def measure(rates: list[int], seconds: float, rounds: int) -> dict[str, An
 @app.command()
 def main(
     rates: str = typer.Option("1000,5000", help="Open-loop rates in msg/s, comma-separated."),
-    seconds: float = typer.Option(3.0, min=0.1, help="Seconds of sending per run."),
+    seconds: float = typer.Option(2.0, min=0.1, help="Seconds of sending per run."),
     rounds: int = typer.Option(3, min=1, help="Interleaved rounds (medians)."),
     out: Path | None = harness.OUT_OPTION,
 ) -> None:

@@ -5,7 +5,7 @@ the bare side writes a hard-coded schema id and calls fastavro schemaless direct
 the ratio is the price of our layer (subject/id caches, framing checks, error mapping,
 the async call). The typed rows add Pydantic model dump/validate on top.
 
-    python -m bench.bench_serde [--records 20000] [--repeats 5]
+    python -m bench.bench_serde [--records 10000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -139,8 +139,8 @@ async def measure(records: int, repeats: int) -> dict[str, Any]:
 
 @app.command()
 def main(
-    records: int = typer.Option(20_000, min=1, help="calls per run"),
-    repeats: int = typer.Option(5, min=1, help="runs; the best is reported"),
+    records: int = typer.Option(10_000, min=1, help="calls per run"),
+    repeats: int = typer.Option(3, min=1, help="runs; the best is reported"),
     out: Path | None = harness.OUT_OPTION,
 ) -> None:
     harness.run("serde", measure(records, repeats), out)

@@ -87,6 +87,14 @@ def _fraction(row: dict[str, Any], value: float) -> float:
     return goal.value / value if value else float("inf")
 
 
+def _load_note(data: dict[str, Any]) -> str:
+    machine = data.get("machine", {})
+    load, cpus = machine.get("loadavg_1m"), machine.get("cpus")
+    if load is None or not cpus or load <= cpus:
+        return ""
+    return f" (load {load:.1f} on {cpus} CPUs: not representative)"
+
+
 def chart(data: dict[str, Any], png: Path) -> None:
     """One horizontal bar per measure with a goal: the median as a fraction of its goal."""
     import matplotlib
@@ -109,13 +117,13 @@ def chart(data: dict[str, Any], png: Path) -> None:
     ys = range(len(goal_rows))
     ax.barh(list(ys), fractions, xerr=errors, color=colours, capsize=3)
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
-    for y, row, f in zip(ys, goal_rows, fractions, strict=True):
-        ax.text(f, y, f"  {_fmt(row['median'])} (goal {row['goal']})", va="center", fontsize=8)
+    for y, row, hi in zip(ys, goal_rows, highs, strict=True):  # right of the whisker
+        ax.text(hi, y, f"  {_fmt(row['median'])} (goal {row['goal']})", va="center", fontsize=8)
     ax.set_yticks(list(ys), names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("median as a fraction of its goal (1.0 = goal met; whiskers: min-max)")
     ax.set_xlim(0, max([1.2, *highs]) * 1.35)
-    ax.set_title(f"bench {png.stem} @ {data.get('commit', '?')}", fontsize=10)
+    ax.set_title(f"bench {png.stem} @ {data.get('commit', '?')}{_load_note(data)}", fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
@@ -123,14 +131,19 @@ def chart(data: dict[str, Any], png: Path) -> None:
 
 def update_readme(data: dict[str, Any], results: Path) -> None:
     """Replace the generated block of bench/README.md with this run's chart and table."""
-    png = results.with_suffix(".png").relative_to(README.parent)
+    png = results.with_suffix(".png").resolve().relative_to(README.parent)
     load = data.get("machine", {}).get("loadavg_1m")
     block = "\n".join(
         [
             BEGIN,
             f"Run of {data.get('written_at', '?')} at commit `{data.get('commit', '?')}` "
             f"(1-minute load average when written: {load:.1f} on "
-            f"{data.get('machine', {}).get('cpus', '?')} CPUs).",
+            f"{data.get('machine', {}).get('cpus', '?')} CPUs)"
+            + (
+                ". The machine was loaded: these numbers are not representative."
+                if _load_note(data)
+                else "."
+            ),
             "",
             f"![ratios against their goals]({png})",
             "",
