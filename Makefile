@@ -13,7 +13,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,devstack]'
+	$(PY) -m pip install -q -e '.[dev,devstack,bench]'
 	@touch $(STAMP)
 
 install: system-deps $(STAMP)
@@ -53,11 +53,16 @@ faults: install
 	rc=$$?; $(PY) -m tests.faults.report $(FAULTS_RESULTS) $$([ $$rc = 0 ] && echo passed || echo failed); \
 	exit $$rc
 
-# Benchmarks (ratios against baselines run side by side); needs the local stack.
+# Benchmarks (ratios against baselines run side by side, interleaved); needs the local
+# stack. Writes bench/results/<date>.json + .png and the generated block of bench/README.md.
+BENCH_OUT ?= bench/results/$(shell date -u +%F).json
+BENCHES := producer consumer audit_sink registry latency memory serde
 bench: install
 	$(BIN)/streaming dev up
-	eval "$$($(BIN)/streaming dev env)" && for b in bench/bench_*.py; do \
-		echo "== $$b"; $(PY) $$b || exit 1; done
+	rm -f $(BENCH_OUT)
+	eval "$$($(BIN)/streaming dev env --show-secrets)" && for b in $(BENCHES); do \
+		echo "== bench_$$b"; $(PY) -m bench.bench_$$b --out $(BENCH_OUT) || exit 1; done
+	$(PY) -m bench.report $(BENCH_OUT) --readme
 
 demo: install
 	@bash scripts/demo.sh

@@ -147,6 +147,11 @@ class DatabaseSettings(BaseSettings):
         return self.ssl_mode
 
     @property
+    def configured(self) -> bool:
+        """True when the environment names a database (``DATABASE_URL`` or ``DB_HOST``)."""
+        return self.url is not None or "host" in self.model_fields_set
+
+    @property
     def ssl_enabled(self) -> bool:
         return self.effective_ssl_mode in {"require", "verify-ca", "verify-full", "true"}
 
@@ -202,6 +207,10 @@ class SecuritySettings(BaseSettings):
     encryption_key: SecretStr | None = None
     rbac_policy_path: Path | None = None
     rbac_cache_ttl_s: float = Field(default=60.0, ge=0)
+    # Every token verifier tails this compacted topic (see streaming.security.revocation_log).
+    revocation_topic: str = "_streaming.revocations"
+    # A verifier that cannot confirm its revocation list is this fresh refuses tokens (503).
+    revocation_max_lag_s: float = Field(default=2.0, gt=0)
 
 
 class LoggingSettings(BaseSettings):

@@ -373,8 +373,13 @@ def create_app(
     body_timeout_s: float = BODY_TIMEOUT_S,
     ready_wait_s: float = 10.0,
     cluster_id: str = "",
+    also_ready: Callable[[], bool] | None = None,
 ) -> Starlette:
-    """The ASGI app serving ``service``; see :mod:`streaming.registry.openapi` for the API."""
+    """The ASGI app serving ``service``; see :mod:`streaming.registry.openapi` for the API.
+
+    ``also_ready`` joins ``/ready`` (e.g. the revocation list being current), so a load
+    balancer routes away from an instance that would refuse every token.
+    """
     api = _Api(
         service,
         authenticator=authenticator,
@@ -387,7 +392,7 @@ def create_app(
     e = api.endpoint
 
     async def ready(request: Request) -> Response:
-        if service.store.ready:
+        if service.store.ready and (also_ready is None or also_ready()):
             return SchemaResponse({"ready": True})
         return _error(503, {"error_code": 50003, "message": "not ready", "ready": False})
 
@@ -412,6 +417,16 @@ def create_app(
     async def http_exception(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         phrase = exc.detail if isinstance(exc, HTTPException) else "Internal Server Error"
+        if status in (404, 405) and authenticator is not None:
+            # Deny by default: an unrouted request needs ADMIN, so the caller learns
+            # nothing about routing before authenticating (401) and being allowed (403).
+            try:
+                await api.guard(request, ADMIN, None)
+            except RegistryError as err:
+                return registry_error_response(err)
+            except SecurityError as err:
+                error = http_error(err)
+                return _error(error.status_code, error.body, error.headers)
         headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
         if status == 405:
             headers["Allow"] = allowed(request.scope["path"])

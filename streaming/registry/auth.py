@@ -4,15 +4,17 @@ Bearer JWTs (``JWTManager``) and HTTP Basic (what Confluent clients send with
 ``basic.auth.user.info``, checked against hashed credentials) identify the caller; RBAC
 on ``ResourceType.SUBJECT`` decides: ``read`` for lookups, ``write`` to register,
 ``admin`` for config, mode and deletes. A global route (no subject) needs the grant on
-every subject (``subject:*``).
+every subject (``subject:*``). Bearer tokens are checked against the shared revocation
+list (:mod:`streaming.security.revocation_log`), which the server starts and stops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from streaming.config import RegistrySettings, SecuritySettings
+from streaming.config import DatabaseSettings, KafkaSettings, RegistrySettings, SecuritySettings
 from streaming.errors import ConfigError
 from streaming.registry.app import Authenticator, Authorizer
 from streaming.security.credentials import InMemoryCredentialStore, PasswordAuthenticator
@@ -20,8 +22,19 @@ from streaming.security.hashing import SecureHasher
 from streaming.security.http import HttpAuthenticator
 from streaming.security.jwt import JWTManager
 from streaming.security.rbac import Action, Policy, ResourceType, RoleBasedAccessControl
+from streaming.security.revocation_log import SharedRevocationStore, shared_revocations
+from streaming.transport.base import TransportFactory
 
 _ACTIONS = {"read": Action.READ, "write": Action.WRITE, "admin": Action.ADMIN}
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryAuth:
+    """The app's two hooks and the revocation list the server must keep current."""
+
+    authenticate: Authenticator
+    authorize: Authorizer
+    revocations: SharedRevocationStore | None = None
 
 
 def registry_auth(http: HttpAuthenticator) -> tuple[Authenticator, Authorizer]:
@@ -37,9 +50,18 @@ def registry_auth(http: HttpAuthenticator) -> tuple[Authenticator, Authorizer]:
 
 
 def auth_from_settings(
-    registry: RegistrySettings, security: SecuritySettings
-) -> tuple[Authenticator, Authorizer] | None:
-    """Build the hooks when ``REGISTRY_AUTH_ENABLED``; every missing setting in one error."""
+    registry: RegistrySettings,
+    security: SecuritySettings,
+    *,
+    kafka: KafkaSettings | None = None,
+    database: DatabaseSettings | None = None,
+    transport: TransportFactory | None = None,
+) -> RegistryAuth | None:
+    """Build the hooks when ``REGISTRY_AUTH_ENABLED``; every missing setting in one error.
+
+    With a JWT key the registry tails the revocation topic on ``kafka``; a configured
+    ``database`` also seeds it with the durable PostgreSQL list.
+    """
     if not registry.auth_enabled:
         return None
     problems: list[str] = []
@@ -64,8 +86,14 @@ def auth_from_settings(
     if registry.credentials_path is not None:
         store = InMemoryCredentialStore.from_yaml(registry.credentials_path)
         passwords = PasswordAuthenticator(store, SecureHasher(security))
-    jwt = JWTManager(security) if has_jwt else None
-    return registry_auth(HttpAuthenticator(rbac, jwt=jwt, passwords=passwords))
+    jwt, revocations = None, None
+    if has_jwt:
+        revocations = shared_revocations(
+            security, kafka or KafkaSettings(), database, transport=transport
+        )
+        jwt = JWTManager(security, revocations=revocations)
+    authenticate, authorize = registry_auth(HttpAuthenticator(rbac, jwt=jwt, passwords=passwords))
+    return RegistryAuth(authenticate, authorize, revocations)
 
 
-__all__ = ["auth_from_settings", "registry_auth"]
+__all__ = ["RegistryAuth", "auth_from_settings", "registry_auth"]

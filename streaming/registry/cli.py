@@ -11,12 +11,14 @@ import json
 from typing import Annotated, Any
 
 import httpx
+import structlog
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
 from streaming.config import KafkaSettings, RegistrySettings
-from streaming.errors import ConfigError, TransportError
+from streaming.errors import ConfigError, DatabaseError, TransportError
+from streaming.logging import configure_logging
 from streaming.registry.errors import NotReady
 from streaming.registry.server import RegistryServer, ServerSettings
 
@@ -51,6 +53,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the Confluent-compatible registry API, storing schemas in Kafka."""
+    if not structlog.is_configured():
+        configure_logging()  # security events (refused tokens) go to stderr, LOG_FORMAT-shaped
     try:
         registry = RegistrySettings()
         kafka = (
@@ -65,25 +69,25 @@ def serve(
         lines = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise _fail(f"invalid settings: {lines}", 2) from exc
 
-    from streaming.config import SecuritySettings
+    from streaming.config import DatabaseSettings, SecuritySettings
     from streaming.registry.auth import auth_from_settings
 
     try:
-        hooks = auth_from_settings(registry, SecuritySettings())
+        auth = auth_from_settings(
+            registry, SecuritySettings(), kafka=kafka, database=DatabaseSettings()
+        )
     except ValidationError as exc:
         lines = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise _fail(f"invalid settings: {lines}", 2) from exc
     except ConfigError as exc:
         raise _fail(str(exc), 2) from exc
-    authenticator, authorizer = hooks if hooks else (None, None)
 
     async def run() -> None:
         server = RegistryServer(
             settings,
             kafka=kafka,
             handle_signals=True,
-            authenticator=authenticator,
-            authorizer=authorizer,
+            auth=auth,
         )
         await server.start(wait_ready=False)
         _err.print(f"schema registry listening on {server.url} (store topic {settings.topic})")
@@ -99,6 +103,10 @@ def serve(
     except (TransportError, NotReady) as exc:
         raise _fail(
             f"{exc}; check KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers} is reachable", 3
+        ) from exc
+    except DatabaseError as exc:
+        raise _fail(
+            f"{exc}; check DATABASE_URL (or unset it to run without PostgreSQL)", 3
         ) from exc
 
 

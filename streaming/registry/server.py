@@ -21,19 +21,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streaming.config import KafkaSettings
 from streaming.errors import ConfigError
-from streaming.registry.app import (
-    BODY_TIMEOUT_S,
-    MAX_BODY_BYTES,
-    Authenticator,
-    Authorizer,
-    create_app,
-)
+from streaming.registry.app import BODY_TIMEOUT_S, MAX_BODY_BYTES, create_app
 from streaming.registry.audit import AuditSink
+from streaming.registry.auth import RegistryAuth
 from streaming.registry.errors import NotReady
 from streaming.registry.kafka_store import KafkaSchemaStore
 from streaming.registry.service import RegistryService
 from streaming.registry.store import SchemaStore
 from streaming.registry.work import DEFAULT_TIMEOUT_S, DEFAULT_WORKERS, SchemaWorker
+from streaming.security.errors import RevocationsUnavailableError
 from streaming.transport.base import TransportFactory
 from streaming.transport.kafka import KafkaTransport
 
@@ -82,8 +78,7 @@ class RegistryServer:
         transport: TransportFactory | None = None,
         store: SchemaStore | None = None,
         audit: AuditSink | None = None,
-        authenticator: Authenticator | None = None,
-        authorizer: Authorizer | None = None,
+        auth: RegistryAuth | None = None,
         handle_signals: bool = False,
     ) -> None:
         self.settings = settings or ServerSettings()
@@ -101,13 +96,15 @@ class RegistryServer:
             timeout_s=self.settings.schema_timeout_s, workers=self.settings.schema_workers
         )
         self.service = RegistryService(store, audit=audit, worker=worker)
+        self.revocations = auth.revocations if auth is not None else None
         self.app = create_app(
             self.service,
-            authenticator=authenticator,
-            authorizer=authorizer,
+            authenticator=auth.authenticate if auth is not None else None,
+            authorizer=auth.authorize if auth is not None else None,
             max_body_bytes=self.settings.max_body_bytes,
             body_timeout_s=self.settings.body_timeout_s,
             ready_wait_s=self.settings.ready_wait_s,
+            also_ready=self.revocations.log.is_current if self.revocations else None,
         )
         self._handle_signals = handle_signals
         self._server: uvicorn.Server | None = None
@@ -140,8 +137,15 @@ class RegistryServer:
         return sock
 
     async def start(self, *, wait_ready: bool = True) -> None:
-        """Start reading ``_schemas`` and serving; optionally wait until caught up."""
+        """Start reading ``_schemas`` (and the revocation list) and serving; optionally
+        wait until both are caught up."""
         await self.store.start()
+        if self.revocations is not None:
+            try:
+                await self.revocations.start()
+            except BaseException:
+                await self.store.stop()
+                raise
         sock = self._bind()
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
@@ -164,7 +168,9 @@ class RegistryServer:
         if wait_ready:
             try:
                 await self.store.wait_ready(self.settings.startup_timeout_s)
-            except NotReady:
+                if self.revocations is not None:
+                    await self.revocations.wait_current(self.settings.startup_timeout_s)
+            except (NotReady, RevocationsUnavailableError):
                 await self.stop()
                 raise
 
@@ -181,6 +187,8 @@ class RegistryServer:
                 await self._task
             self._task = None
         self._server = None
+        if self.revocations is not None:
+            await self.revocations.stop()
         await self.store.stop()
 
     async def __aenter__(self) -> RegistryServer:

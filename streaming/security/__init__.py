@@ -14,6 +14,7 @@ from streaming.security.errors import (
     HashingError,
     InvalidTokenError,
     RefreshTokenReuseError,
+    RevocationsUnavailableError,
     TokenRejection,
     TokenRevokedError,
     UnknownKeyError,
@@ -48,6 +49,11 @@ from streaming.security.revocation import (
     PostgresRevocationStore,
     RevocationStore,
 )
+from streaming.security.revocation_log import (
+    RevocationLog,
+    SharedRevocationStore,
+    shared_revocations,
+)
 
 __all__ = [
     "AccessDenied",
@@ -76,12 +82,15 @@ __all__ = [
     "Principal",
     "RefreshTokenReuseError",
     "ResourceType",
+    "RevocationLog",
     "RevocationStore",
+    "RevocationsUnavailableError",
     "Role",
     "RoleBasedAccessControl",
     "SecureHasher",
     "SecurityEvent",
     "SecurityEventType",
+    "SharedRevocationStore",
     "SigningKey",
     "TokenClaims",
     "TokenPair",
@@ -95,5 +104,6 @@ __all__ = [
     "log_security_event",
     "registry_requirement",
     "require_permission",
+    "shared_revocations",
     "validate_password_strength",
 ]

@@ -1,15 +1,17 @@
-"""``streaming auth ...``: mint tokens for operators and tests, revoke them, show the JWKS.
+"""``streaming auth ...``: mint, refresh and revoke tokens, show the JWKS, hash passwords.
 
-Exit codes: 0 done, 1 bad input, 2 configuration problem (the message says which
-variable to set), 3 PostgreSQL unreachable.
+Exit codes: 0 done, 1 bad input or a refused token, 2 usage or configuration problem (the
+message says which variable to set), 3 PostgreSQL or Kafka unreachable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal, TypeVar
 
 import structlog
@@ -17,17 +19,17 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from rich.console import Console
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from streaming.config import DatabaseSettings, SecuritySettings
-from streaming.errors import ConfigError, DatabaseError, DatabaseUnavailableError
+from streaming.config import DatabaseSettings, KafkaSettings, SecuritySettings
+from streaming.errors import ConfigError, DatabaseError, DatabaseUnavailableError, TransportError
 from streaming.logging import configure_logging
+from streaming.security.errors import InvalidTokenError, RevocationsUnavailableError
 from streaming.security.events import SecurityEvent, SecurityEventType, log_security_event
 from streaming.security.hashing import SecureHasher, validate_password_strength
-from streaming.security.jwt import JWTManager
+from streaming.security.jwt import JWTManager, TokenPair
 from streaming.security.keys import KeyRing, SigningKey
 from streaming.security.rbac import Permission
-from streaming.security.revocation import PostgresRevocationStore
+from streaming.security.revocation_log import horizon_s, shared_revocations
 
 app = typer.Typer(name="auth", help="Tokens, revocation and keys.", no_args_is_help=True)
 _err = Console(stderr=True)
@@ -110,41 +112,111 @@ async def _quiet(_event: SecurityEvent) -> None:
 
 @app.command()
 def revoke(
-    jti: Annotated[str, typer.Option("--jti", help="Token id (the 'jti' claim) to revoke.")],
+    jti: Annotated[
+        str | None, typer.Option("--jti", help="Token id (the 'jti' claim) to revoke.")
+    ] = None,
+    family: Annotated[
+        str | None,
+        typer.Option(
+            "--family", help="Refresh family id (the 'fam' claim): every token of a login."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
-    """Put a token id on the shared revocation list in PostgreSQL (DATABASE_URL)."""
+    """Revoke a token id or a family everywhere: the revocation topic every verifier tails
+    (KAFKA_BOOTSTRAP_SERVERS), and PostgreSQL too when DATABASE_URL is set."""
+    if (jti is None) == (family is None):
+        raise _fail("give exactly one of --jti or --family", 2)
     security = _settings(SecuritySettings)
     database = _settings(DatabaseSettings)
-    longest = max(
-        security.access_token_expire_minutes * 60, security.refresh_token_expire_days * 86_400
-    )
-    until = time.time() + longest + security.jwt_leeway_s
+    kafka = _settings(KafkaSettings)
+    until = time.time() + horizon_s(security)
+    store = shared_revocations(security, kafka, database)
+    what = {"jti": jti} if jti is not None else {"family_id": family}
+
+    async def run() -> None:
+        try:
+            if jti is not None:
+                await store.revoke(jti, until)
+            else:
+                assert family is not None
+                await store.revoke_family(family, until)
+        finally:
+            await store.stop()
+        await log_security_event(
+            SecurityEvent(SecurityEventType.TOKEN_REVOKED, None, {**what, "via": "cli"})
+        )
+
+    _run_store(run, database, kafka)
+    if as_json:
+        typer.echo(json.dumps({"revoked": jti or family, **what, "until": int(until)}))
+    else:
+        typer.echo(f"revoked {jti or family}")
+
+
+def _run_store(
+    run: Callable[[], Coroutine[Any, Any, None]], database: DatabaseSettings, kafka: KafkaSettings
+) -> None:
+    """Run against PostgreSQL and Kafka, mapping their failures to exit codes."""
     try:
-        asyncio.run(_revoke(database, jti, until))
+        asyncio.run(run())
     except DatabaseUnavailableError as exc:
         raise _fail(f"{exc} at {database.display_url}; is DATABASE_URL right?", 3) from exc
     except DatabaseError as exc:
         raise _fail(str(exc), 1) from exc
-    if as_json:
-        typer.echo(json.dumps({"revoked": jti, "until": int(until)}))
-    else:
-        typer.echo(f"revoked {jti}")
+    except (TransportError, RevocationsUnavailableError) as exc:
+        raise _fail(
+            f"{exc}; is KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers} right?", 3
+        ) from exc
 
 
-async def _revoke(database: DatabaseSettings, jti: str, until: float) -> None:
-    engine = create_async_engine(
-        database.connection_url, connect_args={"timeout": database.connect_timeout_s}
-    )
+@app.command()
+def refresh(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Redeem a refresh token read from stdin for a new pair (never pass tokens as arguments).
+
+    A refresh token works once: presenting it again revokes its whole family everywhere.
+    Needs DATABASE_URL, where single use is enforced across processes.
+    """
+    security = _settings(SecuritySettings)
+    database = _settings(DatabaseSettings)
+    kafka = _settings(KafkaSettings)
+    if not database.configured:
+        raise _fail("refresh needs DATABASE_URL: PostgreSQL makes refresh tokens single-use", 2)
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise _fail("pipe the refresh token on stdin, e.g. `... | streaming auth refresh`", 2)
+    store = shared_revocations(security, kafka, database)
+    manager = _run(lambda: JWTManager(security, revocations=store))
+    pairs: list[TokenPair] = []
+
+    async def run() -> None:
+        try:
+            await store.start()
+            await store.wait_current(kafka.metadata_timeout_s)
+            pairs.append(await manager.refresh(token))
+        finally:
+            await store.stop()
+
     try:
-        store = PostgresRevocationStore(engine)
-        await store.ensure_schema()
-        await store.revoke(jti, until)
-        await log_security_event(
-            SecurityEvent(SecurityEventType.TOKEN_REVOKED, None, {"jti": jti, "via": "cli"})
-        )
-    finally:
-        await engine.dispose()
+        _run_store(run, database, kafka)
+    except InvalidTokenError as exc:
+        raise _fail(f"refresh refused: {exc}", 1) from exc
+    pair = pairs[0]
+    if as_json:
+        body = {
+            "access_token": pair.access_token,
+            "refresh_token": pair.refresh_token,
+            "token_type": pair.token_type,
+            "expires_in": pair.expires_in,
+            "refresh_expires_in": pair.refresh_expires_in,
+            "family_id": pair.family_id,
+        }
+        typer.echo(json.dumps(body))
+    else:
+        typer.echo(pair.access_token)
+        typer.echo(pair.refresh_token)
 
 
 @app.command()
@@ -181,13 +253,33 @@ def hash_password(
     ] = None,
     allow_weak: Annotated[bool, typer.Option(help="Hash even if strength rules fail.")] = False,
 ) -> None:
-    """Prompt for a password and print its peppered hash for a credentials file."""
+    """Print the peppered hash of a password for a credentials file (only the hash on stdout).
+
+    On a terminal it prompts twice on stderr without echo; otherwise it reads the
+    password from the first line of stdin, and a second line, if given, must repeat it.
+    """
     hasher = _run(lambda: SecureHasher(_settings(SecuritySettings)))
-    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    password = _read_password()
     check = validate_password_strength(password, username=user)
     if not check.ok and not allow_weak:
         raise _fail("password " + "; ".join(check.problems), 1)
     typer.echo(hasher.hash_password(password))
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        # getpass writes each prompt after it has switched echo off: never to stdout
+        password = getpass.getpass("password: ", stream=sys.stderr)
+        if getpass.getpass("repeat for confirmation: ", stream=sys.stderr) != password:
+            raise _fail("the two passwords differ", 1)
+        return password
+    password = sys.stdin.readline().rstrip("\r\n")
+    confirmation = sys.stdin.readline()
+    if not password:
+        raise _fail("no password on stdin; pipe it as the first line", 2)
+    if confirmation and confirmation.rstrip("\r\n") != password:
+        raise _fail("the second line of stdin does not repeat the password", 1)
+    return password
 
 
 __all__ = ["app"]

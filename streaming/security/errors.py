@@ -5,6 +5,7 @@
     |   +-- InvalidTokenError        a JWT failed a check; ``reason`` names which one
     |       +-- TokenRevokedError    its ``jti`` or its family was revoked
     |       +-- RefreshTokenReuseError  an already-used refresh token came back (family revoked)
+    +-- RevocationsUnavailableError  the revocation list is not known to be current (fail closed)
     +-- PermissionDenied
     |   +-- AccessDenied             carries subject, resource and action for the 403 body
     +-- HashingError                 a stored password hash cannot be checked
@@ -51,8 +52,17 @@ class InvalidTokenError(AuthenticationError):
 class TokenRevokedError(InvalidTokenError):
     """The token's ``jti`` (or its refresh family) is on the revocation list."""
 
-    def __init__(self, detail: str = "") -> None:
+    def __init__(self, token_id: str, family_id: str | None = None) -> None:
+        self.token_id = token_id
+        self.family_id = family_id
+        detail = f"jti {token_id}" + (f", family {family_id}" if family_id else "")
         super().__init__(TokenRejection.REVOKED, detail)
+
+
+class RevocationsUnavailableError(SecurityError):
+    """This process cannot confirm its revocation list is current, so it accepts no token."""
+
+    retriable = True
 
 
 class RefreshTokenReuseError(InvalidTokenError):
@@ -111,6 +121,7 @@ __all__ = [
     "HashingError",
     "InvalidTokenError",
     "RefreshTokenReuseError",
+    "RevocationsUnavailableError",
     "TokenRejection",
     "TokenRevokedError",
     "UnknownKeyError",

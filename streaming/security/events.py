@@ -25,6 +25,7 @@ class SecurityEventType(enum.StrEnum):
     REFRESH_REUSE_DETECTED = "refresh_reuse_detected"
     PERMISSION_DENIED = "permission_denied"
     TOKEN_REVOKED = "token_revoked"  # noqa: S105 - an event name, not a secret
+    REVOKED_TOKEN_REFUSED = "revoked_token_refused"  # noqa: S105 - an event name
 
 
 _WARNINGS = frozenset(
@@ -32,6 +33,7 @@ _WARNINGS = frozenset(
         SecurityEventType.LOGIN_FAILED,
         SecurityEventType.REFRESH_REUSE_DETECTED,
         SecurityEventType.PERMISSION_DENIED,
+        SecurityEventType.REVOKED_TOKEN_REFUSED,
     }
 )
 

@@ -13,8 +13,8 @@ middleware::
         error = http_error(exc)
         return JSONResponse(error.body, status_code=error.status_code, headers=error.headers)
 
-Errors other than :class:`SecurityError` (e.g. the revocation database being down)
-propagate, so the request fails closed with a 500.
+Errors other than :class:`SecurityError` propagate, so the request fails closed with a
+500; a verifier whose revocation list is not current answers 503/50003 (fail closed).
 """
 
 from __future__ import annotations
@@ -28,7 +28,11 @@ import structlog
 
 from streaming.errors import AuthenticationError, PermissionDenied, SecurityError
 from streaming.security.credentials import PasswordAuthenticator
-from streaming.security.errors import HashingError, InvalidTokenError
+from streaming.security.errors import (
+    HashingError,
+    InvalidTokenError,
+    RevocationsUnavailableError,
+)
 from streaming.security.jwt import JWTManager
 from streaming.security.principal import Principal
 from streaming.security.rbac import ANY_RESOURCE, Action, ResourceType, RoleBasedAccessControl
@@ -38,6 +42,8 @@ _log = structlog.get_logger(__name__)
 UNAUTHORIZED = 40101
 FORBIDDEN = 40301
 INTERNAL = 50001
+UNAVAILABLE = 50003
+MAX_AUTHORIZATION_CHARS = 16 * 1024  # far above any real token; bigger is refused unparsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,9 @@ class HttpError:
 
 def http_error(exc: SecurityError, *, realm: str = "schema-registry") -> HttpError:
     """The Confluent-shaped response for a security failure; never echoes credentials."""
+    if isinstance(exc, RevocationsUnavailableError):
+        message = "revocation list is not current; retry shortly"
+        return HttpError(503, {"error_code": UNAVAILABLE, "message": message})
     if isinstance(exc, PermissionDenied):
         return HttpError(403, {"error_code": FORBIDDEN, "message": str(exc)})
     if isinstance(exc, AuthenticationError):
@@ -131,6 +140,10 @@ class HttpAuthenticator:
         if not authorization or not authorization.strip():
             raise AuthenticationError(
                 "send 'Authorization: Bearer <token>' or HTTP Basic credentials"
+            )
+        if len(authorization) > MAX_AUTHORIZATION_CHARS:
+            raise AuthenticationError(
+                f"Authorization header exceeds {MAX_AUTHORIZATION_CHARS} characters"
             )
         scheme, _, value = authorization.strip().partition(" ")
         scheme, value = scheme.lower(), value.strip()

@@ -105,8 +105,9 @@ def _context_claim(execution_context: Mapping[str, Any] | None) -> dict[str, Any
 class JWTManager:
     """Issues and verifies tokens; shares revocations through ``revocations``.
 
-    The default in-memory revocation store only suits one process; several API
-    instances must share a :class:`~streaming.security.revocation.PostgresRevocationStore`.
+    The default in-memory revocation store only suits one process; every process of a
+    deployment should use :func:`~streaming.security.revocation_log.shared_revocations`
+    so a revocation made anywhere is honoured everywhere within the documented bound.
     """
 
     def __init__(
@@ -278,7 +279,14 @@ class JWTManager:
                 TokenRejection.WRONG_TYPE, f"expected a {token_use} token, got {claims.token_use}"
             )
         if await self._revocations.is_revoked(claims.token_id, claims.family_id):
-            raise TokenRevokedError(f"jti {claims.token_id}")
+            await self._audit(
+                SecurityEvent(
+                    SecurityEventType.REVOKED_TOKEN_REFUSED,
+                    claims.subject,
+                    {"jti": claims.token_id, "family_id": claims.family_id},
+                )
+            )
+            raise TokenRevokedError(claims.token_id, claims.family_id)
         return claims
 
     def _decode(self, token: str, *, verify_exp: bool = True) -> dict[str, Any]:

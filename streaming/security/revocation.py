@@ -1,17 +1,13 @@
 """Where revoked token ids, revoked refresh families and used refresh tokens are kept.
 
-Every API instance must see a revocation the moment it is written, and two instances
-racing to redeem the same refresh token must not both win. That is why the shared
-store is a PostgreSQL table rather than a compacted Kafka topic:
+:class:`PostgresRevocationStore` is the durable list and the only place where redeeming
+a refresh token is an atomic compare-and-set (``INSERT ... ON CONFLICT DO NOTHING
+RETURNING``), so two instances racing on one refresh token cannot both win; expiry is a
+plain ``DELETE ... WHERE expires_at < now()``.
 
-- a lookup is one indexed point read with read-your-writes consistency, whereas a
-  compacted topic is only eventually consistent: every instance replays it into memory
-  and a revoked token keeps working for as long as that instance lags;
-- redeeming a refresh token is an atomic compare-and-set (``INSERT ... ON CONFLICT DO
-  NOTHING RETURNING``); a log has no such primitive without electing a single writer;
-- expiry is a plain ``DELETE ... WHERE expires_at < now()`` instead of tombstones whose
-  removal depends on when the log cleaner happens to run;
-- PostgreSQL is already required by the audit sink, so nothing new has to be operated.
+Verifiers do not query it per request: revocations reach every process through the
+compacted ``_streaming.revocations`` topic (:mod:`streaming.security.revocation_log`),
+which also works where no database is configured (a Kafka-only registry).
 
 :class:`InMemoryRevocationStore` has the same semantics for one process and for tests.
 """
@@ -21,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -171,6 +168,22 @@ class PostgresRevocationStore:
         except (SQLAlchemyError, OSError) as exc:
             raise _translate(exc, "check the revocation list") from exc
         return row is not None
+
+    async def active_entries(
+        self, kinds: Iterable[EntryKind], now: float | None = None
+    ) -> list[tuple[EntryKind, str, float]]:
+        """Unexpired entries of ``kinds`` as ``(kind, id, expires_at)``, to seed a verifier."""
+        c = self._table.c
+        cutoff = _ts(time.time() if now is None else now)
+        stmt = select(c.kind, c.id, c.expires_at).where(
+            c.kind.in_([k.value for k in kinds]), c.expires_at >= cutoff
+        )
+        try:
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(stmt)).all()
+        except (SQLAlchemyError, OSError) as exc:
+            raise _translate(exc, "read the revocation list") from exc
+        return [(EntryKind(kind), ident, expires.timestamp()) for kind, ident, expires in rows]
 
     async def mark_used(self, jti: str, expires_at: float) -> bool:
         stmt = (

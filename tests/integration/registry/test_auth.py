@@ -22,19 +22,10 @@ from streaming.registry.server import RegistryServer, ServerSettings
 from streaming.security.hashing import SecureHasher
 from streaming.security.jwt import JWTManager
 from streaming.security.keys import SigningKey
+from tests.integration.security.secured_registry import POLICY
 
 PEPPER = "registry-auth-pepper-0123456789"
 SCHEMA = '{"type": "record", "name": "Order", "fields": [{"name": "id", "type": "string"}]}'
-POLICY = """
-roles:
-  schema-reader:
-    permissions: ["subject:*:read"]
-  orders-writer:
-    inherits: [schema-reader]
-    permissions: ["subject:orders-*:write"]
-  registry-admin:
-    permissions: ["subject:*:admin", "subject:*:write", "subject:*:read"]
-"""
 
 
 def _security(tmp_path: Path, key: SigningKey) -> SecuritySettings:
@@ -75,15 +66,10 @@ async def secured(
     registry = RegistrySettings(
         auth_enabled=True, credentials_path=_credentials(tmp_path, security)
     )
-    hooks = auth_from_settings(registry, security)
-    assert hooks is not None
+    auth = auth_from_settings(registry, security, kafka=kafka_settings)
+    assert auth is not None
     topic = f"_schemas-auth-{uuid.uuid4().hex[:10]}"
-    server = RegistryServer(
-        ServerSettings(port=0, topic=topic),
-        kafka=kafka_settings,
-        authenticator=hooks[0],
-        authorizer=hooks[1],
-    )
+    server = RegistryServer(ServerSettings(port=0, topic=topic), kafka=kafka_settings, auth=auth)
     await server.start()
     try:
         yield server.url, JWTManager(security)

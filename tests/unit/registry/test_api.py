@@ -287,3 +287,41 @@ async def test_auth_hooks_guard_requests(store: InMemorySchemaStore) -> None:
         assert (await c.get("/ready")).status_code == 200
     assert ("alice", "s", "write") in seen and ("alice", "s", "admin") in seen
     assert recorder.records[0].actor == "alice"
+
+
+async def test_with_auth_unrouted_requests_need_credentials_and_admin(
+    store: InMemorySchemaStore,
+) -> None:
+    from streaming.errors import AuthenticationError, PermissionDenied
+    from streaming.registry.app import create_app
+    from streaming.registry.service import RegistryService
+
+    async def authenticate(headers: Any) -> str:
+        user = {"Bearer admin": "root", "Bearer reader": "bob"}.get(headers.get("authorization"))
+        if user is None:
+            raise AuthenticationError("no token")
+        return user
+
+    async def authorize(principal: str, subject: str | None, action: str) -> None:
+        if action == "admin" and principal != "root":
+            raise PermissionDenied(f"{principal} may not administer")
+
+    ready = [False]
+    app = create_app(
+        RegistryService(store),
+        authenticator=authenticate,
+        authorizer=authorize,
+        also_ready=lambda: ready[0],
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
+        for method, path in (("GET", "/no/such/route"), ("PATCH", "/config")):
+            anonymous = await c.request(method, path)
+            assert (anonymous.status_code, code(anonymous)) == (401, 40101)
+            reader = await c.request(method, path, headers={"Authorization": "Bearer reader"})
+            assert (reader.status_code, code(reader)) == (403, 40301)
+        admin = {"Authorization": "Bearer admin"}
+        assert (await c.get("/no/such/route", headers=admin)).status_code == 404
+        assert (await c.patch("/config", headers=admin)).status_code == 405
+        assert (await c.get("/ready")).status_code == 503
+        ready[0] = True
+        assert (await c.get("/ready")).status_code == 200

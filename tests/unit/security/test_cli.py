@@ -85,3 +85,17 @@ def test_revoke_with_unreachable_database_exits_3() -> None:
     assert result.exit_code == 3, result.output
     assert "DATABASE_URL" in result.output
     assert ":pw@" not in result.output
+
+
+@pytest.mark.parametrize("args", [[], ["--jti", "a", "--family", "b"]])
+def test_revoke_needs_exactly_one_target(args: list[str]) -> None:
+    result = runner.invoke(app, ["revoke", *args])
+    assert result.exit_code == 2
+    assert "exactly one of --jti or --family" in result.output
+
+
+def test_refresh_without_a_database_is_a_configuration_error(key_env: dict[str, str]) -> None:
+    env: dict[str, str | None] = {**key_env, "DATABASE_URL": None, "DB_URL": None, "DB_HOST": None}
+    result = runner.invoke(app, ["refresh"], input="a.b.c\n", env=env)
+    assert result.exit_code == 2
+    assert "DATABASE_URL" in result.output and "a.b.c" not in result.output

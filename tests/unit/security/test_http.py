@@ -24,6 +24,7 @@ from streaming.security import (
     registry_requirement,
 )
 from streaming.security.credentials import Credential
+from streaming.security.errors import RevocationsUnavailableError
 from streaming.security.http import Requirement
 
 from .conftest import AuditRecorder
@@ -197,3 +198,17 @@ def test_authenticator_needs_a_method() -> None:
 )
 def test_registry_route_requirements(method: str, path: str, need: Requirement | None) -> None:
     assert registry_requirement(method, path) == need
+
+
+async def test_an_oversized_header_is_refused_unparsed(auth: HttpAuthenticator) -> None:
+    huge = "Bearer " + "A" * 20_000
+    with pytest.raises(AuthenticationError) as info:
+        await auth.authenticate(huge)
+    error = http_error(info.value)
+    assert (error.status_code, error.body["error_code"]) == (401, 40101)
+    assert "exceeds" in error.body["message"] and "AAAA" not in error.body["message"]
+
+
+def test_a_stale_revocation_list_is_503_not_a_verdict() -> None:
+    error = http_error(RevocationsUnavailableError("list is 9s old"))
+    assert (error.status_code, error.body["error_code"]) == (503, 50003)

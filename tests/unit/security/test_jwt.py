@@ -168,13 +168,18 @@ async def test_rejects_unknown_kid(manager: JWTManager) -> None:
     assert await _rejected(manager, no_kid) is TokenRejection.UNKNOWN_KID
 
 
-async def test_rejects_revoked_jti(manager: JWTManager, audit: AuditRecorder) -> None:
+async def test_rejects_revoked_jti_and_records_the_refusal(
+    manager: JWTManager, audit: AuditRecorder
+) -> None:
     token = await manager.create_access_token("alice", [])
     claims = await manager.verify_access_token(token)
     await manager.revoke(claims.token_id, subject="alice")
     with pytest.raises(TokenRevokedError):
         await manager.verify_access_token(token)
-    assert audit.types() == ["token_revoked"]
+    assert audit.types() == ["token_revoked", "revoked_token_refused"]
+    refused = audit.events[-1]
+    assert (refused.subject, refused.details["jti"]) == ("alice", claims.token_id)
+    assert token not in repr(refused)
 
 
 async def test_revoke_token_revokes_a_presented_token(manager: JWTManager) -> None:

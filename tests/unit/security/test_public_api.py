@@ -25,6 +25,8 @@ def test_surface_is_pinned() -> None:
         "TopicAuthorizer",
         "HttpAuthenticator",
         "PostgresRevocationStore",
+        "SharedRevocationStore",
+        "shared_revocations",
     } <= set(security.__all__)
 
 
@@ -34,5 +36,6 @@ def test_security_errors_belong_to_the_one_tree() -> None:
     assert issubclass(security.InvalidTokenError, AuthenticationError)
     assert issubclass(security.RefreshTokenReuseError, security.InvalidTokenError)
     assert issubclass(security.AccessDenied, PermissionDenied)
+    assert issubclass(security.RevocationsUnavailableError, SecurityError)
     for name in ("HashingError", "DecryptionError", "UnknownKeyError", "UnknownPepperError"):
         assert issubclass(getattr(security, name), SecurityError)
