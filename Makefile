@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps lint typecheck test unit integration soak demo down bench clean
+.PHONY: install system-deps lint typecheck test unit integration soak faults demo down bench clean
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -13,7 +13,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,devstack]'
+	$(PY) -m pip install -q -e '.[dev,devstack,bench]'
 	@touch $(STAMP)
 
 install: system-deps $(STAMP)
@@ -41,11 +41,28 @@ soak: install
 		tests/integration/audit/test_sink_kill.py tests/integration/audit/test_sink_outage.py \
 		tests/integration/outbox/test_relay_kill.py
 
-# Benchmarks (ratios against baselines run side by side); needs the local stack.
+# The full fault suite on three local brokers (make test runs its short version):
+# prints the fault table and writes tests/faults/REPORT.md stamped with the commit.
+FAULTS_RESULTS ?= .faults/results.jsonl
+faults: install
+	@mkdir -p $(dir $(FAULTS_RESULTS)) && rm -f $(FAULTS_RESULTS)
+	FAULTS_FULL=1 FAULTS_RESULTS=$(FAULTS_RESULTS) \
+	AUDIT_SOAK_EVENTS=$${AUDIT_SOAK_EVENTS:-20000} AUDIT_SOAK_KILLS=$${AUDIT_SOAK_KILLS:-5} \
+	AUDIT_OUTAGE_S=$${AUDIT_OUTAGE_S:-20} $(BIN)/pytest $(PYTEST_ARGS) tests/faults \
+		tests/integration/audit/test_sink_kill.py tests/integration/audit/test_sink_outage.py; \
+	rc=$$?; $(PY) -m tests.faults.report $(FAULTS_RESULTS) $$([ $$rc = 0 ] && echo passed || echo failed); \
+	exit $$rc
+
+# Benchmarks (ratios against baselines run side by side, interleaved); needs the local
+# stack. Writes bench/results/<date>.json + .png and the generated block of bench/README.md.
+BENCH_OUT ?= bench/results/$(shell date -u +%F).json
+BENCHES := producer consumer audit_sink registry latency memory serde
 bench: install
 	$(BIN)/streaming dev up
-	eval "$$($(BIN)/streaming dev env)" && for b in bench/bench_*.py; do \
-		echo "== $$b"; $(PY) $$b || exit 1; done
+	rm -f $(BENCH_OUT)
+	eval "$$($(BIN)/streaming dev env --show-secrets)" && for b in $(BENCHES); do \
+		echo "== bench_$$b"; $(PY) -m bench.bench_$$b --out $(BENCH_OUT) || exit 1; done
+	$(PY) -m bench.report $(BENCH_OUT) --readme
 
 demo: install
 	@bash scripts/demo.sh

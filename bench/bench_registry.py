@@ -1,147 +1,187 @@
-"""Benchmark: ``GET /schemas/ids/{id}`` requests per second against our registry.
+"""Registry throughput and p99 under ``wrk -t2 -c16``: GET by id and the POST lookup.
 
-Not a test. Starts a registry subprocess on a fresh ``_schemas`` topic (needs
-``KAFKA_BOOTSTRAP_SERVERS``) unless ``--url`` points at a running one, registers a few
-schemas, then drives concurrent keep-alive clients for a fixed time.
+Not a test. Starts our registry in a subprocess on a fresh store topic, registers
+``--schemas`` schemas, then per round (order shuffled) drives Debian's ``wrk`` for
+``--seconds`` against:
 
-    .venv/bin/python bench/bench_registry.py --seconds 5 --concurrency 16
+- ``GET /schemas/ids/{id}``, cycling through the ids;
+- ``POST /subjects/{subject}`` (the lookup every confluent serializer makes at start),
+  cycling through the subjects with their schemas (a Lua script).
+
+Requests per second and p99 come from wrk's ``--latency`` report; a run with non-2xx
+answers or socket errors lost records and its round is dropped. A Python load generator
+cannot drive the server fast enough on 2 cores, which is why wrk does it.
+
+    python -m bench.bench_registry [--seconds 5] [--rounds 3] [--threads 2] [--connections 16]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
-import socket
-import statistics
-import subprocess
-import sys
-import time
-import uuid
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import httpx
+import typer
+
+from bench import harness
+from bench.harness import Run
+
+app = typer.Typer(add_completion=False)
+CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def delete_topic(topic: str) -> None:
-    from streaming.config import KafkaSettings
-    from streaming.transport.kafka import KafkaTransport
-
-    admin = KafkaTransport(KafkaSettings()).admin()
-    await admin.start()
-    try:
-        await admin.delete_topics([topic])
-    finally:
-        await admin.stop()
-
-
-def start_server() -> tuple[str, subprocess.Popen[bytes], str]:
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        sys.exit("set KAFKA_BOOTSTRAP_SERVERS (or pass --url of a running registry)")
-    port = free_port()
-    topic = f"_schemas-bench-{uuid.uuid4().hex[:8]}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streaming",
-            "registry",
-            "serve",
-            "--port",
-            str(port),
-            "--topic",
-            topic,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def schema(n: int) -> str:
+    return json.dumps(
+        {"type": "record", "name": f"Bench{n}", "fields": [{"name": "v", "type": "long"}]}
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return url, proc, topic
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)  # poll
-    proc.terminate()
-    sys.exit("registry did not become ready within 60s")
 
 
-async def drive(url: str, ids: list[int], seconds: float, concurrency: int) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    stop_at = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
+def lua_get(ids: list[int]) -> str:
+    paths = ", ".join(f'"/schemas/ids/{i}"' for i in ids)
+    return f"""local paths = {{{paths}}}
+local i = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
 
-        async def worker(offset: int) -> None:
-            nonlocal errors
-            n = offset
-            while time.perf_counter() < stop_at:
-                started = time.perf_counter()
-                response = await client.get(f"/schemas/ids/{ids[n % len(ids)]}")
-                latencies.append(time.perf_counter() - started)
-                errors += response.status_code != 200
-                n += 1
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker(i) for i in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    latencies.sort()
+def lua_post(subjects: list[str], bodies: list[str]) -> str:
+    items = ",\n".join(
+        f'  {{"/subjects/{s}", [==[{b}]==]}}' for s, b in zip(subjects, bodies, strict=True)
+    )
+    return f"""local items = {{
+{items}
+}}
+local headers = {{["Content-Type"] = "{CONTENT_TYPE}"}}
+local i = 0
+request = function()
+  i = i % #items + 1
+  return wrk.format("POST", items[i][1], headers, items[i][2])
+end
+"""
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    """Requests/s, p99 (ms), request count and failures from ``wrk --latency`` output."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    total = re.search(r"(\d+) requests in", out)
+    if not (rps and p99 and total):
+        raise SystemExit(f"could not read wrk's report:\n{out}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    failed = int(non_2xx.group(1)) if non_2xx else 0
+    if socket_errors:
+        failed += sum(int(g) for g in socket_errors.groups())
     return {
-        "requests": len(latencies),
-        "errors": errors,
-        "seconds": round(elapsed, 2),
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "requests_per_s": float(rps.group(1)),
+        "p99_ms": float(p99.group(1)) * _UNITS[p99.group(2)],
+        "requests": int(total.group(1)),
+        "failed": failed,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="benchmark a running registry instead of starting one")
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--schemas", type=int, default=20)
-    args = parser.parse_args()
-    proc = None
-    topic = None
-    url = args.url
-    if url is None:
-        url, proc, topic = start_server()
-    try:
-        ids = []
-        for n in range(args.schemas):
-            schema = {
-                "type": "record",
-                "name": f"Bench{n}",
-                "fields": [{"name": "v", "type": "long"}],
-            }
-            r = httpx.post(
-                f"{url}/subjects/bench-{n}/versions",
-                json={"schema": json.dumps(schema)},
-                timeout=30,
+async def wrk(url: str, script: Path, seconds: float, threads: int, connections: int) -> Run:
+    """One wrk run; ``value`` is requests/s, ``extra`` carries the p99 in ms."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise SystemExit("wrk not found: run scripts/system-deps.sh (apt-get install wrk)")
+    proc = await asyncio.create_subprocess_exec(
+        exe,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    stdout, _ = await asyncio.wait_for(proc.communicate(), seconds + 60)
+    got = parse_wrk(stdout.decode())
+    return Run(
+        got["requests_per_s"],
+        expected=int(got["requests"]),
+        seen=int(got["requests"] - got["failed"]),
+        extra={"p99_ms": got["p99_ms"]},
+    )
+
+
+async def register(url: str, count: int) -> tuple[Path, Path]:
+    """Register ``count`` schemas; write the GET and POST Lua scripts for them."""
+    subjects = [f"bench-{n}" for n in range(count)]
+    bodies = [json.dumps({"schema": schema(n)}) for n in range(count)]
+    ids = []
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for subject, body in zip(subjects, bodies, strict=True):
+            r = await client.post(
+                f"/subjects/{subject}/versions",
+                content=body,
+                headers={"Content-Type": CONTENT_TYPE},
             )
             r.raise_for_status()
-            ids.append(r.json()["id"])
-        result = asyncio.run(drive(url, ids, args.seconds, args.concurrency))
-        result["concurrency"] = args.concurrency
-        sys.stdout.write(json.dumps(result) + "\n")
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
-        if topic is not None:
-            asyncio.run(delete_topic(topic))
+            ids.append(int(r.json()["id"]))
+    folder = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
+    get, post = folder / "get.lua", folder / "post.lua"
+    get.write_text(lua_get(ids))
+    post.write_text(lua_post(subjects, bodies))
+    return get, post
+
+
+async def measure(
+    seconds: float, rounds: int, threads: int, connections: int, schemas: int
+) -> dict[str, Any]:
+    bootstrap = harness.env("KAFKA_BOOTSTRAP_SERVERS")
+    async with harness.registry_process(bootstrap) as (url, _):
+        get, post = await register(url, schemas)
+        await wrk(url, get, 1, threads, connections)  # warm-up
+
+        async def get_run() -> Run:
+            return await wrk(url, get, seconds, threads, connections)
+
+        async def post_run() -> Run:
+            return await wrk(url, post, seconds, threads, connections)
+
+        got = await harness.interleave({"get": get_run, "post": post_run}, rounds)
+    return {
+        "params": {
+            "seconds": seconds,
+            "rounds": rounds,
+            "threads": threads,
+            "connections": connections,
+            "schemas": schemas,
+        },
+        "rows": [
+            got.measure("registry GET /schemas/ids req/s", "get", "req/s"),
+            got.measure("registry GET /schemas/ids p99 ms", "get p99_ms", "ms"),
+            got.measure("registry POST /subjects lookup req/s", "post", "req/s"),
+            got.measure("registry POST /subjects lookup p99 ms", "post p99_ms", "ms"),
+        ],
+        **got.summary(),
+    }
+
+
+@app.command()
+def main(
+    seconds: float = typer.Option(5.0, min=1, help="Seconds per wrk run."),
+    rounds: int = typer.Option(3, min=1, help="Interleaved rounds (medians)."),
+    threads: int = typer.Option(2, min=1, help="wrk -t"),
+    connections: int = typer.Option(16, min=1, help="wrk -c"),
+    schemas: int = typer.Option(20, min=1, help="Schemas registered and cycled through."),
+    out: Path | None = harness.OUT_OPTION,
+) -> None:
+    harness.run("registry", measure(seconds, rounds, threads, connections, schemas), out)
 
 
 if __name__ == "__main__":
-    main()
+    app()

@@ -5,26 +5,24 @@ the bare side writes a hard-coded schema id and calls fastavro schemaless direct
 the ratio is the price of our layer (subject/id caches, framing checks, error mapping,
 the async call). The typed rows add Pydantic model dump/validate on top.
 
-    .venv/bin/python bench/bench_serde.py [--records 20000] [--repeats 5] [--json]
+    python -m bench.bench_serde [--records 10000] [--repeats 3]
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
-import json
 import struct
 import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import fastavro
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from bench import harness
 from streaming.events import EventDeserializer, Money, OrderPlaced, OrderSide, OrderType
 from streaming.serde import (
     AvroDeserializer,
@@ -123,23 +121,29 @@ async def _measure(n: int, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+async def measure(records: int, repeats: int) -> dict[str, Any]:
+    operations = await _measure(records, repeats)
+    return {
+        "params": {"records": records, "repeats": repeats},
+        "rows": [
+            harness.entry(
+                f"serde {op['operation']}: ours ÷ bare fastavro, time per record", [op["ratio"]]
+            )
+            for op in operations
+        ],
+        "operations": operations,
+        "dropped_rounds": 0,  # in-process encode/decode: nothing can be lost
+        "lost_records": 0,
+    }
+
+
 @app.command()
 def main(
-    records: int = typer.Option(20_000, help="calls per run"),
-    repeats: int = typer.Option(5, help="runs; the best is reported"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    records: int = typer.Option(10_000, min=1, help="calls per run"),
+    repeats: int = typer.Option(3, min=1, help="runs; the best is reported"),
+    out: Path | None = harness.OUT_OPTION,
 ) -> None:
-    rows = asyncio.run(_measure(records, repeats))
-    console = Console()
-    if as_json:
-        console.print_json(json.dumps({"records": records, "repeats": repeats, "results": rows}))
-        return
-    table = Table(title=f"serde per record, best of {repeats} x {records} (microseconds)")
-    for column in ("operation", "ours_us", "bare_fastavro_us", "ratio"):
-        table.add_column(column, justify="left" if column == "operation" else "right")
-    for row in rows:
-        table.add_row(*(str(row[c]) for c in ("operation", "ours_us", "bare_fastavro_us", "ratio")))
-    console.print(table)
+    harness.run("serde", measure(records, repeats), out)
 
 
 if __name__ == "__main__":

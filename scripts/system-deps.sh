@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the machine has what the local stack and the tests need: a JDK 17+ and Maven
-# for the Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS points at one), and Prometheus
-# for the dashboard test. Installs them with apt-get when we are root on Debian/Ubuntu;
-# otherwise says what to install.
+# for the Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS points at one), Prometheus for the
+# dashboard test and wrk for the registry benchmark. Installs them with apt-get when we
+# are root on Debian/Ubuntu; otherwise says what to install.
 set -euo pipefail
 missing=()
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
@@ -12,6 +12,8 @@ fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 # The dashboard test runs the shipped queries against a real Prometheus.
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+# The registry benchmark (and its smoke test) drives HTTP load with wrk.
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} with apt-get" >&2

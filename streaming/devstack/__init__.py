@@ -180,6 +180,36 @@ class DevStack:
         self.state_path.unlink(missing_ok=True)
         return stopped
 
+    def restart_broker(self, node_id: int) -> int:
+        """Start node ``node_id`` (1-based) of the local Kafka cluster again after it died;
+        the new pid replaces the old one so ``down`` still stops it. Returns the pid."""
+        state = self.load()
+        if state is None or state.kafka is None or state.kafka.kind != "local":
+            raise DevStackError("only a local Kafka started by 'streaming dev up' can be restarted")
+        if not 1 <= node_id <= len(state.kafka.pids):
+            raise DevStackError(f"no broker {node_id}: the stack has {len(state.kafka.pids)}")
+        old = state.kafka.pids[node_id - 1]
+        if pid_alive(old):
+            raise DevStackError(f"broker {node_id} (pid {old}) is still running")
+        from streaming.devstack.kafka import restart_local_node
+
+        pid = restart_local_node(self.state_dir, node_id)
+        state.kafka.pids[node_id - 1] = pid
+        self._save(state)
+        address = state.kafka.address.split(",")[node_id - 1]
+        host, _, port = address.rpartition(":")
+        wait_until(
+            lambda: port_open(host, int(port)) or not pid_alive(pid),
+            timeout_s=90,
+            what=f"Kafka node {node_id} on {address}",
+        )
+        if not pid_alive(pid):
+            raise DevStackError(
+                f"Kafka node {node_id} exited on restart; last log lines:\n"
+                + tail(Path(state.kafka.logs[node_id - 1]))
+            )
+        return pid
+
     def status(self) -> list[dict[str, Any]]:
         state = self.load()
         if state is None:

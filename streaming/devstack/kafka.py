@@ -223,21 +223,7 @@ def start_local_kafka(
         if fmt.returncode != 0:
             raise DevStackError(f"kafka storage format failed: {fmt.stderr.strip() or fmt.stdout}")
         log_path = node_dir / "kafka.log"
-        pid = spawn(
-            [
-                java,
-                "-Xms256m",
-                "-Xmx768m",
-                "-XX:+UseG1GC",
-                "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={root / 'log4j2.yaml'}",
-                "-cp",
-                classpath,
-                "kafka.Kafka",
-                str(props),
-            ],
-            log_path=log_path,
-        )
+        pid = spawn(_node_argv(java, classpath, root, props), log_path=log_path)
         nodes.append(KafkaNode(node_id, port, controller_port, pid, str(log_path), str(data_dir)))
     progress(f"waiting for {brokers} Kafka broker(s) to accept connections")
     for node in nodes:
@@ -249,6 +235,35 @@ def start_local_kafka(
         )
     bootstrap = ",".join(f"127.0.0.1:{n.port}" for n in nodes)
     return bootstrap, nodes
+
+
+def _node_argv(java: str, classpath: str, root: Path, props: Path) -> list[str]:
+    return [
+        java,
+        "-Xms256m",
+        "-Xmx768m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={root / 'log4j2.yaml'}",
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(props),
+    ]
+
+
+def restart_local_node(state_dir: Path, node_id: int) -> int:
+    """Start a stopped node of a local cluster again on its own data; return its pid.
+
+    Fault tests kill a node and restart it, as an operator would after a crash.
+    """
+    root = state_dir / "kafka"
+    node_dir = root / f"node-{node_id}"
+    props = node_dir / "server.properties"
+    if not props.exists():
+        raise DevStackError(f"no Kafka node {node_id} under {root}; run 'streaming dev up' first")
+    argv = _node_argv(check_java(), f"{cache_dir() / 'libs'}/*", root, props)
+    return spawn(argv, log_path=node_dir / "kafka.log")
 
 
 def _random_cluster_id() -> str:

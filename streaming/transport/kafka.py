@@ -537,18 +537,32 @@ class KafkaAdminTransport:
         await _call("stop admin client", self._admin.close)
 
     async def describe_cluster(self) -> ClusterInfo:
-        meta = await _call("describe cluster", self._admin.describe_cluster)
+        meta = await self._retried("describe cluster", self._admin.describe_cluster)
         brokers = tuple(
             f"{b['host']}:{b['port']}" for b in sorted(meta["brokers"], key=lambda b: b["node_id"])
         )
         return ClusterInfo(meta.get("cluster_id"), meta.get("controller_id"), brokers)
 
     async def list_topics(self) -> set[str]:
-        return set(await _call("list topics", self._admin.list_topics))
+        return set(await self._retried("list topics", self._admin.list_topics))
 
     async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the missing topics and wait until every one has leaders.
+
+        Topics that already exist are not sent to the controller at all: a CreateTopics
+        request goes to one broker, and a process starting while that broker is down
+        (a registry restarted during a broker outage) must not fail on topics it only
+        needs to read.
+        """
         if not specs:
             return
+        existing = await self.list_topics()
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            await self._create(missing)
+        await self._wait_for_metadata([s.name for s in specs])
+
+    async def _create(self, specs: Sequence[TopicSpec]) -> None:
         brokers = len((await self.describe_cluster()).brokers)
         replication, isr = (
             self._settings.default_replication_factor,
@@ -559,14 +573,13 @@ class KafkaAdminTransport:
             NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.config))
             for s in sized
         ]
-        response = await _call("create topics", lambda: self._admin.create_topics(new))
+        response = await self._retried("create topics", lambda: self._admin.create_topics(new))
         for entry in response.topic_errors:
             name, code = entry[0], entry[1]
             if code in (0, _TOPIC_ALREADY_EXISTS):
                 continue
             message = entry[2] if len(entry) > 2 else ""
             raise TopicError(f"cannot create topic {name!r}: {for_code(code).__name__} {message}")
-        await self._wait_for_metadata([s.name for s in specs])
 
     async def _wait_for_metadata(self, names: Sequence[str], timeout_s: float = 30.0) -> None:
         """Block until every broker's metadata shows the topics with leaders."""
@@ -648,9 +661,11 @@ class KafkaAdminTransport:
         groups = await _call("list groups", self._admin.list_consumer_groups)
         return sorted(g[0] for g in groups)
 
-    async def _group_call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """``fn`` retried while the group coordinator is not there yet (a fresh broker
-        creates ``__consumer_offsets`` on first use), until the request timeout."""
+    async def _retried(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn`` retried on retriable errors until the request timeout: the group
+        coordinator is not there yet (a fresh broker creates ``__consumer_offsets`` on
+        first use), or the broker a request went to is down (aiokafka's admin picks one
+        at random; the next try picks again)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.request_timeout_ms / 1000
         attempt = 0
@@ -665,7 +680,7 @@ class KafkaAdminTransport:
             await asyncio.sleep(delay)
 
     async def describe_group(self, group_id: str) -> GroupInfo:
-        responses = await self._group_call(
+        responses = await self._retried(
             "describe group", lambda: self._admin.describe_consumer_groups([group_id])
         )
         for response in responses:
@@ -676,7 +691,7 @@ class KafkaAdminTransport:
         return GroupInfo(group_id=group_id, state="Dead", members=0)
 
     async def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
-        result = await self._group_call(
+        result = await self._retried(
             "group offsets", lambda: self._admin.list_consumer_group_offsets(group_id)
         )
         return {_tp(tp): om.offset for tp, om in result.items() if om.offset >= 0}

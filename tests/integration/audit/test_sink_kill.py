@@ -18,6 +18,7 @@ from streaming.db import Database
 from streaming.serde.client import SchemaRegistry
 from streaming.testing import eventually
 from streaming.transport.kafka import KafkaTransport
+from tests.faults.report import FaultResult, record
 from tests.integration.audit.conftest import (
     AuditSetup,
     audit_env,
@@ -100,6 +101,19 @@ async def test_sink_killed_repeatedly_leaves_no_duplicate_and_no_gap(
                 )
             )
         ).one()
+    record(
+        FaultResult(
+            fault=f"audit sink SIGKILL x{KILLS} (streaming audit sink process)",
+            acknowledged=EVENTS,
+            delivered=distinct,
+            lost=EVENTS - distinct,
+            duplicated=total - distinct,
+            offsets_moved_back=None,  # the sink's offsets live in PostgreSQL with its rows
+            recovery_s=None,
+            promise="exactly-once",
+            notes=f"{gaps} chains with gaps",
+        )
+    )
     assert (total, distinct, gaps) == (EVENTS, EVENTS, 0)
     verify = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -20,6 +20,7 @@ from streaming.db import Database
 from streaming.serde.client import SchemaRegistry
 from streaming.testing import eventually
 from streaming.transport.kafka import KafkaTransport
+from tests.faults.report import FaultResult, record
 from tests.integration.audit.conftest import (
     AuditSetup,
     audit_event,
@@ -101,16 +102,31 @@ async def test_database_outage_mid_stream_loses_nothing(
             await eventually(outage_over, timeout_s=OUTAGE_S + 5, what="the outage window")
             assert await count_rows(database, schema) == 300  # nothing written while down
             await proxy.start()  # same port: PostgreSQL is back
+            back_at = loop.time()
 
             async def everything() -> bool:
                 assert not task.done()
                 return await count_rows(database, schema) >= 600
 
             await eventually(everything, timeout_s=60, what="all 600 rows after the outage")
+            recovery_s = loop.time() - back_at
         finally:
             sink.stop()
             await task
-    assert await count_rows(database, schema) == 600
+    rows = await count_rows(database, schema)
+    record(
+        FaultResult(
+            fault=f"PostgreSQL outage {OUTAGE_S:g}s under the audit sink",
+            acknowledged=600,
+            delivered=rows - sink.stats.duplicates,
+            lost=600 - rows,
+            duplicated=sink.stats.duplicates,
+            offsets_moved_back=None,  # the sink's offsets live in PostgreSQL with its rows
+            recovery_s=recovery_s,
+            promise="exactly-once",
+        )
+    )
+    assert rows == 600
     assert sink.stats.duplicates == 0
     report = await run_verify(transport=kafka_transport, database=database, settings=settings)
     assert report.ok, report.to_dict()
