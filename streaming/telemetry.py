@@ -12,6 +12,10 @@ providers and installs them globally only when asked to. Clients built without
 ``instruments=`` record to the global meter provider (:func:`global_instruments`), as
 OpenTelemetry instrumentation libraries do; :func:`command_telemetry` sets it up for one
 CLI command and flushes on the way out.
+
+Why it is long (~540 lines): providers, header propagation, span scopes and the
+messaging instruments must agree on one set of semantic-convention names; splitting
+them would spread those names over several modules.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ Reads answer from the store's state. Changes are planners (see
 Parsing and compatibility checks run on a :class:`~streaming.registry.work.SchemaWorker`
 (worker threads, time limit); references are looked up on the event loop first, so
 worker threads never read the live state.
+
+Why it is long (~510 lines; ``RegistryService`` ~380): it is Confluent's API surface
+(subjects, versions, ids, config, mode, compatibility, deletes), one small method per
+operation; the state, store, model and compatibility check live in their own modules.
 """
 
 from __future__ import annotations

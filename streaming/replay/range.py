@@ -13,6 +13,10 @@ topic). The range itself is fixed at the first run and stored with the progress,
 
 Handler mode calls ``async (Record) -> None`` per record in order and stores progress
 after each batch: at-least-once (a resumed run repeats at most the interrupted batch).
+
+Why it is long (~540 lines): one replay is one transactional loop (read, write,
+record progress in the same transaction, resume); its bounds resolution and progress
+record are the only other parts, and they are kept beside the loop they serve.
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ Differences worth knowing: rebalance callbacks run inside ``poll()`` (aiokafka r
 in a background task), a transactional producer aborts its open transaction on
 ``stop()`` (Kafka waits for the transaction timeout), and there is one broker, so a
 replication factor above ``brokers`` is rejected like Kafka would.
+
+Why it is long (~660 lines): it mirrors :mod:`streaming.transport.kafka` class for class
+(producer, consumer with groups and transactions, admin) so the shared contract suite
+runs against both; ``InMemoryConsumer`` (~310 lines) is as large as the consumer
+protocol it models. The broker state itself lives in ``_memory_broker``.
 """
 
 from __future__ import annotations
