@@ -1,7 +1,6 @@
 """A paused broker stalls only its own partitions of a ``send_many`` (issue 12, defect 8).
 
-Self-contained: starts its own three-broker KRaft stack (``streaming dev up --brokers 3``
-through :class:`DevStack`, in a temporary state directory) and stops it afterwards. The
+Runs on the fault suite's three-broker cluster (``cluster`` in ``conftest.py``). The
 topic has one replica per partition, so a SIGSTOPped broker holds exactly its own
 partitions. While it is paused, the records a ``send_many`` sends to the other brokers'
 partitions must be acknowledged and readable by an independent client, even when the
@@ -12,42 +11,21 @@ flight and queued (aiokafka queues one batch per partition behind the one in fli
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer
 from confluent_kafka import TopicPartition as CTP
 from confluent_kafka.admin import AdminClient
 
 from streaming.config import KafkaSettings
-from streaming.devstack import DevStack, StackState
 from streaming.errors import PartialSendError
-from streaming.testing import StackEndpoints, eventually
+from streaming.testing import eventually
 from streaming.transport.base import OutgoingRecord, ProducerTransport, RecordMetadata, TopicSpec
 from streaming.transport.kafka import KafkaTransport
+from tests.faults.cluster import Cluster
 
 PARTITIONS = 6
 PER_PARTITION = 50
-
-
-@pytest.fixture
-def three_brokers(tmp_path: Path, streaming_stack: StackEndpoints) -> Iterator[StackState]:
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
-        env.setenv("DATABASE_URL", streaming_stack.database_url)  # not ours to start
-        stack = DevStack(tmp_path / "stack")
-        state = stack.up(brokers=3, registry=False)
-        try:
-            yield state
-        finally:
-            assert state.kafka is not None
-            for pid in state.kafka.pids:  # never leave a broker stopped for down()
-                os.kill(pid, signal.SIGCONT)
-            stack.down()
 
 
 def _leaders(bootstrap: str, topic: str) -> dict[int, int]:
@@ -78,10 +56,9 @@ async def _settle(
 
 
 async def test_records_for_healthy_partitions_complete_while_a_broker_is_paused(
-    three_brokers: StackState,
+    healthy: Cluster,
 ) -> None:
-    assert three_brokers.kafka is not None
-    bootstrap, pids = three_brokers.kafka.address, three_brokers.kafka.pids
+    bootstrap = healthy.bootstrap
     transport = KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap))
     topic = f"paused-{uuid.uuid4().hex[:8]}"
     admin = transport.admin()
@@ -93,8 +70,8 @@ async def test_records_for_healthy_partitions_complete_while_a_broker_is_paused(
     leaders = await asyncio.to_thread(_leaders, bootstrap, topic)
     paused_node = leaders[0]
     stalled = {p for p, node in leaders.items() if node == paused_node}
-    healthy = set(range(PARTITIONS)) - stalled
-    assert healthy, f"every partition is on node {paused_node}: {leaders}"
+    live = set(range(PARTITIONS)) - stalled
+    assert live, f"every partition is on node {paused_node}: {leaders}"
 
     producer: ProducerTransport = transport.producer(linger_ms=0)
     await producer.start()
@@ -103,16 +80,16 @@ async def test_records_for_healthy_partitions_complete_while_a_broker_is_paused(
     )
     try:
         await producer.send_many(_records(topic, "warm", list(range(PARTITIONS)), 1))
-        os.kill(pids[paused_node - 1], signal.SIGSTOP)  # node ids are 1-based, in pid order
+        healthy.pause(paused_node)
         # Earlier calls leave a batch in flight and one queued for the paused partitions;
-        # the last call lists those partitions first and must not hold the healthy ones.
-        order = sorted(stalled) + sorted(healthy)
+        # the last call lists those partitions first and must not hold the live ones.
+        order = sorted(stalled) + sorted(live)
         calls = [_records(topic, tag, order, 1) for tag in ("first", "second")]
         calls.append(_records(topic, "third", order, PER_PARTITION))
         tasks = [asyncio.create_task(producer.send_many(records)) for records in calls]
 
-        reader.assign([CTP(topic, p, OFFSET_BEGINNING) for p in sorted(healthy)])
-        wanted = {r.value for r in calls[-1] if r.partition in healthy}
+        reader.assign([CTP(topic, p, OFFSET_BEGINNING) for p in sorted(live)])
+        wanted = {r.value for r in calls[-1] if r.partition in live}
         seen: set[bytes] = set()
 
         async def unread() -> int:
@@ -125,14 +102,14 @@ async def test_records_for_healthy_partitions_complete_while_a_broker_is_paused(
             unread,
             until=lambda left: left == 0,
             timeout_s=15,  # well under the 30 s request timeout
-            what=f"the healthy partitions' records while node {paused_node} is paused",
+            what=f"the live partitions' records while node {paused_node} is paused",
         )
         assert not any(t.done() for t in tasks), "the paused broker cannot have acknowledged"
 
-        os.kill(pids[paused_node - 1], signal.SIGCONT)
+        healthy.resume(paused_node)
         for task, records in zip(tasks, calls, strict=True):
-            await _settle(task, records, healthy)
+            await _settle(task, records, live)
     finally:
-        os.kill(pids[paused_node - 1], signal.SIGCONT)
+        healthy.resume(paused_node)  # the fixture heals the cluster after the test too
         reader.close()
         await producer.stop()
