@@ -132,7 +132,7 @@ async def copy_rate(database: Database, source: str, target: str, batch: int) ->
     records = [tuple(r) for r in rows]
     store = build_store(database, settings("x", target, batch))
     await store.migrate()
-    async with store.connection() as raw:
+    async with store.tables.connection() as raw:
         started = time.perf_counter()
         for i in range(0, len(records), batch):
             async with raw.transaction():

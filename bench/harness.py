@@ -279,7 +279,8 @@ async def registry_process(bootstrap: str) -> AsyncIterator[tuple[str, asyncio.s
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "streaming.registry.cli",
+        "streaming",
+        "registry",
         "serve",
         "--port",
         str(port),
