@@ -591,7 +591,7 @@ class KafkaAdminTransport:
         deadline = loop.time() + timeout_s
         wanted = set(names)
         while True:
-            topics = await _call(
+            topics = await self._retried(
                 "describe topics", lambda: self._admin.describe_topics(list(wanted))
             )
             ready = {
@@ -614,7 +614,7 @@ class KafkaAdminTransport:
             await _call("delete topics", lambda: self._admin.delete_topics(list(names)))
 
     async def partition_count(self, topic: str) -> int:
-        topics = await _call("describe topic", lambda: self._admin.describe_topics([topic]))
+        topics = await self._retried("describe topic", lambda: self._admin.describe_topics([topic]))
         for t in topics:
             if t["topic"] == topic and t["error_code"] == 0:
                 return len(t["partitions"])
