@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 
 from bench.harness import Run
-from streaming.devstack.kafka import KAFKA_VERSION, cache_dir, check_java
-from streaming.devstack.procs import require_tool
+from streaming.devstack.kafka import KAFKA_VERSION, cache_dir, check_java, fetch_jars
+from streaming.errors import DevStackError
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -33,30 +32,15 @@ _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 
 def classpath() -> str:
     """The kafka-tools jars (downloaded once); raises SystemExit saying what is missing."""
-    root = cache_dir().parent / f"kafka-tools-{KAFKA_VERSION}"
-    libs, marker = root / "libs", root / ".complete"
-    if not marker.exists():
-        mvn = require_tool("mvn", "install Maven (scripts/system-deps.sh) for Kafka's perf tools")
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "pom.xml").write_text(_POM.format(kafka=KAFKA_VERSION))
-        done = subprocess.run(
-            [
-                mvn,
-                "-B",
-                "-q",
-                "-f",
-                str(root / "pom.xml"),
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={libs}",
-                "-DincludeScope=runtime",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+    try:
+        libs = fetch_jars(
+            cache_dir().parent / f"kafka-tools-{KAFKA_VERSION}",
+            _POM.format(kafka=KAFKA_VERSION),
+            what=f"kafka-tools {KAFKA_VERSION} jars",
+            progress=lambda _: None,
         )
-        if done.returncode != 0:
-            raise SystemExit(f"mvn could not fetch kafka-tools {KAFKA_VERSION}: {done.stdout}")
-        marker.write_text(KAFKA_VERSION)
+    except DevStackError as exc:
+        raise SystemExit(str(exc)) from exc
     return f"{libs}/*"
 
 

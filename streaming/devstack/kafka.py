@@ -94,11 +94,24 @@ def check_java() -> str:
 
 def resolve_jars(progress: Progress) -> Path:
     """Return the folder of broker jars, downloading them once with Maven."""
-    root = cache_dir()
+    return fetch_jars(
+        cache_dir(),
+        _POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION),
+        what=f"Kafka {KAFKA_VERSION} jars",
+        progress=progress,
+    )
+
+
+def fetch_jars(root: Path, pom: str, *, what: str, progress: Progress) -> Path:
+    """``root/libs``: the runtime jars of ``pom``, copied there by ``mvn`` once.
+
+    A ``.complete`` marker makes later calls free; the benchmarks fetch Kafka's perf
+    tools through this too.
+    """
     libs = root / "libs"
     marker = root / ".complete"
     if marker.exists():
-        progress(f"using cached Kafka {KAFKA_VERSION} jars in {libs}")
+        progress(f"using cached {what} in {libs}")
         return libs
     mvn = require_tool(
         "mvn",
@@ -106,8 +119,8 @@ def resolve_jars(progress: Progress) -> Path:
         "Maven Central, or set KAFKA_BOOTSTRAP_SERVERS to an existing broker",
     )
     root.mkdir(parents=True, exist_ok=True)
-    (root / "pom.xml").write_text(_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
-    progress(f"downloading Kafka {KAFKA_VERSION} jars from Maven Central (first run only)")
+    (root / "pom.xml").write_text(pom)
+    progress(f"downloading {what} from Maven Central (first run only)")
     result = subprocess.run(
         [
             mvn,
@@ -124,11 +137,10 @@ def resolve_jars(progress: Progress) -> Path:
         check=False,
     )
     if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()
         raise DevStackError(
-            "mvn could not fetch the Kafka jars (is Maven Central reachable?): "
-            + (result.stdout + result.stderr).strip().splitlines()[-1:][0]
-            if (result.stdout + result.stderr).strip()
-            else "mvn failed without output"
+            f"mvn could not fetch the {what} (is Maven Central reachable?): "
+            + (output.splitlines()[-1] if output else "mvn failed without output")
         )
     marker.write_text(KAFKA_VERSION)
     return libs
