@@ -37,6 +37,7 @@ from streaming.clients.middlewares import (
     ConsumerError,
     ConsumerStats,
     DecodeMiddleware,
+    DeliveryTally,
     Handler,
     Message,
     Middleware,
@@ -191,6 +192,7 @@ class EventConsumer:
         self._middlewares: list[Middleware] = []
         self._chain: CallNext | None = None
         self.stats = ConsumerStats()
+        self._tally = DeliveryTally(self._instruments, group_id)
         self._flow = PartitionFlow(
             self._consumer, clock_ms=options.clock_ms, backoff_s=options.backoff_s
         )
@@ -356,24 +358,28 @@ class EventConsumer:
         chain = self._get_chain()
         flow = self._flow
         is_retry = tp.topic in self.retry_topics
+        stats, group, stopping = self.stats, self.group_id, self._stopping
         count = 0
-        for record in records:
-            if self._stopping.is_set() or generation != flow.generation:
-                return count
-            attempt = 1
-            if is_retry:
-                if flow.not_due(tp, record, generation):
+        try:
+            for record in records:
+                if stopping.is_set() or generation != flow.generation:
                     return count
-                attempt = attempt_of(record.headers)
-            self.stats.consumed += 1
-            try:
-                await chain(Message(record, self.group_id, attempt))
-            except (RetryWriteError, TransientProcessingError) as exc:
-                self.stats.rewinds += 1
-                flow.back_off(tp, record, generation, str(exc))
-                return count
-            flow.done(tp, record, generation)
-            count += 1
+                attempt = 1
+                if is_retry:
+                    if flow.not_due(tp, record, generation):
+                        return count
+                    attempt = attempt_of(record.headers)
+                stats.consumed += 1
+                try:
+                    await chain(Message(record, group, attempt))
+                except (RetryWriteError, TransientProcessingError) as exc:
+                    stats.rewinds += 1
+                    flow.back_off(tp, record, generation, str(exc))
+                    return count
+                flow.done(tp, record, generation)
+                count += 1
+        finally:
+            self._tally.flush(tp.topic, tp.partition)
         if records:
             await flow.caught_up(tp, generation)
         return count
@@ -400,7 +406,7 @@ class EventConsumer:
         if self._chain is None:
             steps: list[Middleware] = [
                 TraceMiddleware(self._tracer),
-                RouteMiddleware(self._router, self.stats, self._instruments),
+                RouteMiddleware(self._router, self.stats, self._tally),
                 DecodeMiddleware(self._deserializer, self.stats),
                 *self._middlewares,
             ]
