@@ -5,7 +5,7 @@ The package root re-exports the small public surface; implementation lives in mo
 
 from streaming.audit.logger import AuditLogger
 from streaming.clients.bus import EventBus, InMemoryEventBus, KafkaEventBus
-from streaming.clients.consumer import ConsumerOptions, EventConsumer, Message
+from streaming.clients.consumer import BatchFailure, ConsumerOptions, EventConsumer, Message
 from streaming.clients.producer import EventProducer
 from streaming.clients.retry import RetryPolicy
 from streaming.config import Environment, Settings, load_settings
@@ -70,6 +70,7 @@ __all__ = [
     "AuthenticationError",
     "AvroDeserializer",
     "AvroSerializer",
+    "BatchFailure",
     "BrokerUnavailableError",
     "CircuitBreaker",
     "CircuitOpenError",

@@ -180,23 +180,26 @@ class RouteMiddleware:
         self._stats.processing_s += elapsed
 
     async def _route(self, message: Message, exc: Exception) -> None:
-        stats = self._stats
-        stats.failed += 1
         span = trace.get_current_span()
         span.set_attribute(ERROR_TYPE, error_type(exc))
         span.record_exception(exc)
         span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-        # An unhandled type will not get a handler by retrying: straight to the DLQ.
-        attempt = (
-            self._router.policy.attempts
-            if isinstance(exc, UnhandledEventError)
-            else message.attempt
-        )
-        meta = await self._router.route(message.record, exc, attempt)
-        if meta.topic.endswith(".dlq"):
-            stats.dead_lettered += 1
-        else:
-            stats.retried += 1
+        await route_failure(self._router, self._stats, message.record, exc, message.attempt)
+
+
+async def route_failure(
+    router: RetryRouter, stats: ConsumerStats, record: Record, exc: Exception, attempt: int
+) -> None:
+    """Send ``record`` (attempt ``attempt`` failed with ``exc``) to retry or the DLQ."""
+    stats.failed += 1
+    # An unhandled type will not get a handler by retrying: straight to the DLQ.
+    if isinstance(exc, UnhandledEventError):
+        attempt = router.policy.attempts
+    meta = await router.route(record, exc, attempt)
+    if meta.topic.endswith(".dlq"):
+        stats.dead_lettered += 1
+    else:
+        stats.retried += 1
 
 
 class DecodeMiddleware:
@@ -238,4 +241,5 @@ __all__ = [
     "TraceMiddleware",
     "TransientProcessingError",
     "UnhandledEventError",
+    "route_failure",
 ]

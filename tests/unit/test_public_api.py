@@ -19,6 +19,7 @@ EXPORTED = [
     "AuthenticationError",
     "AvroDeserializer",
     "AvroSerializer",
+    "BatchFailure",
     "BrokerUnavailableError",
     "CircuitBreaker",
     "CircuitOpenError",
