@@ -8,9 +8,12 @@ is appended to its partition's open batch at once; one task per partition hands 
 batches to aiokafka in order (so per-partition order holds and a stalled leader holds
 back only its own partition) and resolves each record's future from its batch's.
 
-While aiokafka still holds a partition's previous batch, records gather in the open one:
-the batches grow with the load, as linger would make them. A partition with
-``max_ready`` closed batches waiting makes ``enqueue`` wait (the buffer is full).
+A batch is handed over once it holds ``hand_over_bytes`` (aiokafka's default batch size)
+and nothing waits before it, so the network works while the caller goes on appending;
+while aiokafka still holds a partition's previous batch, records gather in the open one
+(up to the producer's ``max_batch_size``): the batches grow with the load, as linger
+would make them. A partition with ``max_ready`` closed batches waiting makes ``enqueue``
+wait (the buffer is full).
 """
 
 from __future__ import annotations
@@ -65,11 +68,13 @@ class EnqueueBuffer:
         send_batch: SendBatch,
         translate: Translate,
         max_ready: int = 4,
+        hand_over_bytes: int = 16_384,
     ) -> None:
         self._create_batch = create_batch
         self._send_batch = send_batch
         self._translate = translate
         self._max_ready = max_ready
+        self._hand_over_bytes = hand_over_bytes
         self._partitions: dict[tuple[str, int], _Partition] = {}
 
     async def add(
@@ -101,6 +106,12 @@ class EnqueueBuffer:
         batch.entries.append((delivery, meta))
         if part.task is None:
             part.task = asyncio.get_running_loop().create_task(self._run(part))
+        if not part.ready and batch.builder.size() >= self._hand_over_bytes:
+            # Nothing waits before it: hand it over now and let the sender run, so the
+            # network works while the caller goes on appending (as aiokafka's own
+            # ``send()`` yields on a full batch). Under backpressure batches grow instead.
+            part.close_open()
+            await asyncio.sleep(0)
         return delivery
 
     async def drain(self) -> None:
