@@ -46,6 +46,8 @@ CASES = {
             "typed consumer ÷ raw getmany+fastavro",
             "typed consumer ÷ FastStream",
             "typed consumer ÷ raw getmany",
+            "typed batch consumer ÷ raw getmany+fastavro",
+            "typed batch consumer ÷ FastStream",
             "raw getmany ÷ Kafka ConsumerPerformance",
         ],
     ),
