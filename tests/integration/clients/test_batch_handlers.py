@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from confluent_kafka import Consumer
@@ -27,16 +26,6 @@ pytestmark = pytest.mark.integration
 
 class NotYet(Exception):
     """The first delivery of a chosen record fails."""
-
-
-@pytest.fixture
-async def cleanup(kafka_admin) -> AsyncIterator[list[str]]:  # type: ignore[no-untyped-def]
-    prefixes: list[str] = []
-    yield prefixes
-    present = await kafka_admin.list_topics()
-    doomed = [t for t in present if any(t.startswith(p + ".") for p in prefixes)]
-    if doomed:
-        await kafka_admin.delete_topics(doomed)
 
 
 def _read(bootstrap: str, group: str, topic: str, partitions: int) -> tuple[list[int], list[str]]:
