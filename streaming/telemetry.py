@@ -220,7 +220,10 @@ def extract_context(headers: Iterable[tuple[str, bytes]]) -> Context:
 
 def span_context_of(headers: Iterable[tuple[str, bytes]]) -> SpanContext | None:
     """The producer's span context from ``headers``, for links; ``None`` if absent."""
-    span_context = trace.get_current_span(extract_context(headers)).get_span_context()
+    fields = _trace_fields(headers)
+    if not fields:
+        return None
+    span_context = trace.get_current_span(_W3C.extract(fields)).get_span_context()
     return span_context if span_context.is_valid else None
 
 
