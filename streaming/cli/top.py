@@ -74,13 +74,14 @@ def _kafka(part: dict[str, Any]) -> RenderableType:
     problem = _unavailable(part, "kafka")
     if problem is not None:
         return Panel(problem, title=f"Kafka {part['bootstrap_servers']}")
-    topics = Table("topic", "partitions", "end offset", "produce/s", expand=True)
+    topics = Table("topic", "partitions", "end offset", "produce/s", title="Topics")
     for t in part["topics"]:
         topics.add_row(t["topic"], str(t["partitions"]), str(t["end_offset"]), _num(t["produce_rate"]))
-    groups = Table(
-        "group", "state", "members", "rebalances", "topic", "lag", "consume/s",
-        "lag by partition", "retry", "dlq", expand=True,
-    )  # fmt: skip
+    groups = Table(title="Consumer groups")
+    for name in ("group", "state", "mbr", "rebal", "topic", "lag", "in/s"):
+        groups.add_column(name, no_wrap=name in {"group", "topic", "state"})
+    for name in ("lag/partition", "retry", "dlq"):
+        groups.add_column(name)
     for g in part["groups"]:
         head = [g["group"], g["state"], str(g["members"]), str(g["rebalances"])]
         if not g["topics"]:
@@ -134,10 +135,11 @@ def _registry(part: dict[str, Any]) -> RenderableType:
     return Panel(text, title="Schema registry")
 
 
-def render(doc: dict[str, Any]) -> RenderableType:
-    """The whole view of one ``top`` document."""
-    interval = f", every {doc['interval_s']:g}s" if doc["interval_s"] else ""
-    header = Text(f"streaming top  {doc['taken_at']}{interval}  (q or Ctrl-C quits)", style="bold")
+def render(doc: dict[str, Any], *, live: bool = False) -> RenderableType:
+    """The whole view of one ``top`` document (``live``: with the hint how to quit)."""
+    interval = f", {doc['interval_s']:.2f}s since the last look" if doc["interval_s"] else ""
+    hint = "  (q or Ctrl-C quits)" if live else ""
+    header = Text(f"streaming top  {doc['taken_at']}{interval}{hint}", style="bold")
     return Group(header, _kafka(doc["kafka"]), _audit(doc["audit"]), _registry(doc["registry"]))
 
 
@@ -217,7 +219,7 @@ async def _live(top: Top, interval_s: float) -> None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await refresh
                     break
-                live.update(render(refresh.result()), refresh=True)
+                live.update(render(refresh.result(), live=True), refresh=True)
                 # The refresh cadence (not a synchronisation): wait out the interval or quit.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(stopped), max(due - loop.time(), 0))
