@@ -76,7 +76,9 @@ def _kafka(part: dict[str, Any]) -> RenderableType:
         return Panel(problem, title=f"Kafka {part['bootstrap_servers']}")
     topics = Table("topic", "partitions", "end offset", "produce/s", title="Topics")
     for t in part["topics"]:
-        topics.add_row(t["topic"], str(t["partitions"]), str(t["end_offset"]), _num(t["produce_rate"]))
+        topics.add_row(
+            t["topic"], str(t["partitions"]), str(t["end_offset"]), _num(t["produce_rate"])
+        )
     groups = Table(title="Consumer groups")
     for name in ("group", "state", "mbr", "rebal", "topic", "lag", "in/s"):
         groups.add_column(name, no_wrap=name in {"group", "topic", "state"})

@@ -62,7 +62,9 @@ class RebalanceWatch:
             self._last[info.group_id] = info
 
 
-def failure_topics(topic: str, group: str, existing: frozenset[str]) -> tuple[list[str], str | None]:
+def failure_topics(
+    topic: str, group: str, existing: frozenset[str]
+) -> tuple[list[str], str | None]:
     """The retry topics (by level) and the DLQ of ``group`` on ``topic`` that exist."""
     retries = []
     for level in range(1, MAX_RETRY_LEVELS + 1):

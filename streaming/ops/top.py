@@ -45,8 +45,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from streaming.errors import StreamingError, TopicError
 from streaming.core.topics import is_internal_topic, parking_topic
+from streaming.errors import StreamingError, TopicError
 from streaming.ops.model import KafkaSample, RebalanceWatch, failure_topics, kafka_view, rate
 from streaming.transport.base import (
     AdminTransport,
@@ -147,7 +147,9 @@ class KafkaLook:
         tps: list[TopicPartition] = []
         for topic in sorted(wanted):
             try:
-                tps += [TopicPartition(topic, p) for p in sorted(await consumer.partitions_for(topic))]
+                tps += [
+                    TopicPartition(topic, p) for p in sorted(await consumer.partitions_for(topic))
+                ]
             except TopicError:
                 continue  # deleted between the listing and now
         begin = await consumer.beginning_offsets(tps) if tps else {}

@@ -39,7 +39,9 @@ async def test_top_shows_chain_heads_checkpoint_age_and_the_last_passing_verify(
     async with database.connect() as conn:
         total = (await conn.execute(text(f"SELECT count(*) FROM {sunk.schema}.audit_log"))).one()
         newest = (
-            await conn.execute(text(f"SELECT max(checkpoint_id) FROM {sunk.schema}.audit_checkpoint"))
+            await conn.execute(
+                text(f"SELECT max(checkpoint_id) FROM {sunk.schema}.audit_checkpoint")
+            )
         ).one()
     assert sum(c["seq"] for c in heads.values()) == total[0]
     checkpoint = before["checkpoint"]
