@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import uuid
 from typing import Any
 
 import httpx
+from confluent_kafka import Consumer, Producer
 
 from streaming.config import KafkaSettings
 from streaming.registry.server import RegistryServer, ServerSettings
+from streaming.testing import eventually_sync
 from streaming.transport.kafka import KafkaTransport
 from tests.integration.ops.conftest import (
     COMMITTED,
@@ -108,3 +111,47 @@ async def test_once_json_measures_the_registry_request_rate(
     registry = json.loads(stdout)["registry"]
     assert registry["status"] == "ok" and registry["ready"] is True
     assert registry["requests_total"] > 0 and registry["request_rate"] > 0
+
+
+def test_once_json_measures_produce_and_consume_rates_of_a_live_group(
+    behind: Behind, kafka_settings: KafkaSettings
+) -> None:
+    """A producer and a member of the group (confluent-kafka) at work while ``top`` looks."""
+    conf = {"bootstrap.servers": kafka_settings.bootstrap_servers}
+    consumer = Consumer({**conf, "group.id": behind.group, "enable.auto.commit": False})
+    consumer.subscribe([behind.topic])
+    eventually_sync(
+        lambda: consumer.poll(0.1) is not None or bool(consumer.assignment()),
+        what="the member's assignment",
+    )
+    stop = threading.Event()
+
+    def produce() -> None:
+        producer = Producer(conf)
+        while not stop.wait(0.02):  # pacing: about 50 records a second
+            producer.produce(behind.topic, value=b"more", partition=0)
+            producer.poll(0)
+        producer.flush(10)
+
+    def consume() -> None:
+        while not stop.is_set():
+            message = consumer.poll(0.1)
+            if message is not None and message.error() is None:
+                consumer.commit(message, asynchronous=False)
+
+    workers = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for worker in workers:
+        worker.start()
+    try:
+        code, doc, stderr = _top(behind, top_env(kafka_settings.bootstrap_servers))
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+        consumer.close()
+    assert code == 0, stderr
+    group = _group(doc, behind.group)
+    assert (group["state"], group["members"]) == ("Stable", 1)
+    assert group["consume_rate"] > 0
+    (topic,) = doc["kafka"]["topics"]
+    assert topic["produce_rate"] > 0
