@@ -15,7 +15,7 @@ import signal
 import sys
 import termios
 import tty
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -181,7 +181,7 @@ async def _sources(
 
 
 @contextlib.contextmanager
-def _keys(on_quit: Any) -> Iterator[None]:
+def _keys(on_quit: Callable[[], None]) -> Iterator[None]:
     """Single keys without Enter: ``q`` calls ``on_quit``; the terminal is restored after."""
     if not sys.stdin.isatty():
         yield

@@ -93,11 +93,13 @@ class KafkaLook:
 
     async def _open(self) -> tuple[AdminTransport, ConsumerTransport]:
         if self._clients is None:
-            admin, consumer = self._transport.admin(), self._transport.consumer(group_id=None)
+            admin = self._transport.admin()
             await admin.start()
+            consumer = self._transport.consumer(group_id=None)  # made only once needed
             try:
                 await consumer.start()
             except BaseException:
+                await consumer.stop()
                 await admin.stop()
                 raise
             self._clients = (admin, consumer)
