@@ -4,20 +4,30 @@ The package root re-exports the small public surface; implementation lives in mo
 """
 
 from streaming.audit.logger import AuditLogger
-from streaming.clients.bus import EventBus, InMemoryEventBus, KafkaEventBus
+
+# -- the seed's front door: decorators and the event bus's names (issue 13, seedctx)
+from streaming.clients.bus import (
+    DeadLetter,
+    EventBus,
+    EventBusHealth,
+    EventBusMetrics,
+    EventHandler,
+    InMemoryEventBus,
+    KafkaEventBus,
+)
 from streaming.clients.consumer import ConsumerOptions, EventConsumer, Message
 from streaming.clients.producer import EventProducer
 from streaming.clients.retry import RetryPolicy
 from streaming.config import Environment, Settings, load_settings
-from streaming.context import (
-    AuditContext,
-    ExecutionContext,
-    audit_context,
-    execution_context,
+from streaming.context import AuditContext, ExecutionContext, audit_context, execution_context
+from streaming.db import CircuitBreaker, Database, TransactionManager
+from streaming.decorators import (
+    set_default_audit_logger,
     with_audit_context,
     with_execution_context,
+    with_performance_monitoring,
+    with_retry,
 )
-from streaming.db import CircuitBreaker, Database, TransactionManager
 from streaming.errors import (
     AuthenticationError,
     BrokerUnavailableError,
@@ -125,4 +135,13 @@ __all__ = [
     "load_settings",
     "with_audit_context",
     "with_execution_context",
+]
+__all__ += [  # the seed's front door: decorators and the event bus (issue 13, seedctx)
+    "DeadLetter",
+    "EventBusHealth",
+    "EventBusMetrics",
+    "EventHandler",
+    "set_default_audit_logger",
+    "with_performance_monitoring",
+    "with_retry",
 ]

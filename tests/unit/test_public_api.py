@@ -74,11 +74,20 @@ EXPORTED = [
     "load_settings",
     "with_audit_context",
     "with_execution_context",
+    # the seed's front door: decorators and the event bus (issue 13, seedctx)
+    "DeadLetter",
+    "EventBusHealth",
+    "EventBusMetrics",
+    "EventHandler",
+    "set_default_audit_logger",
+    "with_performance_monitoring",
+    "with_retry",
 ]
 
 
 def test_all_is_exactly_the_pinned_surface() -> None:
-    assert sorted(streaming.__all__) == EXPORTED
+    assert sorted(streaming.__all__) == sorted(EXPORTED)
+    assert len(EXPORTED) == len(set(EXPORTED))
 
 
 def test_all_is_unique() -> None:
