@@ -330,15 +330,14 @@ class TransportEventBus:
                 await admin.stop()
 
     async def health_check(self) -> EventBusHealth:
-        """UNHEALTHY when the broker does not answer within ``health_timeout_s``; DEGRADED
-        when it does but the bus is not started or its consumer loop died; else HEALTHY."""
-        if not await self._broker_answers():
+        """UNHEALTHY when the broker does not answer within ``health_timeout_s`` (asked on
+        every call) or the bus is not running; DEGRADED when publishing works but the
+        consumer loop died; else HEALTHY."""
+        if not await self._broker_answers() or not self._started:
             return EventBusHealth.UNHEALTHY
-        if not self._started or (self._task is not None and self._task.done()):
+        if self._task is not None and self._task.done():
             return EventBusHealth.DEGRADED
         return EventBusHealth.HEALTHY
-
-    # -- dead letters
 
     def _dlqs(self, event_type: str | type[Event] | None) -> dict[str, type[Event]]:
         types = [self._resolve(event_type)] if event_type is not None else list(self._subscribers)
