@@ -84,16 +84,17 @@ async def test_plain_function_without_user_id_uses_the_execution_context() -> No
 
     with execution_context(ExecutionContext("cancel_all", user_id="bob")):
         assert await cancel_all("ACME") == "ACME"
-    with execution_context(ExecutionContext("cancel_all", user_id="alice")):
-        with pytest.raises(AccessDenied):
-            await cancel_all("ACME")
+    with (
+        execution_context(ExecutionContext("cancel_all", user_id="alice")),
+        pytest.raises(AccessDenied),
+    ):
+        await cancel_all("ACME")
 
 
 async def test_an_explicit_user_id_wins_over_the_context() -> None:
     service = TradingService(rbac())
-    with execution_context(ExecutionContext("x", user_id="bob")):
-        with pytest.raises(AccessDenied):
-            await service.place_order("alice", "ACME")
+    with execution_context(ExecutionContext("x", user_id="bob")), pytest.raises(AccessDenied):
+        await service.place_order("alice", "ACME")
 
 
 async def test_no_user_anywhere_is_refused_before_the_body_runs() -> None:
