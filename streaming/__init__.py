@@ -4,8 +4,6 @@ The package root re-exports the small public surface; implementation lives in mo
 """
 
 from streaming.audit.logger import AuditLogger
-
-# -- the seed's front door: decorators and the event bus's names (issue 13, seedctx)
 from streaming.clients.bus import (
     DeadLetter,
     EventBus,
@@ -14,13 +12,14 @@ from streaming.clients.bus import (
     EventHandler,
     InMemoryEventBus,
     KafkaEventBus,
+    create_event_bus,
 )
 from streaming.clients.consumer import ConsumerOptions, EventConsumer, Message
 from streaming.clients.producer import EventProducer
 from streaming.clients.retry import RetryPolicy
-from streaming.config import Environment, Settings, load_settings
+from streaming.config import Environment, Settings, get_settings, load_settings, reload_settings
 from streaming.context import AuditContext, ExecutionContext, audit_context, execution_context
-from streaming.db import CircuitBreaker, Database, TransactionManager
+from streaming.db import CircuitBreaker, Database, DatabaseConnectionManager, TransactionManager
 from streaming.decorators import (
     set_default_audit_logger,
     with_audit_context,
@@ -61,6 +60,14 @@ from streaming.events import (
 )
 from streaming.logging import configure_logging, get_logger
 from streaming.replay import CompactedTable, DlqRedriver, OffsetManager, RangeReplayer, StateStore
+from streaming.security import (
+    Action,
+    JWTManager,
+    ResourceType,
+    RoleBasedAccessControl,
+    SecureHasher,
+    require_permission,
+)
 from streaming.serde import (
     AvroDeserializer,
     AvroSerializer,
@@ -73,6 +80,7 @@ from streaming.serde import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Action",
     "AuditContext",
     "AuditEvent",
     "AuditEventType",
@@ -88,6 +96,7 @@ __all__ = [
     "ConfigError",
     "ConsumerOptions",
     "Database",
+    "DatabaseConnectionManager",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DeserializationError",
@@ -103,6 +112,7 @@ __all__ = [
     "GroupNotEmptyError",
     "InMemoryEventBus",
     "InMemorySchemaRegistryClient",
+    "JWTManager",
     "KafkaEventBus",
     "Message",
     "Money",
@@ -114,8 +124,11 @@ __all__ = [
     "PermissionDenied",
     "PositionChanged",
     "RangeReplayer",
+    "ResourceType",
     "RetryPolicy",
+    "RoleBasedAccessControl",
     "SchemaRegistryClient",
+    "SecureHasher",
     "SecurityError",
     "SerializationContext",
     "SerializationError",
@@ -130,9 +143,13 @@ __all__ = [
     "__version__",
     "audit_context",
     "configure_logging",
+    "create_event_bus",
     "execution_context",
     "get_logger",
+    "get_settings",
     "load_settings",
+    "reload_settings",
+    "require_permission",
     "with_audit_context",
     "with_execution_context",
 ]

@@ -40,7 +40,7 @@ from streaming.clients.producer import EventProducer
 from streaming.clients.reader import read_topic
 from streaming.clients.retry import RetryPolicy, parse_failure_headers
 from streaming.clients.topics import TopicDefaults, ensure_topics, plan_topics
-from streaming.config import KafkaSettings
+from streaming.config import KafkaSettings, Settings
 from streaming.context import ExecutionContext, current_execution_context, execution_context
 from streaming.core.headers import H_CORRELATION_ID
 from streaming.core.topics import dlq_topic
@@ -494,3 +494,25 @@ __all__ = [
     "bind_record_context",
     "default_topic_for",
 ]
+
+
+def create_event_bus(
+    settings: Settings | None = None, *, registry: SchemaRegistry | None = None, **options: Any
+) -> TransportEventBus:
+    """The bus ``MESSAGING_EVENT_BUS_TYPE`` names: ``in_memory`` (one process, for tests
+    and demos) or ``kafka`` (brokers from ``KAFKA_*``; schemas from ``registry``, else a
+    :class:`~streaming.serde.client.SchemaRegistryClient` on ``REGISTRY_URL`` that the
+    caller closes with ``await bus.registry.aclose()`` when done). ``settings`` defaults
+    to :func:`~streaming.config.get_settings`; ``options`` go to the bus's constructor."""
+    from streaming.config import get_settings
+    from streaming.serde.client import SchemaRegistryClient
+
+    settings = settings or get_settings()
+    if settings.messaging.event_bus_type == "in_memory":
+        return InMemoryEventBus(registry=registry, **options)
+    return KafkaEventBus.from_settings(
+        settings.kafka, registry or SchemaRegistryClient(settings.registry), **options
+    )
+
+
+__all__ += ["create_event_bus"]
