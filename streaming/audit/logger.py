@@ -41,7 +41,7 @@ from streaming.events import (
 from streaming.logging import is_sensitive_key
 from streaming.security.events import SecurityEvent, SecurityEventType
 from streaming.security.fields import FieldEncryptor, parse_key
-from streaming.transport.base import RecordMetadata
+from streaming.transport.base import RecordMetadata, TopicSpec
 
 DEFAULT_AUDIT_TOPIC = "audit.events"
 
@@ -82,19 +82,19 @@ class _OwnedProducer:
             return self._producer
 
     async def _start(self) -> EventProducer:
-        from streaming.clients.topics import TopicDefaults, ensure_topics, plan_topics
-        from streaming.config import load_settings
+        from streaming.clients.topics import ensure_topics
+        from streaming.config import get_settings
+        from streaming.core.topics import audit_events_config
         from streaming.serde.client import SchemaRegistryClient
         from streaming.transport.kafka import KafkaTransport
 
-        settings = self._settings or load_settings()
+        settings = self._settings or get_settings()
         transport = KafkaTransport(settings.kafka)
-        retention_ms = settings.logging.audit_retention_days * 24 * 3600 * 1000
-        defaults = TopicDefaults.from_settings(settings.kafka, retention_ms=retention_ms)
         admin = transport.admin()
         await admin.start()
-        try:
-            await ensure_topics(admin, plan_topics([self._topic], defaults=defaults))
+        try:  # the sink's topic config: retention LOG_AUDIT_RETENTION_DAYS, never compacted
+            config = audit_events_config(settings.logging.audit_retention_days)
+            await ensure_topics(admin, [TopicSpec(self._topic, 1, config=config)])
         finally:
             await admin.stop()
         registry = SchemaRegistryClient(settings.registry)

@@ -20,6 +20,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient as ConfluentReg
 from confluent_kafka.schema_registry.avro import AvroDeserializer as ConfluentDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from streaming.config import get_settings, reload_settings
 from streaming.decorators import default_audit_logger, set_default_audit_logger
 from streaming.testing.stack import StackEndpoints
 
@@ -70,10 +71,12 @@ async def seed_env(
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", streaming_stack.bootstrap_servers)
     monkeypatch.setenv("DATABASE_URL", streaming_stack.database_url)
     monkeypatch.setenv("REGISTRY_URL", registry_url)
+    reload_settings()
     set_default_audit_logger(None)
     yield
     await default_audit_logger().aclose()
     set_default_audit_logger(None)
+    get_settings.cache_clear()
 
 
 class AuditTopicReader:

@@ -32,7 +32,7 @@ from streaming import (
     OrderPlaced,
     execution_context,
     get_logger,
-    load_settings,
+    get_settings,
 )
 from streaming.config import KafkaSettings, RegistrySettings
 from streaming.db import Database, TransactionManager
@@ -182,7 +182,7 @@ def kafka_bus(registry: SchemaRegistryClient, **options: Any) -> KafkaEventBus:
     run = uuid.uuid4().hex[:8]
     options.setdefault("group_id", f"seed-bus-{run}")
     options.setdefault("topic_for", lambda cls: f"seed.{cls.type_name()}.{run}")
-    return KafkaEventBus.from_settings(load_settings().kafka, registry, **options)
+    return KafkaEventBus.from_settings(get_settings().kafka, registry, **options)
 
 
 async def test_event_bus_block_delivers_the_event_with_its_correlation_id() -> None:
@@ -215,7 +215,7 @@ async def test_logging_and_audit_block_lands_in_the_audit_topic(
     ns = await run_block(
         LOGGING_AUDIT_BLOCK,
         {
-            "settings": load_settings(),
+            "settings": get_settings(),
             "get_logger": get_logger,  # the block calls it without importing it
             "encryption_key": base64.b64encode(secrets.token_bytes(32)).decode(),
             "user_id": "trader-7",
