@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 from uuid import UUID
 
 import structlog
@@ -43,7 +43,13 @@ from streaming.telemetry import INSTRUMENTATION_NAME
 
 P = ParamSpec("P")
 R = TypeVar("R")
-Decorator = Callable[[Callable[P, R]], Callable[P, R]]
+
+
+class Decorator(Protocol):
+    """Returns the callable it decorates with the same signature (sync or async)."""
+
+    def __call__(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
+
 
 log = structlog.get_logger(__name__)
 
@@ -97,7 +103,7 @@ def _child_context(operation: str) -> Iterator[ExecutionContext]:
         yield ctx
 
 
-def with_execution_context(operation: str) -> Decorator[P, R]:
+def with_execution_context(operation: str) -> Decorator:
     """Run the callable inside a child of the current execution context (or a new one):
     same correlation id and user, ``operation`` as its name."""
 
@@ -166,7 +172,7 @@ def with_audit_context(
     *,
     event_type: AuditEventType | None = None,
     audit_logger: AuditLogger | None = None,
-) -> Decorator[P, R]:
+) -> Decorator:
     """Bind an :class:`AuditContext` and record one audit event per call.
 
     The event (``event_type`` or :func:`audit_event_type`) names the resource, action,
@@ -253,7 +259,7 @@ def with_retry(
     backoff: Backoff = DEFAULT_RETRY_BACKOFF,
     *,
     retry_on: tuple[type[BaseException], ...] = (),
-) -> Decorator[P, R]:
+) -> Decorator:
     """Call again after a retriable error (:func:`is_retriable`, plus ``retry_on``), up to
     ``max_attempts`` calls in all, waiting :class:`~streaming.core.backoff.Backoff` delays
     (exponential, jittered); any other error, or the last one, is raised as it is."""
@@ -319,7 +325,7 @@ def with_performance_monitoring(
     name: str | None = None,
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: metrics.MeterProvider | None = None,
-) -> Decorator[P, R]:
+) -> Decorator:
     """Time each call: an OpenTelemetry span named after the function (or ``name``), its
     duration in the ``streaming.operation.duration`` histogram (seconds, by ``operation``
     and ``outcome``), and a ``slow operation`` warning log above ``slow_threshold_ms``."""

@@ -226,6 +226,10 @@ class TransportEventBus:
             return found
         return event_type
 
+    def topic_of(self, event_type: str | type[Event]) -> str:
+        """The topic events of ``event_type`` travel on (e.g. for an outbox row)."""
+        return self._topic_for(self._resolve(event_type))
+
     async def _ensure(self, *topics: str) -> None:
         wanted = [t for t in topics if t not in self._ensured]
         if not wanted or not self._create_topics:
