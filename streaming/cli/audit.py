@@ -206,7 +206,9 @@ def rewrap_command(as_json: JsonOpt = False) -> None:
 
     async def main() -> int:
         async with Database(settings.database) as database:
-            return await build_store(database, audit, settings.security, settings.logging).subject_keys.rewrap()
+            return await build_store(
+                database, audit, settings.security, settings.logging
+            ).subject_keys.rewrap()
 
     changed = run(main, telemetry=False)
     if as_json:
