@@ -23,7 +23,7 @@ from connectors.audit_sink.records import RecordPreparer
 from connectors.audit_sink.sink import AuditSink, SinkOptions
 from connectors.audit_sink.store import AuditStore
 from connectors.audit_sink.verify import VerifyReport, verify_store
-from streaming.config import LoggingSettings, SecuritySettings, read_settings
+from streaming.config import KafkaSettings, LoggingSettings, SecuritySettings, read_settings
 from streaming.core.topics import audit_events_config
 from streaming.db import Database
 from streaming.serde.avro import AvroDeserializer
@@ -49,13 +49,15 @@ def build_store(
 
 
 async def ensure_audit_topics(
-    admin: AdminTransport, topics: Sequence[str], retention_days: int
+    admin: AdminTransport, topics: Sequence[str], retention_days: int, partitions: int = 6
 ) -> None:
     """Create missing audit topics with :func:`audit_events_config`; on existing ones set
     the retention it names (a topic auto-created by a producer got the broker default)."""
     config = audit_events_config(retention_days)
     present = await admin.list_topics()
-    await admin.create_topics([TopicSpec(t, 1, config=config) for t in topics if t not in present])
+    await admin.create_topics(
+        [TopicSpec(t, partitions, config=config) for t in topics if t not in present]
+    )
     for topic in (t for t in topics if t in present):
         current = await admin.describe_topic_config(topic)
         if any(current.get(k) != v for k, v in config.items()):
@@ -105,7 +107,12 @@ async def running_sink(
     await admin.start()
     try:
         await ensure_checkpoint_topic(admin, settings.checkpoint_topic)
-        await ensure_audit_topics(admin, settings.topic_list, logging.audit_retention_days)
+        await ensure_audit_topics(
+            admin,
+            settings.topic_list,
+            logging.audit_retention_days,
+            read_settings(KafkaSettings).default_partitions,
+        )
     finally:
         await admin.stop()
     producer = transport.producer(linger_ms=0)
