@@ -123,18 +123,20 @@ class AuditLogger:
     """Publishes audit events; share one per service (it holds no global state).
 
     ``AuditLogger(encryption_key)`` is the seed's form (producer from settings on first
-    use); ``AuditLogger(producer=...)`` sends through a producer you own.
+    use); ``AuditLogger(producer)`` (or ``producer=``) sends through a producer you own.
     """
 
     def __init__(
         self,
-        encryption_key: str | bytes | SecretStr | None = None,
+        encryption_key: str | bytes | SecretStr | EventProducer | None = None,
         *,
         producer: EventProducer | None = None,
         topic: str = DEFAULT_AUDIT_TOPIC,
         source: str = "tradesense-streaming",
         settings: Settings | None = None,
     ) -> None:
+        if isinstance(encryption_key, EventProducer):  # the form that predates the seed's
+            producer, encryption_key = encryption_key, None
         self._producer = producer
         self._encryptor = FieldEncryptor(parse_key(encryption_key)) if encryption_key else None
         self.topic = topic

@@ -4,7 +4,6 @@ PostgreSQL, and ``streaming audit verify`` with the keys we gave it."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import re
@@ -19,27 +18,14 @@ from sqlalchemy import text
 
 from streaming.db import Database
 from streaming.testing.stack import StackEndpoints
+from tests.integration.children import run_to_end
 
 ROOT = Path(__file__).resolve().parents[3]
 TIMEOUT_S = 180
 
 
 async def run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=ROOT,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_to_end(argv, env, ROOT, TIMEOUT_S)
 
 
 def one(pattern: str, output: str) -> re.Match[str]:
