@@ -17,7 +17,8 @@ The seed's promises, and where they are kept:
 - a dead-letter queue you can list: :meth:`TransportEventBus.dead_letters` reads the
   bus's DLQ topics (``<topic>.<group>.dlq``) into typed :class:`DeadLetter` entries;
 - replay for recovery: :meth:`TransportEventBus.replay` moves dead letters back to their
-  topic once each (the DLQ redrive, ledger and parking included);
+  topic once each (the DLQ redrive, ledger and parking included), or with ``since=``
+  rewinds the bus's group to a point in time and delivers everything from there again;
 - ``health_check()`` asks the broker (bounded by ``health_timeout_s``).
 """
 
@@ -29,25 +30,25 @@ import enum
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
 from opentelemetry.trace import Tracer
 
 from streaming.clients.consumer import CallNext, ConsumerError, EventConsumer, Message
+from streaming.clients.dead_letters import DeadLetter, dead_letter_of, last_header
 from streaming.clients.producer import EventProducer
 from streaming.clients.reader import read_topic
-from streaming.clients.retry import RetryPolicy, parse_failure_headers
+from streaming.clients.retry import RetryPolicy
 from streaming.clients.topics import TopicDefaults, ensure_topics, plan_topics
 from streaming.config import KafkaSettings, Settings
 from streaming.context import ExecutionContext, current_execution_context, execution_context
 from streaming.core.headers import H_CORRELATION_ID
 from streaming.core.topics import dlq_topic
-from streaming.errors import SerializationError, StreamingError
+from streaming.errors import StreamingError
 from streaming.events import EVENT_TYPES, Event, EventDeserializer, EventTypes
 from streaming.serde.client import SchemaRegistry
-from streaming.serde.context import SerializationContext
 from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.telemetry import MessagingInstruments
 from streaming.transport.base import IsolationLevel, Record, RecordMetadata, TransportFactory
@@ -75,27 +76,6 @@ class EventBusMetrics:
     average_processing_time_ms: float
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """One event the bus gave up on: where it came from, why it failed, and the event
-    (``None`` when it could not be decoded; ``raw`` has the bytes either way)."""
-
-    event_type: str
-    topic: str
-    partition: int
-    offset: int
-    attempt: int
-    exception_type: str
-    exception_message: str
-    failed_at: datetime
-    correlation_id: str | None
-    dlq_topic: str
-    dlq_partition: int
-    dlq_offset: int
-    event: Event | None
-    raw: bytes | None
-
-
 def _takes_context(handler: EventHandler) -> bool:
     """True when ``handler`` accepts a second positional argument (the context)."""
     try:
@@ -110,18 +90,11 @@ def _takes_context(handler: EventHandler) -> bool:
     return len(positional) >= 2 or any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
 
 
-def _header(record: Record, name: str) -> str | None:
-    for key, value in reversed(record.headers):
-        if key == name:
-            return value.decode("utf-8", errors="replace")
-    return None
-
-
 async def bind_record_context(message: Message, call_next: CallNext) -> None:
     """Consumer middleware: run the handler inside the publisher's correlation id."""
     event = message.event
     operation = f"handle {type(event).type_name() if event is not None else message.record.topic}"
-    correlation = _header(message.record, H_CORRELATION_ID)
+    correlation = last_header(message.record, H_CORRELATION_ID)
     ctx = ExecutionContext(operation=operation, source="event")
     if correlation:
         ctx = ExecutionContext(operation=operation, correlation_id=correlation, source="event")
@@ -144,7 +117,9 @@ class EventBus(Protocol):
     async def dead_letters(
         self, event_type: str | type[Event] | None = None
     ) -> list[DeadLetter]: ...
-    async def replay(self, event_type: str | type[Event] | None = None) -> int: ...
+    async def replay(
+        self, event_type: str | type[Event] | None = None, *, since: datetime | None = None
+    ) -> int: ...
 
 
 def default_topic_for(event_type: type[Event]) -> str:
@@ -373,7 +348,7 @@ class TransportEventBus:
             ) -> None:
                 if moved(record.partition, record.offset):
                     return
-                found.append(await _dead_letter(record, dlq, cls, deserializer))
+                found.append(await dead_letter_of(record, dlq, cls, deserializer))
 
             await read_topic(
                 self.transport,
@@ -392,18 +367,47 @@ class TransportEventBus:
         ledger = await DlqRedriver(self.transport, self._topic_for(cls), self.group_id).ledger()
         return ledger.was_moved
 
-    async def replay(self, event_type: str | type[Event] | None = None) -> int:
-        """Re-deliver the dead letters of ``event_type`` (else of every subscribed type) to
-        their topic, each at most once; returns how many moved. A letter that keeps
-        failing is parked in ``<topic>.<group>.parking`` after 3 replays."""
+    async def replay(
+        self, event_type: str | type[Event] | None = None, *, since: datetime | None = None
+    ) -> int:
+        """Recover events of ``event_type`` (else of every subscribed type); returns how many
+        records are delivered again (for ``since``: offsets re-read, which counts the
+        markers of transactions too, so an upper bound).
+
+        Without ``since``: the dead letters go back to their topic, each at most once (a
+        letter that keeps failing is parked in ``<topic>.<group>.parking`` after 3
+        replays). With ``since``: the bus's consumer group is rewound to the first event at
+        or after ``since`` and everything from there is delivered again (handlers must be
+        idempotent); the consumer is stopped for the rewind and restarted.
+        """
         from streaming.replay.redrive import DlqRedriver
 
+        if since is not None:
+            return await self._rewind(event_type, since)
         moved = 0
         for cls in self._dlqs(event_type).values():
             redriver = DlqRedriver(self.transport, self._topic_for(cls), self.group_id)
             result = await redriver.redrive(dry_run=False)
             moved += result.redriven
         return moved
+
+    async def _rewind(self, event_type: str | type[Event] | None, since: datetime) -> int:
+        from streaming.replay import OffsetManager, ResetStrategy
+
+        types = [self._resolve(event_type)] if event_type is not None else list(self._subscribers)
+        topics = {self._topic_for(cls): None for cls in types}
+        async with self._lock:
+            await self._stop_consumer()
+        try:
+            manager = OffsetManager(self.transport)
+            plan = await manager.plan(
+                self.group_id, ResetStrategy.to_datetime(since), topics=topics
+            )
+            await manager.execute(plan)
+        finally:
+            if self._started:
+                await self._restart_consumer()
+        return plan.total_re_read
 
     def get_metrics(self) -> EventBusMetrics:
         handled, failed = self._retired["handled"], self._retired["failed"]
@@ -455,35 +459,6 @@ class InMemoryEventBus(TransportEventBus):
             registry or InMemorySchemaRegistryClient(),
             **options,
         )
-
-
-async def _dead_letter(
-    record: Record, dlq: str, cls: type[Event], deserializer: EventDeserializer
-) -> DeadLetter:
-    info = parse_failure_headers(record.headers)
-    event: Event | None = None
-    if record.value is not None:
-        with contextlib.suppress(SerializationError):
-            event = await deserializer.deserialize(
-                record.value, SerializationContext.for_record(record)
-            )
-    failed_ms = info.failed_at_ms if info else record.timestamp_ms
-    return DeadLetter(
-        event_type=cls.type_name(),
-        topic=info.original_topic if info else record.topic,
-        partition=info.original_partition if info else record.partition,
-        offset=info.original_offset if info else record.offset,
-        attempt=info.attempt if info else 0,
-        exception_type=info.exception_type if info else "",
-        exception_message=info.exception_message if info else "",
-        failed_at=datetime.fromtimestamp(failed_ms / 1000, UTC),
-        correlation_id=_header(record, H_CORRELATION_ID),
-        dlq_topic=dlq,
-        dlq_partition=record.partition,
-        dlq_offset=record.offset,
-        event=event,
-        raw=record.value,
-    )
 
 
 __all__ = [

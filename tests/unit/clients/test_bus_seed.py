@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from structlog.testing import capture_logs
@@ -128,3 +129,27 @@ async def test_health_asks_the_broker_and_answers_within_the_timeout() -> None:
     assert await bus.health_check() is EventBusHealth.HEALTHY
     await bus.stop()
     assert await bus.health_check() is EventBusHealth.UNHEALTHY
+
+
+async def test_replay_since_a_time_delivers_everything_from_there_again() -> None:
+    bus = InMemoryEventBus(retry_policy=FAST)
+    await bus.start()
+    seen: list[str] = []
+
+    async def handler(event: OrderPlaced) -> None:
+        seen.append(event.symbol)
+
+    await bus.subscribe("OrderPlaced", handler)
+    await bus.publish(order("OLD"))
+    await eventually(lambda: seen == ["OLD"], timeout_s=10, what="the old event")
+    # a cut in a millisecond of its own: OLD is stamped before it, A and B after it
+    cut = datetime.now(UTC) + timedelta(milliseconds=2)
+    await eventually(lambda: datetime.now(UTC) > cut, timeout_s=1, what="the cut to pass")
+    for symbol in ("A", "B"):
+        await bus.publish(order(symbol))
+    await eventually(lambda: seen == ["OLD", "A", "B"], timeout_s=10, what="the new events")
+    assert await bus.replay(since=cut) == 2
+    await eventually(lambda: len(seen) == 5, timeout_s=10, what="A and B again")
+    assert seen == ["OLD", "A", "B", "A", "B"]
+    assert await bus.health_check() is EventBusHealth.HEALTHY  # the consumer is back
+    await bus.stop()
