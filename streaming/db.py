@@ -312,6 +312,10 @@ class Database:
         """The breaker of the host that answered last."""
         return self.hosts[self._active].breaker
 
+    def translate(self, exc: BaseException) -> DatabaseError:
+        """:func:`translate_db_error` naming the host that answered last."""
+        return translate_db_error(exc, self.settings, where=self.hosts[self._active].display_url)
+
     async def initialize(self) -> Database:
         """Connect once so a wrong URL or a dead database fails here, not on first use."""
         await self.execute_scalar("SELECT 1")
@@ -469,7 +473,7 @@ class TransactionManager:
                 async with session.begin():
                     yield session
             except (sa_exc.SQLAlchemyError, OSError) as exc:
-                raise translate_db_error(exc, self.database.settings) from exc
+                raise self.database.translate(exc) from exc
             finally:
                 _current_session.reset(token)
 
@@ -479,7 +483,7 @@ class TransactionManager:
             async with session.begin_nested():
                 yield
         except (sa_exc.SQLAlchemyError, OSError) as exc:
-            raise translate_db_error(exc, self.database.settings) from exc
+            raise self.database.translate(exc) from exc
 
 
 __all__ = [

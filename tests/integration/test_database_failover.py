@@ -8,11 +8,14 @@ second, and the first host's breaker opens so later calls skip it without waitin
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pydantic import SecretStr
@@ -29,15 +32,18 @@ from streaming.devstack.postgres import (
 
 
 @pytest.fixture
-def two_servers(tmp_path: Path) -> Iterator[tuple[LocalPostgres, LocalPostgres]]:
+def two_servers() -> Iterator[tuple[LocalPostgres, LocalPostgres]]:
+    # Not tmp_path: other pytest sessions of the same user prune old pytest-of-* dirs.
+    root = Path(tempfile.mkdtemp(prefix="streaming-failover-"))
     started: list[LocalPostgres] = []
     try:
         for name in ("primary", "standby"):
-            started.append(start_embedded_postgres(tmp_path / name, lambda _msg: None))
+            started.append(start_embedded_postgres(root / name, lambda _msg: None))
         yield started[0], started[1]
     finally:
         for server in started:
             stop_embedded_postgres(server.data_dir)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def host_of(url: str) -> str:
@@ -85,6 +91,7 @@ async def test_slow_queries_are_logged_and_counted(database_settings: DatabaseSe
     meter = MeterProvider(metric_readers=[reader]).get_meter("test")
     settings = database_settings.model_copy(update={"slow_query_ms": 150.0})
     db = DatabaseConnectionManager(settings, meter=meter)
+    configured = structlog.is_configured()
     try:
         with capture_logs() as logs:
             await db.execute_scalar("SELECT 1")
@@ -96,6 +103,8 @@ async def test_slow_queries_are_logged_and_counted(database_settings: DatabaseSe
         assert slow[0]["duration_ms"] >= 300
         assert slow_query_count(reader) == 1
     finally:
+        if not configured:  # capture_logs leaves structlog "configured" with defaults
+            structlog.reset_defaults()
         await db.close()
 
 

@@ -340,10 +340,13 @@ async def test_authentication_flow_logs_in_and_refuses_a_bad_password(
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    config = structlog.get_config()
+    configured, config = structlog.is_configured(), structlog.get_config()
     yield
     root.handlers, root.level = handlers, level
-    structlog.configure(**config)
+    if configured:
+        structlog.configure(**config)
+    else:
+        structlog.reset_defaults()  # so later CLI runs configure logging (to stderr) again
 
 
 async def test_debug_mode_turns_debug_logs_on(
