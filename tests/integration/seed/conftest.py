@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import logging
 import textwrap
 import time
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient as ConfluentRegistry
 from confluent_kafka.schema_registry.avro import AvroDeserializer as ConfluentDeserializer
@@ -77,6 +79,21 @@ async def seed_env(
     await default_audit_logger().aclose()
     set_default_audit_logger(None)
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Leave stdlib logging and structlog as the test found them (a block that calls
+    ``configure_logging`` or a ``capture_logs`` would otherwise outlive the test)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configured, config = structlog.is_configured(), structlog.get_config()
+    yield
+    root.handlers, root.level = handlers, level
+    if configured:
+        structlog.configure(**config)
+    else:
+        structlog.reset_defaults()
 
 
 class AuditTopicReader:

@@ -210,7 +210,7 @@ async def test_event_bus_block_delivers_the_event_with_its_correlation_id() -> N
 
 
 async def test_logging_and_audit_block_lands_in_the_audit_topic(
-    audit_topic: AuditTopicReader, capsys: pytest.CaptureFixture[str]
+    audit_topic: AuditTopicReader, capsys: pytest.CaptureFixture[str], restore_logging: None
 ) -> None:
     order_id = str(uuid.uuid4())
     ns = await run_block(
@@ -379,7 +379,7 @@ async def test_bus_health_block_is_healthy_on_kafka_and_metrics_block_prints_cou
 
 
 async def test_bus_health_block_is_unhealthy_within_the_bound_when_kafka_is_unreachable(
-    registry_url: str,
+    registry_url: str, restore_logging: None
 ) -> None:
     unreachable = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")
     async with SchemaRegistryClient(RegistrySettings(url=registry_url)) as registry:
