@@ -132,6 +132,15 @@ bus_health = await event_bus.health_check()
 # Returns: EventBusHealth.HEALTHY
 """
 
+SYSTEM_HEALTH_BLOCK = """
+# Overall system health
+system_health = {
+    "database": await db_manager.get_health_status(),
+    "event_bus": await event_bus.health_check(),
+    "cache": await cache_manager.health_check(),
+}
+"""
+
 BUS_METRICS_BLOCK = """
 # Event bus metrics
 metrics = event_bus.get_metrics()
@@ -148,6 +157,7 @@ def test_the_blocks_are_the_documents() -> None:
         COMMON_UTILITIES_BLOCK,
         SERVICE_BLOCK,
         BUS_HEALTH_BLOCK,
+        SYSTEM_HEALTH_BLOCK,
         BUS_METRICS_BLOCK,
     ):
         assert_verbatim(block)
@@ -376,6 +386,37 @@ async def test_bus_health_block_is_healthy_on_kafka_and_metrics_block_prints_cou
     assert lines[:2] == ["Events published: 3", "Events processed: 3"]
     assert lines[2].startswith("Average processing time: ")
     assert lines[2].endswith("ms")
+
+
+class ReaderCache:
+    """The seed's ``cache_manager`` is the reader's own; this one answers like a cache."""
+
+    async def health_check(self) -> dict[str, bool]:
+        return {"healthy": True}
+
+
+async def test_system_health_block_reports_the_database_and_the_bus(
+    schema_registry: SchemaRegistryClient,
+) -> None:
+    db_manager = streaming.DatabaseConnectionManager(get_settings().database)
+    await db_manager.initialize()
+    event_bus = kafka_bus(schema_registry)
+    await event_bus.start()
+    try:
+        ns = await run_block(
+            SYSTEM_HEALTH_BLOCK,
+            {"db_manager": db_manager, "event_bus": event_bus, "cache_manager": ReaderCache()},
+        )
+    finally:
+        await event_bus.stop()
+        await db_manager.close()
+    health = ns["system_health"]
+    assert health["database"]["healthy"] is True
+    assert {"pool_size", "checked_out"} <= set(health["database"]["pool_status"])
+    assert health["event_bus"] is EventBusHealth.HEALTHY
+    assert health["cache"] == {"healthy": True}
+    # A stopped bus is not reported healthy.
+    assert await event_bus.health_check() is not EventBusHealth.HEALTHY
 
 
 async def test_bus_health_block_is_unhealthy_within_the_bound_when_kafka_is_unreachable(
