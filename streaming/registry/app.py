@@ -36,6 +36,7 @@ from streaming.registry.errors import (
     SubjectNotFound,
     http_status,
 )
+from streaming.registry.fast import HotPaths
 from streaming.registry.model import SUPPORTED_TYPES
 from streaming.registry.openapi import openapi_document
 from streaming.registry.service import RegistryService
@@ -72,6 +73,16 @@ def _error(status: int, body: dict[str, Any], headers: Mapping[str, str] | None 
 
 def registry_error_response(exc: RegistryError) -> Response:
     return _error(http_status(exc), exc.body(), exc.headers)
+
+
+def refusal_response(exc: Exception) -> Response:
+    """A registry error or an auth refusal (:class:`SecurityError`) as its answer."""
+    if isinstance(exc, RegistryError):
+        return registry_error_response(exc)
+    if isinstance(exc, SecurityError):
+        error = http_error(exc)
+        return _error(error.status_code, error.body, error.headers)
+    raise TypeError(f"not a refusal: {exc!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +157,8 @@ class _Api:
             try:
                 caller = await self.guard(request, action, subject_param)
                 result = await handler(request, caller)
-            except RegistryError as exc:
-                return registry_error_response(exc)
-            except SecurityError as exc:
-                error = http_error(exc)
-                return _error(error.status_code, error.body, error.headers)
+            except (RegistryError, SecurityError) as exc:
+                return refusal_response(exc)
             except Exception:
                 log.exception("registry.unhandled_error", path=request.url.path)
                 return _error(500, {"error_code": 50001, "message": "Error in the backend"})
@@ -168,7 +176,8 @@ class _Api:
             declared = request.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise RequestError(413, f"Request body exceeds {self.max_body_bytes} bytes")
-        await self.service.store.wait_ready(self.ready_wait_s)
+        if not self.service.store.ready:
+            await self.service.store.wait_ready(self.ready_wait_s)
         caller = Caller(None, None)
         if self.authenticator is not None:
             headers = {k.lower(): v for k, v in request.headers.items()}
@@ -377,7 +386,7 @@ def create_app(
     ready_wait_s: float = 10.0,
     cluster_id: str = "",
     also_ready: Callable[[], bool] | None = None,
-) -> Starlette:
+) -> HotPaths:
     """The ASGI app serving ``service``; see :mod:`streaming.registry.openapi` for the API.
 
     ``also_ready`` joins ``/ready`` (e.g. the revocation list being current), so a load
@@ -425,11 +434,8 @@ def create_app(
             # nothing about routing before authenticating (401) and being allowed (403).
             try:
                 await api.guard(request, ADMIN, None)
-            except RegistryError as err:
-                return registry_error_response(err)
-            except SecurityError as err:
-                error = http_error(err)
-                return _error(error.status_code, error.body, error.headers)
+            except (RegistryError, SecurityError) as err:
+                return refusal_response(err)
         headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
         if status == 405:
             headers["Allow"] = allowed(request.scope["path"])
@@ -503,7 +509,15 @@ def create_app(
             methods=["GET", "POST", "PUT", "DELETE"],
         ),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_exception})
+    full = Starlette(routes=routes, exception_handlers={HTTPException: http_exception})
+    return HotPaths(
+        full,
+        api,
+        render=lambda content: bytes(SchemaResponse(content).body),
+        media_type=MEDIA_TYPE,
+        accepted_types=ACCEPTED_BODY_TYPES,
+        error=refusal_response,
+    )
 
 
 __all__ = [
@@ -514,5 +528,6 @@ __all__ = [
     "Authorizer",
     "Caller",
     "create_app",
+    "refusal_response",
     "registry_error_response",
 ]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
+from typing import Any, Literal
 
 import structlog
 import uvicorn
@@ -58,6 +60,10 @@ class ServerSettings(BaseSettings):
     schema_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
     """Limit for parsing + checking one schema (a 422/42201 beyond it)."""
     schema_workers: int = Field(default=DEFAULT_WORKERS, gt=0)
+    http: Literal["auto", "h11", "httptools"] = "auto"
+    """uvicorn's HTTP parser; ``auto`` is httptools (C, ~3x fewer cycles) when installed."""
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    """The event loop ``streaming registry serve`` runs on; ``auto`` is uvloop when installed."""
 
 
 class _BackgroundServer(uvicorn.Server):
@@ -150,7 +156,12 @@ class RegistryServer:
         sock = self._bind()
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+            self.app,
+            http=self.settings.http,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
         )
         server_type = uvicorn.Server if self._handle_signals else _BackgroundServer
         self._server = server_type(config)
@@ -205,6 +216,34 @@ class RegistryServer:
         await self.stop()
 
 
+def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop to serve on: uvloop (installed with the package) unless told
+    ``asyncio``; ``None`` means asyncio's default."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError(
+                ["REGISTRY_SERVER_LOOP=uvloop but uvloop is not installed: pip install uvloop"],
+                title="schema registry cannot start",
+            ) from None
+        return None
+    return uvloop.new_event_loop
+
+
+def serve_blocking(main: Coroutine[Any, Any, None], settings: ServerSettings) -> None:
+    """Run ``main`` (which serves the registry) to completion on the configured loop.
+
+    Objects alive after startup (modules, the folded state) are frozen out of the
+    cyclic GC's reach, so a full collection under load walks only request garbage.
+    """
+    with asyncio.Runner(loop_factory=loop_factory(settings.loop)) as runner:
+        gc.freeze()
+        runner.run(main)
+
+
 async def start_registry_in_background(
     settings: ServerSettings | None = None,
     *,
@@ -220,4 +259,10 @@ async def start_registry_in_background(
     return server
 
 
-__all__ = ["RegistryServer", "ServerSettings", "start_registry_in_background"]
+__all__ = [
+    "RegistryServer",
+    "ServerSettings",
+    "loop_factory",
+    "serve_blocking",
+    "start_registry_in_background",
+]
