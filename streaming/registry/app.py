@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from streaming.context import ExecutionContext, execution_context
 from streaming.errors import SecurityError
 from streaming.registry import requests as parse
 from streaming.registry.avro_schema import raw_json
@@ -156,7 +157,17 @@ class _Api:
         async def run(request: Request) -> Response:
             try:
                 caller = await self.guard(request, action, subject_param)
-                result = await handler(request, caller)
+                if action == READ:
+                    result = await handler(request, caller)
+                else:  # a change: its audit record names the caller and their address
+                    ctx = ExecutionContext.create_for_request(
+                        f"registry.{request.method.lower()} {request.url.path}",
+                        user_id=caller.name,
+                        headers=request.headers,
+                        ip_address=request.client.host if request.client else None,
+                    )
+                    with execution_context(ctx):
+                        result = await handler(request, caller)
             except (RegistryError, SecurityError) as exc:
                 return refusal_response(exc)
             except Exception:

@@ -12,20 +12,28 @@ import asyncio
 import contextlib
 import gc
 import socket
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Literal
 
+import httpx
 import structlog
 import uvicorn
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streaming.config import KafkaSettings
+from streaming.config import KafkaSettings, RegistrySettings
 from streaming.core.topics import SCHEMAS_TOPIC
 from streaming.errors import ConfigError
 from streaming.registry.app import BODY_TIMEOUT_S, MAX_BODY_BYTES, create_app
-from streaming.registry.audit import RegistryAuditHook
+from streaming.registry.audit import (
+    AuditGate,
+    AuditRecord,
+    RegistryAuditHook,
+    audit_event,
+    chain_hook,
+    log_registry_change,
+)
 from streaming.registry.auth import RegistryAuth
 from streaming.registry.errors import NotReady
 from streaming.registry.kafka_store import KafkaSchemaStore
@@ -64,6 +72,11 @@ class ServerSettings(BaseSettings):
     """uvicorn's HTTP parser; ``auto`` is httptools (C, ~3x fewer cycles) when installed."""
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     """The event loop ``streaming registry serve`` runs on; ``auto`` is uvloop when installed."""
+    audit: Literal["auto", "chain", "log"] = "auto"
+    """Where changes are audited: ``chain`` publishes AuditEvents to ``audit_topic`` (which
+    must exist; changes are refused until it does), ``log`` only logs, ``auto`` is
+    ``chain`` when the Kafka-backed store's cluster has ``audit_topic``, else ``log``."""
+    audit_topic: str = "audit.events"
 
 
 class _BackgroundServer(uvicorn.Server):
@@ -99,10 +112,17 @@ class RegistryServer:
                 replication_factor=self.settings.replication_factor,
             )
         self.store = store
+        self._transport = transport
+        self._audit = _ChainAudit(self, transport) if audit is None else None
         worker = SchemaWorker(
             timeout_s=self.settings.schema_timeout_s, workers=self.settings.schema_workers
         )
-        self.service = RegistryService(store, audit=audit, worker=worker)
+        gate = (
+            AuditGate(audit or log_registry_change)
+            if self._audit is None
+            else AuditGate(self._audit.publish, warm_up=self._audit.start)
+        )
+        self.service = RegistryService(store, audit=gate, worker=worker)
         self.revocations = auth.revocations if auth is not None else None
         self.app = create_app(
             self.service,
@@ -117,6 +137,7 @@ class RegistryServer:
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._port: int | None = None
+        self._settler: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -185,6 +206,16 @@ class RegistryServer:
             except (NotReady, RevocationsUnavailableError):
                 await self.stop()
                 raise
+            await self.service.audit.settle()
+        else:
+            self._settler = asyncio.create_task(self._settle_audit(), name="registry-audit")
+
+    async def _settle_audit(self) -> None:
+        """Start the audit publisher once the store is caught up (failures are retried
+        by the next change, which is refused until then)."""
+        with contextlib.suppress(NotReady):
+            await self.store.wait_ready(self.settings.startup_timeout_s)
+            await self.service.audit.settle()
 
     async def wait_closed(self) -> None:
         """Block until the HTTP server exits (signal or :meth:`stop`)."""
@@ -192,6 +223,11 @@ class RegistryServer:
             await self._task
 
     async def stop(self) -> None:
+        if self._settler is not None:
+            self._settler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._settler
+            self._settler = None
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:
@@ -199,6 +235,8 @@ class RegistryServer:
                 await self._task
             self._task = None
         self._server = None
+        if self._audit is not None:
+            await self._audit.stop()
         if self.revocations is not None:
             await self.revocations.stop()
         await self.store.stop()
@@ -214,6 +252,85 @@ class RegistryServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+class _ChainAudit:
+    """The server's audit publisher: an AuditLogger on the registry's own cluster.
+
+    Its EventProducer resolves the AuditEvent schema id through this registry's service
+    in-process (an unauthenticated internal app, no socket), so the ids are the ones
+    every consumer of this registry sees and no credentials are needed.
+    """
+
+    def __init__(self, server: RegistryServer, transport: TransportFactory | None) -> None:
+        self._server = server
+        self._transport = transport
+        self._hook: RegistryAuditHook = log_registry_change
+        self._close: list[Callable[[], Awaitable[None]]] = []
+
+    async def publish(self, record: AuditRecord) -> None:
+        await self._hook(record)
+
+    async def _audit_topic_exists(self, transport: TransportFactory, topic: str) -> bool:
+        admin = transport.admin()
+        await admin.start()
+        try:
+            return topic in await admin.list_topics()
+        finally:
+            await admin.stop()
+
+    async def start(self) -> None:
+        from streaming.audit.logger import AuditLogger
+        from streaming.clients.producer import EventProducer
+        from streaming.serde.avro import AvroSerializer
+        from streaming.serde.client import SchemaRegistryClient
+        from streaming.serde.context import SerializationContext
+
+        settings, transport = self._server.settings, self._transport
+        topic = settings.audit_topic
+        if settings.audit == "log" or transport is None:
+            return
+        if not await self._audit_topic_exists(transport, topic):
+            if settings.audit == "auto":
+                log.warning(
+                    "registry.audit_log_only",
+                    reason=f"audit topic {topic!r} does not exist",
+                    fix=f"streaming topics ensure -t {topic}, then restart the registry",
+                )
+                return
+            raise ConfigError(
+                [
+                    f"REGISTRY_SERVER_AUDIT=chain but audit topic {topic!r} does not exist: "
+                    f"create it (streaming topics ensure -t {topic})"
+                ]
+            )
+        internal = create_app(self._server.service)
+        client = SchemaRegistryClient(
+            RegistrySettings(url="http://registry.internal"),
+            transport=httpx.ASGITransport(app=internal),
+        )
+        serializer = AvroSerializer(client)
+        producer = EventProducer(transport, client, serializer=serializer)
+        try:
+            await producer.start()
+            logger = AuditLogger(producer, topic=topic, source="schema-registry")
+            # resolve (auto-register) the contract now: a change made during that is held
+            probe = audit_event(AuditRecord("warm_up", None, None, None, None), source="")
+            await serializer.serialize(probe, SerializationContext(topic))
+        except BaseException:
+            await producer.stop()
+            await client.aclose()
+            raise
+        self._close = [producer.stop, client.aclose]
+        self._hook = chain_hook(logger)
+        log.info("registry.audit_chain", topic=topic)
+
+    async def stop(self) -> None:
+        for close in self._close:
+            with contextlib.suppress(Exception):
+                await close()
+        self._close = []
+        self._hook = log_registry_change
 
 
 def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
