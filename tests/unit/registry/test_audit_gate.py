@@ -55,12 +55,14 @@ async def test_changes_fail_closed_while_their_audit_events_cannot_be_published(
 
 async def test_records_made_during_warm_up_are_published_after_it() -> None:
     hook = FlakyHook()
+    hook.up = False  # the publisher is not usable until its warm-up finished
     store = InMemorySchemaStore()
     service: RegistryService
 
     async def warm_up() -> None:
         # the audit contract being registered is itself an audited change
         await service.set_config("audit-value", CompatibilityLevel.NONE, actor="registry")
+        hook.up = True
 
     gate = AuditGate(hook, warm_up=warm_up)
     service = RegistryService(store, audit=gate)
