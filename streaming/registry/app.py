@@ -7,7 +7,7 @@ stops arriving is answered 408 after ``body_timeout_s`` and the connection close
 names every method the path allows in ``Allow``. Errors become Confluent's ``{"error_code", "message"}`` bodies; an unexpected
 exception is logged and answered with 500/50001, never a stack trace.
 
-Why it is long (~515 lines): one Starlette route per Confluent REST endpoint; each is a
+Why it is long (~545 lines): one Starlette route per Confluent REST endpoint; each is a
 few lines of request parsing around :class:`~streaming.registry.service.RegistryService`.
 """
 
