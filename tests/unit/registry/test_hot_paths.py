@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 
-from streaming.errors import AuthenticationError, PermissionDenied
 from streaming.registry.app import create_app
 from streaming.registry.fast import HotPaths
 from streaming.registry.service import RegistryService
 from streaming.registry.store import InMemorySchemaStore
+from tests.unit.registry.conftest import token_hooks
 from tests.unit.registry.test_api import CT, V1, V2, code, register
 
 
@@ -83,15 +83,9 @@ async def test_query_flags_and_bodies_are_part_of_the_lookup_key() -> None:
 
 
 async def test_cached_answers_still_need_credentials() -> None:
-    async def authenticate(headers: Any) -> str:
-        user = {"Bearer r": "reader", "Bearer x": "stranger"}.get(headers.get("authorization"))
-        if user is None:
-            raise AuthenticationError("no token")
-        return user
-
-    async def authorize(principal: str, subject: str | None, action: str) -> None:
-        if principal != "reader":
-            raise PermissionDenied(f"{principal} may not {action}")
+    authenticate, authorize = token_hooks(
+        {"Bearer r": "reader", "Bearer x": "stranger"}, lambda user, _: user == "reader"
+    )
 
     store = InMemorySchemaStore()
     service = RegistryService(store)
