@@ -40,6 +40,7 @@ from streaming.registry.errors import (
 from streaming.registry.fast import HotPaths
 from streaming.registry.model import SUPPORTED_TYPES
 from streaming.registry.openapi import openapi_document
+from streaming.registry.request_count import RequestCount
 from streaming.registry.service import RegistryService
 from streaming.security.http import http_error
 
@@ -419,8 +420,11 @@ def create_app(
             return SchemaResponse({"ready": True})
         return _error(503, {"error_code": 50003, "message": "not ready", "ready": False})
 
+    count = RequestCount()
+
     async def health(request: Request) -> Response:
-        return SchemaResponse({"status": "ok"})
+        # requests_total: API requests so far, so `streaming top` can show a rate.
+        return SchemaResponse({"status": "ok", "requests_total": count.total})
 
     document = openapi_document()
 
@@ -528,6 +532,7 @@ def create_app(
         media_type=MEDIA_TYPE,
         accepted_types=ACCEPTED_BODY_TYPES,
         error=refusal_response,
+        count=count,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from streaming.errors import SecurityError
 from streaming.registry.errors import BodyTimeout, RegistryError, SchemaNotFound
+from streaming.registry.request_count import PROBES, RequestCount
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,7 +45,8 @@ class HotPaths:
 
     ``render(obj)`` must be the full app's JSON rendering and ``media_type`` its content
     type, so both paths send identical bytes; ``error(exc)`` renders a registry or
-    security error exactly as the full app does.
+    security error exactly as the full app does; ``count`` takes one per API request
+    (probes excepted) for ``/health``.
     """
 
     def __init__(
@@ -56,8 +58,10 @@ class HotPaths:
         media_type: str,
         accepted_types: tuple[str, ...],
         error: Callable[[Exception], Any],
+        count: RequestCount | None = None,
     ) -> None:
         self.app = app
+        self._count = count
         self._api = api
         self._render = render
         self._content_type = media_type.encode()
@@ -105,7 +109,12 @@ class HotPaths:
     # ---- ASGI -----------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self._api.service.store.ready:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._count is not None and scope["path"] not in PROBES:
+            self._count.total += 1  # here, so answers from the caches count too
+        if self._api.service.store.ready:
             method, path = scope["method"], scope["path"]
             if method == "GET" and path.startswith(IDS_PREFIX):
                 raw = path[len(IDS_PREFIX) :]

@@ -111,3 +111,15 @@ def _request(schema: str) -> Any:
     from streaming.registry.requests import schema_request
 
     return schema_request(json.dumps({"schema": schema}).encode())
+
+
+async def test_answers_from_the_caches_are_counted_in_health() -> None:
+    app = create_app(RegistryService(InMemorySchemaStore()))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
+        schema_id = (await register(c, "s", V1)).json()["id"]
+        body = json.dumps({"schema": V1})
+        before = (await c.get("/health")).json()["requests_total"]
+        for _ in range(3):  # the first of each fills the cache, two come from it
+            assert (await c.get(f"/schemas/ids/{schema_id}")).status_code == 200
+            assert (await c.post("/subjects/s", content=body, headers=CT)).status_code == 200
+        assert (await c.get("/health")).json()["requests_total"] == before + 6
