@@ -45,7 +45,8 @@ class _OneSend:
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held)
+            if not self._transport.is_closing():  # a reset peer: nobody to send to
+                self._transport.write(held)
 
     def close(self) -> None:
         self.flush()
