@@ -161,11 +161,10 @@ class _Api:
                 if action == READ:
                     result = await handler(request, caller)
                 else:  # a change: its audit record names the caller and their address
+                    # the socket peer, not X-Forwarded-For: an audit record's address
+                    # must not be what the caller chose to claim
                     ctx = ExecutionContext.create_for_request(
-                        f"registry.{request.method.lower()} {request.url.path}",
-                        user_id=caller.name,
-                        headers=request.headers,
-                        ip_address=request.client.host if request.client else None,
+                        request, caller.name, trust_forwarded=False
                     )
                     with execution_context(ctx):
                         result = await handler(request, caller)

@@ -314,7 +314,7 @@ class _ChainAudit:
         producer = EventProducer(transport, client, serializer=serializer)
         try:
             await producer.start()
-            logger = AuditLogger(producer, topic=topic, source="schema-registry")
+            logger = AuditLogger(producer=producer, topic=topic, source="schema-registry")
             # resolve (auto-register) the contract now: a change made during that is held
             probe = audit_event(AuditRecord("warm_up", None, None, None, None), source="")
             await serializer.serialize(probe, SerializationContext(topic))
