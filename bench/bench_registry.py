@@ -9,7 +9,9 @@ Not a test. Starts our registry in a subprocess on a fresh store topic, register
   cycling through the subjects with their schemas (a Lua script).
 
 Requests per second and p99 come from wrk's ``--latency`` report; a run with non-2xx
-answers or socket errors lost records and its round is dropped. A Python load generator
+answers or socket errors lost records and its round is dropped. The registry's own CPU
+time per request (``/proc``) is reported beside them: on a shared 2-core machine it is
+the figure that does not depend on what else runs, and 1e6 / it is the one-core bound. A Python load generator
 cannot drive the server fast enough on 2 cores, which is why wrk does it.
 
     python -m bench.bench_registry [--seconds 5] [--rounds 3] [--threads 2] [--connections 16]
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -91,8 +94,17 @@ def parse_wrk(out: str) -> dict[str, float]:
     }
 
 
-async def wrk(url: str, script: Path, seconds: float, threads: int, connections: int) -> Run:
-    """One wrk run; ``value`` is requests/s, ``extra`` carries the p99 in ms."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (all threads), from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def wrk(
+    url: str, script: Path, seconds: float, threads: int, connections: int, pid: int | None = None
+) -> Run:
+    """One wrk run; ``value`` is requests/s, ``extra`` carries the p99 in ms and, with the
+    server's ``pid``, its CPU time per request (what bounds it on a busy machine)."""
     exe = shutil.which("wrk")
     if exe is None:
         raise SystemExit("wrk not found: run scripts/system-deps.sh (apt-get install wrk)")
@@ -107,13 +119,17 @@ async def wrk(url: str, script: Path, seconds: float, threads: int, connections:
         url,
         stdout=asyncio.subprocess.PIPE,
     )
+    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     stdout, _ = await asyncio.wait_for(proc.communicate(), seconds + 60)
     got = parse_wrk(stdout.decode())
+    extra = {"p99_ms": got["p99_ms"]}
+    if pid is not None and got["requests"]:
+        extra["cpu_us"] = (cpu_seconds(pid) - cpu_before) / got["requests"] * 1e6
     return Run(
         got["requests_per_s"],
         expected=int(got["requests"]),
         seen=int(got["requests"] - got["failed"]),
-        extra={"p99_ms": got["p99_ms"]},
+        extra=extra,
     )
 
 
@@ -142,15 +158,15 @@ async def measure(
     seconds: float, rounds: int, threads: int, connections: int, schemas: int
 ) -> dict[str, Any]:
     bootstrap = harness.env("KAFKA_BOOTSTRAP_SERVERS")
-    async with harness.registry_process(bootstrap) as (url, _):
+    async with harness.registry_process(bootstrap) as (url, proc):
         get, post = await register(url, schemas)
         await wrk(url, get, 1, threads, connections)  # warm-up
 
         async def get_run() -> Run:
-            return await wrk(url, get, seconds, threads, connections)
+            return await wrk(url, get, seconds, threads, connections, proc.pid)
 
         async def post_run() -> Run:
-            return await wrk(url, post, seconds, threads, connections)
+            return await wrk(url, post, seconds, threads, connections, proc.pid)
 
         got = await harness.interleave({"get": get_run, "post": post_run}, rounds)
     return {
@@ -166,6 +182,8 @@ async def measure(
             got.measure("registry GET /schemas/ids p99 ms", "get p99_ms", "ms"),
             got.measure("registry POST /subjects lookup req/s", "post", "req/s"),
             got.measure("registry POST /subjects lookup p99 ms", "post p99_ms", "ms"),
+            got.measure("registry GET /schemas/ids server CPU per request", "get cpu_us", "us"),
+            got.measure("registry POST /subjects server CPU per request", "post cpu_us", "us"),
         ],
         **got.summary(),
     }

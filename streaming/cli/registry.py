@@ -24,14 +24,13 @@ from streaming.cli._common import (
     kafka_settings,
     out,
     registry_settings,
-    run,
     unavailable,
 )
 from streaming.config import DatabaseSettings, SecuritySettings, read_settings
 from streaming.errors import DatabaseError, TransportError
 from streaming.registry.auth import auth_from_settings
 from streaming.registry.errors import NotReady
-from streaming.registry.server import RegistryServer, ServerSettings
+from streaming.registry.server import RegistryServer, ServerSettings, serve_blocking
 
 app = group("The schema registry service.")
 
@@ -83,7 +82,7 @@ def serve(
             DatabaseError, fix="check DATABASE_URL (or unset it to run without PostgreSQL)"
         ),
     ):
-        run(serve_until_stopped, telemetry=False)
+        serve_blocking(serve_until_stopped(), settings)
 
 
 def _get(url: str, path: str) -> Any:

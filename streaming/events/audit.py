@@ -51,6 +51,11 @@ class AuditEventType(enum.StrEnum):
     REPLAY_STARTED = "REPLAY_STARTED"
     SYSTEM_ERROR = "SYSTEM_ERROR"
     UNKNOWN = "UNKNOWN"
+    # appended after UNKNOWN: older readers resolve them to the enum default (UNKNOWN)
+    SCHEMA_REGISTERED = "SCHEMA_REGISTERED"
+    SCHEMA_DELETED = "SCHEMA_DELETED"
+    REGISTRY_CONFIG_CHANGED = "REGISTRY_CONFIG_CHANGED"
+    REGISTRY_MODE_CHANGED = "REGISTRY_MODE_CHANGED"
 
 
 class ActorType(enum.StrEnum):

@@ -7,7 +7,7 @@ stops arriving is answered 408 after ``body_timeout_s`` and the connection close
 names every method the path allows in ``Allow``. Errors become Confluent's ``{"error_code", "message"}`` bodies; an unexpected
 exception is logged and answered with 500/50001, never a stack trace.
 
-Why it is long (~515 lines): one Starlette route per Confluent REST endpoint; each is a
+Why it is long (~545 lines): one Starlette route per Confluent REST endpoint; each is a
 few lines of request parsing around :class:`~streaming.registry.service.RegistryService`.
 """
 
@@ -22,11 +22,11 @@ from typing import Any
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from streaming.context import ExecutionContext, execution_context
 from streaming.errors import SecurityError
 from streaming.registry import requests as parse
 from streaming.registry.avro_schema import raw_json
@@ -37,9 +37,10 @@ from streaming.registry.errors import (
     SubjectNotFound,
     http_status,
 )
+from streaming.registry.fast import HotPaths
 from streaming.registry.model import SUPPORTED_TYPES
 from streaming.registry.openapi import openapi_document
-from streaming.registry.request_count import CountRequests, RequestCount
+from streaming.registry.request_count import RequestCount
 from streaming.registry.service import RegistryService
 from streaming.security.http import http_error
 
@@ -74,6 +75,16 @@ def _error(status: int, body: dict[str, Any], headers: Mapping[str, str] | None 
 
 def registry_error_response(exc: RegistryError) -> Response:
     return _error(http_status(exc), exc.body(), exc.headers)
+
+
+def refusal_response(exc: Exception) -> Response:
+    """A registry error or an auth refusal (:class:`SecurityError`) as its answer."""
+    if isinstance(exc, RegistryError):
+        return registry_error_response(exc)
+    if isinstance(exc, SecurityError):
+        error = http_error(exc)
+        return _error(error.status_code, error.body, error.headers)
+    raise TypeError(f"not a refusal: {exc!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +158,18 @@ class _Api:
         async def run(request: Request) -> Response:
             try:
                 caller = await self.guard(request, action, subject_param)
-                result = await handler(request, caller)
-            except RegistryError as exc:
-                return registry_error_response(exc)
-            except SecurityError as exc:
-                error = http_error(exc)
-                return _error(error.status_code, error.body, error.headers)
+                if action == READ:
+                    result = await handler(request, caller)
+                else:  # a change: its audit record names the caller and their address
+                    # the socket peer, not X-Forwarded-For: an audit record's address
+                    # must not be what the caller chose to claim
+                    ctx = ExecutionContext.create_for_request(
+                        request, caller.name, trust_forwarded=False
+                    )
+                    with execution_context(ctx):
+                        result = await handler(request, caller)
+            except (RegistryError, SecurityError) as exc:
+                return refusal_response(exc)
             except Exception:
                 log.exception("registry.unhandled_error", path=request.url.path)
                 return _error(500, {"error_code": 50001, "message": "Error in the backend"})
@@ -170,7 +187,8 @@ class _Api:
             declared = request.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise RequestError(413, f"Request body exceeds {self.max_body_bytes} bytes")
-        await self.service.store.wait_ready(self.ready_wait_s)
+        if not self.service.store.ready:
+            await self.service.store.wait_ready(self.ready_wait_s)
         caller = Caller(None, None)
         if self.authenticator is not None:
             headers = {k.lower(): v for k, v in request.headers.items()}
@@ -379,7 +397,7 @@ def create_app(
     ready_wait_s: float = 10.0,
     cluster_id: str = "",
     also_ready: Callable[[], bool] | None = None,
-) -> Starlette:
+) -> HotPaths:
     """The ASGI app serving ``service``; see :mod:`streaming.registry.openapi` for the API.
 
     ``also_ready`` joins ``/ready`` (e.g. the revocation list being current), so a load
@@ -430,11 +448,8 @@ def create_app(
             # nothing about routing before authenticating (401) and being allowed (403).
             try:
                 await api.guard(request, ADMIN, None)
-            except RegistryError as err:
-                return registry_error_response(err)
-            except SecurityError as err:
-                error = http_error(err)
-                return _error(error.status_code, error.body, error.headers)
+            except (RegistryError, SecurityError) as err:
+                return refusal_response(err)
         headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
         if status == 405:
             headers["Allow"] = allowed(request.scope["path"])
@@ -508,10 +523,15 @@ def create_app(
             methods=["GET", "POST", "PUT", "DELETE"],
         ),
     ]
-    return Starlette(
-        routes=routes,
-        exception_handlers={HTTPException: http_exception},
-        middleware=[Middleware(CountRequests, count=count)],
+    full = Starlette(routes=routes, exception_handlers={HTTPException: http_exception})
+    return HotPaths(
+        full,
+        api,
+        render=lambda content: bytes(SchemaResponse(content).body),
+        media_type=MEDIA_TYPE,
+        accepted_types=ACCEPTED_BODY_TYPES,
+        error=refusal_response,
+        count=count,
     )
 
 
@@ -523,5 +543,6 @@ __all__ = [
     "Authorizer",
     "Caller",
     "create_app",
+    "refusal_response",
     "registry_error_response",
 ]

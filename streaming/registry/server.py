@@ -10,20 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
+from typing import Any, Literal
 
+import httpx
 import structlog
 import uvicorn
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streaming.config import KafkaSettings
+from streaming.config import KafkaSettings, RegistrySettings
 from streaming.core.topics import SCHEMAS_TOPIC
 from streaming.errors import ConfigError
 from streaming.registry.app import BODY_TIMEOUT_S, MAX_BODY_BYTES, create_app
-from streaming.registry.audit import RegistryAuditHook
+from streaming.registry.audit import (
+    AuditGate,
+    AuditRecord,
+    RegistryAuditHook,
+    audit_event,
+    chain_hook,
+    log_registry_change,
+)
 from streaming.registry.auth import RegistryAuth
 from streaming.registry.errors import NotReady
 from streaming.registry.kafka_store import KafkaSchemaStore
@@ -58,6 +68,16 @@ class ServerSettings(BaseSettings):
     schema_timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
     """Limit for parsing + checking one schema (a 422/42201 beyond it)."""
     schema_workers: int = Field(default=DEFAULT_WORKERS, gt=0)
+    http: Literal["auto", "h11", "httptools", "onesend"] = "auto"
+    """uvicorn's HTTP protocol: ``auto`` is ``onesend`` (httptools, one write per
+    response, see :mod:`streaming.registry.wire`) when httptools is installed, else h11."""
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    """The event loop ``streaming registry serve`` runs on; ``auto`` is uvloop when installed."""
+    audit: Literal["auto", "chain", "log"] = "auto"
+    """Where changes are audited: ``chain`` publishes AuditEvents to ``audit_topic`` (which
+    must exist; changes are refused until it does), ``log`` only logs, ``auto`` is
+    ``chain`` when the Kafka-backed store's cluster has ``audit_topic``, else ``log``."""
+    audit_topic: str = "audit.events"
 
 
 class _BackgroundServer(uvicorn.Server):
@@ -93,10 +113,17 @@ class RegistryServer:
                 replication_factor=self.settings.replication_factor,
             )
         self.store = store
+        self._transport = transport
+        self._audit = _ChainAudit(self, transport) if audit is None else None
         worker = SchemaWorker(
             timeout_s=self.settings.schema_timeout_s, workers=self.settings.schema_workers
         )
-        self.service = RegistryService(store, audit=audit, worker=worker)
+        gate = (
+            AuditGate(audit or log_registry_change)
+            if self._audit is None
+            else AuditGate(self._audit.publish, warm_up=self._audit.start)
+        )
+        self.service = RegistryService(store, audit=gate, worker=worker)
         self.revocations = auth.revocations if auth is not None else None
         self.app = create_app(
             self.service,
@@ -111,6 +138,7 @@ class RegistryServer:
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._port: int | None = None
+        self._settler: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -150,7 +178,12 @@ class RegistryServer:
         sock = self._bind()
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+            self.app,
+            http=_http_protocol(self.settings.http),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
         )
         server_type = uvicorn.Server if self._handle_signals else _BackgroundServer
         self._server = server_type(config)
@@ -174,6 +207,16 @@ class RegistryServer:
             except (NotReady, RevocationsUnavailableError):
                 await self.stop()
                 raise
+            await self.service.audit.settle()
+        else:
+            self._settler = asyncio.create_task(self._settle_audit(), name="registry-audit")
+
+    async def _settle_audit(self) -> None:
+        """Start the audit publisher once the store is caught up (failures are retried
+        by the next change, which is refused until then)."""
+        with contextlib.suppress(NotReady):
+            await self.store.wait_ready(self.settings.startup_timeout_s)
+            await self.service.audit.settle()
 
     async def wait_closed(self) -> None:
         """Block until the HTTP server exits (signal or :meth:`stop`)."""
@@ -181,6 +224,11 @@ class RegistryServer:
             await self._task
 
     async def stop(self) -> None:
+        if self._settler is not None:
+            self._settler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._settler
+            self._settler = None
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:
@@ -188,6 +236,8 @@ class RegistryServer:
                 await self._task
             self._task = None
         self._server = None
+        if self._audit is not None:
+            await self._audit.stop()
         if self.revocations is not None:
             await self.revocations.stop()
         await self.store.stop()
@@ -205,6 +255,129 @@ class RegistryServer:
         await self.stop()
 
 
+class _ChainAudit:
+    """The server's audit publisher: an AuditLogger on the registry's own cluster.
+
+    Its EventProducer resolves the AuditEvent schema id through this registry's service
+    in-process (an unauthenticated internal app, no socket), so the ids are the ones
+    every consumer of this registry sees and no credentials are needed.
+    """
+
+    def __init__(self, server: RegistryServer, transport: TransportFactory | None) -> None:
+        self._server = server
+        self._transport = transport
+        self._hook: RegistryAuditHook = log_registry_change
+        self._close: list[Callable[[], Awaitable[None]]] = []
+
+    async def publish(self, record: AuditRecord) -> None:
+        await self._hook(record)
+
+    async def _audit_topic_exists(self, transport: TransportFactory, topic: str) -> bool:
+        admin = transport.admin()
+        await admin.start()
+        try:
+            return topic in await admin.list_topics()
+        finally:
+            await admin.stop()
+
+    async def start(self) -> None:
+        from streaming.audit.logger import AuditLogger
+        from streaming.clients.producer import EventProducer
+        from streaming.serde.avro import AvroSerializer
+        from streaming.serde.client import SchemaRegistryClient
+        from streaming.serde.context import SerializationContext
+
+        settings, transport = self._server.settings, self._transport
+        topic = settings.audit_topic
+        if settings.audit == "log" or transport is None:
+            return
+        if not await self._audit_topic_exists(transport, topic):
+            if settings.audit == "auto":
+                log.warning(
+                    "registry.audit_log_only",
+                    reason=f"audit topic {topic!r} does not exist",
+                    fix=f"streaming topics ensure -t {topic}, then restart the registry",
+                )
+                return
+            raise ConfigError(
+                [
+                    f"REGISTRY_SERVER_AUDIT=chain but audit topic {topic!r} does not exist: "
+                    f"create it (streaming topics ensure -t {topic})"
+                ]
+            )
+        internal = create_app(self._server.service)
+        client = SchemaRegistryClient(
+            RegistrySettings(url="http://registry.internal"),
+            transport=httpx.ASGITransport(app=internal),
+        )
+        serializer = AvroSerializer(client)
+        producer = EventProducer(transport, client, serializer=serializer)
+        try:
+            await producer.start()
+            logger = AuditLogger(producer=producer, topic=topic, source="schema-registry")
+            # resolve (auto-register) the contract now: a change made during that is held
+            probe = audit_event(AuditRecord("warm_up", None, None, None, None), source="")
+            await serializer.serialize(probe, SerializationContext(topic))
+        except BaseException:
+            await producer.stop()
+            await client.aclose()
+            raise
+        self._close = [producer.stop, client.aclose]
+        self._hook = chain_hook(logger)
+        log.info("registry.audit_chain", topic=topic)
+
+    async def stop(self) -> None:
+        for close in self._close:
+            with contextlib.suppress(Exception):
+                await close()
+        self._close = []
+        self._hook = log_registry_change
+
+
+def _http_protocol(choice: str) -> Any:
+    """uvicorn's ``http`` argument for a ``ServerSettings.http`` choice."""
+    if choice in ("auto", "onesend"):
+        try:
+            from streaming.registry.wire import OneSendHttpToolsProtocol
+        except ImportError:  # httptools missing
+            if choice == "onesend":
+                raise ConfigError(
+                    ["REGISTRY_SERVER_HTTP=onesend needs httptools: pip install httptools"],
+                    title="schema registry cannot start",
+                ) from None
+            return "h11"
+        return OneSendHttpToolsProtocol
+    return choice
+
+
+def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop to serve on: uvloop (installed with the package) unless told
+    ``asyncio``; ``None`` means asyncio's default."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError(
+                ["REGISTRY_SERVER_LOOP=uvloop but uvloop is not installed: pip install uvloop"],
+                title="schema registry cannot start",
+            ) from None
+        return None
+    return uvloop.new_event_loop
+
+
+def serve_blocking(main: Coroutine[Any, Any, None], settings: ServerSettings) -> None:
+    """Run ``main`` (which serves the registry) to completion on the configured loop.
+
+    Objects alive after startup (modules, the folded state) are frozen out of the
+    cyclic GC's reach, so a full collection under load walks only request garbage.
+    """
+    with asyncio.Runner(loop_factory=loop_factory(settings.loop)) as runner:
+        gc.freeze()
+        runner.run(main)
+
+
 async def start_registry_in_background(
     settings: ServerSettings | None = None,
     *,
@@ -220,4 +393,10 @@ async def start_registry_in_background(
     return server
 
 
-__all__ = ["RegistryServer", "ServerSettings", "start_registry_in_background"]
+__all__ = [
+    "RegistryServer",
+    "ServerSettings",
+    "loop_factory",
+    "serve_blocking",
+    "start_registry_in_background",
+]

@@ -7,7 +7,7 @@ Parsing and compatibility checks run on a :class:`~streaming.registry.work.Schem
 (worker threads, time limit); references are looked up on the event loop first, so
 worker threads never read the live state.
 
-Why it is long (~510 lines; ``RegistryService`` ~380): it is Confluent's API surface
+Why it is long (~540 lines; ``RegistryService`` ~400): it is Confluent's API surface
 (subjects, versions, ids, config, mode, compatibility, deletes), one small method per
 operation; the state, store, model and compatibility check live in their own modules.
 """
@@ -15,11 +15,16 @@ operation; the state, store, model and compatibility check live in their own mod
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import avro.schema
 
-from streaming.registry.audit import AuditRecord, RegistryAuditHook, log_registry_change
+from streaming.registry.audit import (
+    AuditGate,
+    AuditRecord,
+    RegistryAuditHook,
+    log_registry_change,
+)
 from streaming.registry.avro_schema import ParsedSchema, Resolver, normalized_text, parse_schema
 from streaming.registry.errors import (
     IncompatibleSchema,
@@ -55,10 +60,12 @@ from streaming.registry.records import (
     StoreRecord,
 )
 from streaming.registry.state import RegistryState
-from streaming.registry.store import SchemaStore
+from streaming.registry.store import Planner, SchemaStore
 from streaming.registry.work import Deadline, SchemaWorker
 from streaming.serde import compatibility
 from streaming.serde.compatibility import relevant
+
+T = TypeVar("T")
 
 Version = int | None
 """A parsed version path segment; ``None`` is "latest"."""
@@ -71,11 +78,13 @@ class RegistryService:
         self,
         store: SchemaStore,
         *,
-        audit: RegistryAuditHook | None = None,
+        audit: RegistryAuditHook | AuditGate | None = None,
         worker: SchemaWorker | None = None,
     ) -> None:
         self.store = store
-        self._audit = audit or log_registry_change
+        self.audit = (
+            audit if isinstance(audit, AuditGate) else AuditGate(audit or log_registry_change)
+        )
         self._worker = worker or SchemaWorker()
         self._parsed: dict[tuple[int, str], avro.schema.Schema] = {}
 
@@ -251,7 +260,19 @@ class RegistryService:
     async def _emit(
         self, action: str, actor: str | None, subject: str | None, before: Any, after: Any
     ) -> None:
-        await self._audit(AuditRecord(action, actor, subject, before, after))
+        await self.audit.record(AuditRecord(action, actor, subject, before, after))
+
+    async def _write(self, plan: Planner[T]) -> T:
+        """``store.write(plan)``, refused (503, nothing written) while auditing is behind."""
+        await self.audit.settle()
+
+        async def audited(state: RegistryState) -> tuple[Sequence[StoreRecord], T]:
+            records, result = await plan(state)
+            if records:
+                self.audit.check()
+            return records, result
+
+        return await self.store.write(audited)
 
     async def register(
         self,
@@ -293,7 +314,7 @@ class RegistryService:
             )
             return [StoreRecord(SchemaKey(subject, number), version)], schema_id
 
-        schema_id = await self.store.write(plan)
+        schema_id = await self._write(plan)
         # the next check against this version needs no second parse
         self._parsed.setdefault((schema_id, body.schema), parsed.schema)
         if outcome:
@@ -326,9 +347,10 @@ class RegistryService:
             records.append(StoreRecord(NoopKey(high_water=True), IdHighWater(state.max_id)))
             return records, [v.version for v in stored]
 
-        deleted = await self.store.write(plan)
+        deleted = await self._write(plan)
         action = "subject.delete_permanent" if permanent else "subject.delete"
-        await self._emit(action, actor, subject, {"versions": deleted}, None)
+        after = None if permanent else {"versions": deleted, "soft_deleted": True}
+        await self._emit(action, actor, subject, {"versions": deleted}, after)
         return deleted
 
     async def delete_version(
@@ -376,9 +398,10 @@ class RegistryService:
             )
             return [StoreRecord(key, deleted)], target.version
 
-        number = await self.store.write(plan)
+        number = await self._write(plan)
         action = "schema.delete_permanent" if permanent else "schema.delete"
-        await self._emit(action, actor, subject, {"version": number}, None)
+        after = None if permanent else {"version": number, "soft_deleted": True}
+        await self._emit(action, actor, subject, {"version": number}, after)
         return number
 
     async def set_config(
@@ -388,7 +411,7 @@ class RegistryService:
             before = state.config(subject)
             return [StoreRecord(ConfigKey(subject), level)], before.value if before else None
 
-        before = await self.store.write(plan)
+        before = await self._write(plan)
         await self._emit("config.update", actor, subject, before, level.value)
         return level
 
@@ -406,7 +429,7 @@ class RegistryService:
                 raise SubjectConfigNotFound(subject)
             return [StoreRecord(ConfigKey(subject), None)], level.value
 
-        before = await self.store.write(plan)
+        before = await self._write(plan)
         await self._emit("config.delete", actor, subject, before, None)
         return before
 
@@ -428,7 +451,7 @@ class RegistryService:
             before = state.mode(subject)
             return [StoreRecord(ModeKey(subject), mode)], before.value if before else None
 
-        before = await self.store.write(plan)
+        before = await self._write(plan)
         await self._emit("mode.update", actor, subject, before, mode.value)
         return mode
 
@@ -439,7 +462,7 @@ class RegistryService:
                 raise SubjectModeNotFound(subject)
             return [StoreRecord(ModeKey(subject), None)], mode.value
 
-        before = await self.store.write(plan)
+        before = await self._write(plan)
         await self._emit("mode.delete", actor, subject, before, None)
         return before
 

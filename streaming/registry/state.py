@@ -58,6 +58,8 @@ class RegistryState:
         self._mode: dict[str | None, Mode] = {}
         self.max_id = 0
         self.skipped = 0
+        self.generation = 0
+        """Bumped by every applied record: answers cached for one generation stay true."""
 
     # ---- applying records -------------------------------------------------------------
 
@@ -72,6 +74,7 @@ class RegistryState:
         self.apply(record)
 
     def apply(self, record: StoreRecord) -> None:
+        self.generation += 1
         key, value = record.key, record.value
         if isinstance(key, SchemaKey):
             if value is None:

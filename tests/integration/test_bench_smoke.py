@@ -62,6 +62,8 @@ CASES = {
             "registry GET /schemas/ids p99 ms",
             "registry POST /subjects lookup req/s",
             "registry POST /subjects lookup p99 ms",
+            "registry GET /schemas/ids server CPU per request",
+            "registry POST /subjects server CPU per request",
         ],
     ),
     "latency": (

@@ -36,6 +36,7 @@ async def start_registry(
     started: list[RegistryServer] = []
 
     async def start(**overrides: object) -> RegistryServer:
+        overrides.setdefault("audit", "log")  # test_audit_chain covers the chain
         settings = ServerSettings(port=0, topic=schemas_topic, **overrides)  # type: ignore[arg-type]
         server = RegistryServer(settings, kafka=kafka_settings)
         await server.start()
@@ -89,7 +90,7 @@ def spawn_registry(
     pid = spawn(
         [*argv, "--topic", topic, "--bootstrap-servers", bootstrap_servers, *args],
         log_path=log_path,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "REGISTRY_SERVER_AUDIT": "log", **(env or {})},
     )
     proc = RegistryProcess(pid, f"http://127.0.0.1:{port}", log_path)
     try:

@@ -69,7 +69,8 @@ async def secured(
     auth = auth_from_settings(registry, security, kafka=kafka_settings)
     assert auth is not None
     topic = f"_schemas-auth-{uuid.uuid4().hex[:10]}"
-    server = RegistryServer(ServerSettings(port=0, topic=topic), kafka=kafka_settings, auth=auth)
+    settings = ServerSettings(port=0, topic=topic, audit="log")
+    server = RegistryServer(settings, kafka=kafka_settings, auth=auth)
     await server.start()
     try:
         yield server.url, JWTManager(security)

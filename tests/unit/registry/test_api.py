@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from streaming.registry.store import InMemorySchemaStore
-from tests.unit.registry.conftest import Recorder
+from tests.unit.registry.conftest import Recorder, token_hooks
 
 CT = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 
@@ -292,19 +292,13 @@ async def test_auth_hooks_guard_requests(store: InMemorySchemaStore) -> None:
 async def test_with_auth_unrouted_requests_need_credentials_and_admin(
     store: InMemorySchemaStore,
 ) -> None:
-    from streaming.errors import AuthenticationError, PermissionDenied
     from streaming.registry.app import create_app
     from streaming.registry.service import RegistryService
 
-    async def authenticate(headers: Any) -> str:
-        user = {"Bearer admin": "root", "Bearer reader": "bob"}.get(headers.get("authorization"))
-        if user is None:
-            raise AuthenticationError("no token")
-        return user
-
-    async def authorize(principal: str, subject: str | None, action: str) -> None:
-        if action == "admin" and principal != "root":
-            raise PermissionDenied(f"{principal} may not administer")
+    authenticate, authorize = token_hooks(
+        {"Bearer admin": "root", "Bearer reader": "bob"},
+        lambda user, action: action != "admin" or user == "root",
+    )
 
     ready = [False]
     app = create_app(
