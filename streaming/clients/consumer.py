@@ -45,6 +45,7 @@ from streaming.clients.middlewares import (
     TransientProcessingError,
     UnhandledEventError,
 )
+from streaming.clients.privacy import RevealMiddleware
 from streaming.clients.producer import TopicGuard
 from streaming.clients.retry import RetryPolicy, attempt_of
 from streaming.clients.router import RetryRouter, RetryWriteError
@@ -53,6 +54,7 @@ from streaming.core.clock import now_ms
 from streaming.core.topics import retry_topic
 from streaming.errors import ConfigError, TransportError
 from streaming.events import EVENT_TYPES, Event, EventDeserializer, EventTypes
+from streaming.privacy.reveal import FieldRevealer
 from streaming.security.rbac import Action
 from streaming.serde.catalog import SchemaCatalog
 from streaming.serde.client import SchemaRegistry
@@ -99,6 +101,7 @@ class ConsumerOptions:
     clock_ms: Callable[[], int] = now_ms
     rng: random.Random | None = None
     lag_interval_s: float = 5.0
+    privacy: FieldRevealer | None = None  # default: from SECURITY_PII_KEK
 
     def __post_init__(self) -> None:
         if not self.topics:
@@ -130,6 +133,7 @@ class ConsumerKeywords(TypedDict, total=False):
     clock_ms: Callable[[], int]
     rng: random.Random | None
     lag_interval_s: float
+    privacy: FieldRevealer | None
 
 
 class EventConsumer:
@@ -165,6 +169,7 @@ class EventConsumer:
             registry, event_types=options.event_types, catalog=options.catalog
         )
         self._tracer = options.tracer or trace.get_tracer(INSTRUMENTATION_NAME)
+        self._revealer = options.privacy or FieldRevealer.from_settings(transport)
         self._instruments = options.instruments or global_instruments()
         self._clock_ms = options.clock_ms
         self._consumer: ConsumerTransport = transport.consumer(
@@ -291,6 +296,7 @@ class EventConsumer:
         finally:
             await self._consumer.stop()
             await self._producer.stop()
+            await self._revealer.close()
         log.info("consumer stopped", group=self.group_id, **self._stats_fields())
 
     async def run(self, *, max_batches: int | None = None) -> None:
@@ -402,6 +408,7 @@ class EventConsumer:
                 TraceMiddleware(self._tracer),
                 RouteMiddleware(self._router, self.stats, self._instruments),
                 DecodeMiddleware(self._deserializer, self.stats),
+                RevealMiddleware(self._revealer),
                 *self._middlewares,
             ]
             self._chain = chain(steps, self._dispatch)
