@@ -72,7 +72,10 @@ class TailedTopic:
         self._producer: ProducerTransport | None = None
         self._reader: asyncio.Task[None] | None = None
         self._topic_ready = False
+        self._stopping = False
         self._current_at: float | None = None  # clock() when the tail was last known current
+        self._round = 0  # rounds started (each asks for the end offset once)
+        self._confirmed_round = 0  # the last round that read up to the end it asked for
         self._confirmed = asyncio.Condition()
 
     @property
@@ -105,20 +108,22 @@ class TailedTopic:
         consumer.assign([self._tp])
         await consumer.seek_to_beginning(self._tp)
         self._consumer = consumer
+        self._stopping = False
         self._reader = asyncio.create_task(self._tail(consumer), name=f"tail-{self.topic}")
 
     async def wait_current(self, timeout_s: float) -> None:
-        """Block until the tail has read everything published before this call."""
-        await self._wait_confirmed_after(self._clock(), timeout_s)
+        """Block until the tail has read everything published before this call (a round
+        that asked for the end offset after this call has reached it)."""
+        await self._wait_confirmed_after(self._round, timeout_s)
 
     async def wait_until_current(self, timeout_s: float) -> None:
         """Block until :meth:`is_current` holds (at once when it already does)."""
         if not self.is_current():
             await self.wait_current(timeout_s)
 
-    async def _wait_confirmed_after(self, since: float, timeout_s: float) -> None:
+    async def _wait_confirmed_after(self, round_: int, timeout_s: float) -> None:
         def confirmed() -> bool:
-            return self._current_at is not None and self._current_at >= since
+            return self._confirmed_round > round_
 
         try:
             async with asyncio.timeout(timeout_s), self._confirmed:
@@ -149,6 +154,9 @@ class TailedTopic:
 
     async def stop(self) -> None:
         if self._reader is not None:
+            # The flag as well as the cancel: a cancel can be lost in a poll that
+            # completes at the same moment (asyncio.wait_for before Python 3.12).
+            self._stopping = True
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
@@ -162,14 +170,17 @@ class TailedTopic:
     async def _tail(self, consumer: ConsumerTransport) -> None:
         """Read forever; mark the copy current each time the end offset is reached."""
         failures = 0
-        while True:
+        while not self._stopping:
             try:
+                self._round += 1
+                this_round = self._round
                 asked_at = self._clock()
                 end = (await consumer.end_offsets([self._tp]))[self._tp]
                 while await consumer.position(self._tp) < end:
                     self._apply(await consumer.poll(timeout_ms=self._poll_timeout_ms))
                 async with self._confirmed:
                     self._current_at = asked_at
+                    self._confirmed_round = this_round
                     self._confirmed.notify_all()
                 self._apply(await consumer.poll(timeout_ms=self._poll_timeout_ms))
             except TransportError as exc:
