@@ -10,13 +10,16 @@ record (whose raw bytes, ciphertext included, the DLQ keeps).
 
 from __future__ import annotations
 
-from typing import TypeVar
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from streaming.config import SecuritySettings
 from streaming.events.base import Event
 from streaming.privacy.keylog import SubjectKeyLog
 from streaming.privacy.plan import get_path, plan_for, replace_paths
 from streaming.privacy.tokens import EncryptedValue, Token, decrypt_token, parse_token
+from streaming.serde.catalog import LocalSchema
 from streaming.transport.base import TransportFactory
 
 E = TypeVar("E", bound=Event)
@@ -77,4 +80,45 @@ class FieldRevealer:
             await self._owned.stop()
 
 
-__all__ = ["FieldRevealer"]
+SHREDDED_TEXT = "[shredded]"
+"""What a shredded value reads as where no typed marker fits (JSON output, reveal)."""
+
+
+async def reveal_mapping(
+    value: Mapping[str, Any], schema: LocalSchema, keys: SubjectKeyLog
+) -> dict[str, Any]:
+    """A decoded record (plain dicts, e.g. an audit row's event) with its marked fields
+    decrypted; a shredded generation reads ``[shredded]``. Needs the KEK."""
+    out = json.loads(json.dumps(value, default=str))
+    if not schema.pii_fields or schema.pii_subject is None:
+        return out  # type: ignore[no-any-return]
+    subject_value = _walk(out, schema.pii_subject.split("."))
+    if subject_value is None:
+        metadata = out.get("metadata") or {}
+        subject = f"event:{metadata.get('event_id')}"
+    else:
+        subject = str(subject_value)
+    for path in schema.pii_fields:
+        *parents, name = path.split(".")
+        node = _walk(out, parents) if parents else out
+        if not isinstance(node, dict):
+            continue
+        token = parse_token(node.get(name))
+        if token is None:
+            continue
+        aes = await keys.decryption_key(subject, token.key_id)
+        node[name] = (
+            SHREDDED_TEXT if aes is None else decrypt_token(aes, token, subject=subject, path=path)
+        )
+    return out  # type: ignore[no-any-return]
+
+
+def _walk(node: Any, parts: Sequence[str]) -> Any:
+    for part in parts:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+__all__ = ["SHREDDED_TEXT", "FieldRevealer", "reveal_mapping"]
