@@ -7,15 +7,12 @@ from typing import Annotated
 
 import typer
 
-from streaming.audit.logger import DEFAULT_AUDIT_TOPIC
 from streaming.cli._common import err, kafka_transport
 from streaming.config import KafkaSettings, SecuritySettings, read_settings
 from streaming.privacy.keylog import SubjectKeyLog
 from streaming.privacy.reveal import FieldRevealer
 from streaming.replay.audit import ReplayAuditEvent, audit_hook, current_actor
 from streaming.transport.base import TransportFactory
-
-AUDIT_TOPIC = DEFAULT_AUDIT_TOPIC
 
 AuditModeOpt = Annotated[
     str,
@@ -44,14 +41,18 @@ async def record_access(
 
 
 async def decrypting_revealer(
-    kafka: KafkaSettings, topic: str, *, audit_mode: str = "auto", audit_topic: str = AUDIT_TOPIC
+    kafka: KafkaSettings, topic: str, *, audit_mode: str = "auto", audit_topic: str | None = None
 ) -> FieldRevealer:
     """A revealer holding the KEK (``SECURITY_PII_KEK``) for ``consume --decrypt``; the
-    access to ``topic`` is recorded first."""
+    access to ``topic`` is recorded first, in the audit sink's first topic (AUDIT_TOPICS)."""
+    if audit_topic is None:
+        from connectors.audit_sink.config import AuditSinkSettings
+
+        audit_topic = read_settings(AuditSinkSettings).topic_list[0]
     transport = kafka_transport(kafka)
     keys = SubjectKeyLog.from_settings(transport, read_settings(SecuritySettings), require_kek=True)
     await record_access(audit_mode, audit_topic, transport, topic, "consume.decrypt")
     return FieldRevealer(keys)
 
 
-__all__ = ["AUDIT_TOPIC", "AuditModeOpt", "decrypting_revealer", "record_access"]
+__all__ = ["AuditModeOpt", "decrypting_revealer", "record_access"]
