@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import secrets
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -51,6 +50,7 @@ from tests.integration.audit.conftest import (
     export_args,
     run_until,
 )
+from tests.integration.audit.conftest import run_streaming as cli
 
 pytestmark = pytest.mark.integration
 
@@ -133,21 +133,6 @@ def clear_hits(
     """The clear values found anywhere in the records (key, value or headers)."""
     blob = b"\n".join((k or b"") + b"|" + (v or b"") + b"|" + h for k, v, h in records)
     return [v for v in values if v.encode() in blob]
-
-
-async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "streaming",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_shredding_a_subject_reaches_every_copy_and_the_chain_still_verifies(

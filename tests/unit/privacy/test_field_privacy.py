@@ -33,17 +33,10 @@ from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.testing import eventually
 from streaming.transport.base import Record, TopicPartition
 from streaming.transport.memory import InMemoryTransport
+from tests.unit.security.test_revocation_log import ManualClock
 
 TOPIC = "users"
 KEYS_TOPIC = "_test.subject-keys"
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def provider() -> EnvKeyProvider:
