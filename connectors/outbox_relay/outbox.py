@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from streaming.clients.producer import event_headers
-from streaming.config import KafkaSettings, SecuritySettings
+from streaming.config import KafkaSettings, SecuritySettings, read_settings
 from streaming.core.clock import now_ms
 from streaming.db import Database
 from streaming.errors import ConfigError
@@ -72,12 +72,12 @@ def decode_headers(value: Any) -> Headers:
 
 def _default_protector() -> FieldProtector:
     """From ``SECURITY_PII_KEK`` and ``KAFKA_*`` (the subject keys live in Kafka)."""
-    security = SecuritySettings()
+    security = read_settings(SecuritySettings)
     if security.pii_kek is None:
         return FieldProtector(None)
     from streaming.transport.kafka import KafkaTransport
 
-    return FieldProtector.from_settings(KafkaTransport(KafkaSettings()), security)
+    return FieldProtector.from_settings(KafkaTransport(read_settings(KafkaSettings)), security)
 
 
 class OutboxWriter:

@@ -42,6 +42,7 @@ from streaming.core.headers import (
 )
 from streaming.errors import PartialSendError, StreamingError, TransactionError, TransportError
 from streaming.events import Event
+from streaming.privacy.plan import plan_for
 from streaming.privacy.protect import FieldProtector
 from streaming.security.rbac import Action
 from streaming.serde.avro import AvroSerializer
@@ -211,7 +212,8 @@ class EventProducer:
         if key is None:
             text = event.partition_key()
             key = text.encode() if text is not None else None
-        event = await self._privacy.protect(event)
+        if plan_for(type(event)) is not None:  # marked fields: encrypt before serializing
+            event = await self._privacy.protect(event)
         all_headers = event_headers(event, now_ms=self._clock_ms(), extra=headers)
         ctx = SerializationContext(topic, headers=all_headers)
         value = await self._serializer.serialize(event, ctx)

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import structlog
 
-from streaming.config import SecuritySettings
+from streaming.config import SecuritySettings, read_settings
 from streaming.events.base import Event
 from streaming.privacy.keylog import SubjectKeyLog
 from streaming.privacy.plan import get_path, plan_for, replace_paths
@@ -41,7 +41,7 @@ class FieldProtector:
     def from_settings(
         cls, transport: TransportFactory, security: SecuritySettings | None = None
     ) -> FieldProtector:
-        security = security or SecuritySettings()
+        security = security or read_settings(SecuritySettings)
         if security.pii_kek is None:
             return cls(None)
         return cls(SubjectKeyLog.from_settings(transport, security))

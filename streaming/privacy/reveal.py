@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from streaming.config import SecuritySettings
+from streaming.config import SecuritySettings, read_settings
 from streaming.events.base import Event
 from streaming.privacy.keylog import SubjectKeyLog
 from streaming.privacy.plan import get_path, plan_for, replace_paths
@@ -36,7 +36,7 @@ class FieldRevealer:
     def from_settings(
         cls, transport: TransportFactory, security: SecuritySettings | None = None
     ) -> FieldRevealer:
-        security = security or SecuritySettings()
+        security = security or read_settings(SecuritySettings)
         if security.pii_kek is None:
             return cls(None)
         return cls(SubjectKeyLog.from_settings(transport, security))
