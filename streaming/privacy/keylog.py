@@ -242,7 +242,7 @@ class SubjectKeyLog:
         )
         self._aes[(subject, key_id)] = AESGCM(data_key)
         await self._tail.wait_current(self.wait_s)
-        log.info("subject_keys.created", subject=subject, key_id=key_id)
+        log.debug("subject_keys.created", subject=subject, key_id=key_id)
 
     async def decryption_key(self, subject: str, key_id: str) -> AESGCM | None:
         """The cipher of ``subject``'s generation ``key_id``; ``None`` when it is shredded.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -27,8 +26,9 @@ _TOKEN = re.compile(r"^pii:v1:([0-9a-f]{16}):([A-Za-z0-9+/]+={0,2})$")
 
 
 def aad(subject: str, path: str, key_id: str) -> bytes:
-    """The associated data: subject, field path and key id, unambiguously joined."""
-    return json.dumps(["tradesense.pii.v1", subject, path, key_id]).encode("utf-8")
+    """The associated data: subject, field path and key id, unambiguously joined (each
+    part length-prefixed, so no choice of separators in a subject can shift a boundary)."""
+    return f"tradesense.pii.v1|{len(subject)}:{subject}|{len(path)}:{path}|{key_id}".encode()
 
 
 @dataclass(frozen=True, slots=True)
