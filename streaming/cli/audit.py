@@ -93,6 +93,7 @@ def sink_command(as_json: JsonOpt = False) -> None:
                 settings=audit,
                 security=settings.security,
                 meter=telemetry.meter_provider.get_meter(METER_NAME),
+                logging=settings.logging,
             ) as sink:
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -199,6 +200,7 @@ def shred_command(
         finally:
             await keys.stop()
         async with Database(settings.database) as database:
+            # Shredding only deletes: no KEK needed, so no cipher is built.
             store = AuditStore(database, audit.db_schema, writer_role=audit.writer_role)
             deleted = await store.subject_keys.shred(subject)
         return key_ids, deleted
@@ -239,7 +241,7 @@ def reveal_command(
         try:
             await record_access(audit_mode, audit.topic_list[0], transport, subject, "audit.reveal")
             async with Database(settings.database) as database:
-                store = build_store(database, audit, settings.security)
+                store = build_store(database, audit, settings.security, settings.logging)
                 return await reveal_subject(store, subject, keys)
         finally:
             await keys.stop()
@@ -261,7 +263,9 @@ def rewrap_command(as_json: JsonOpt = False) -> None:
 
     async def main() -> int:
         async with Database(settings.database) as database:
-            return await build_store(database, audit, settings.security).subject_keys.rewrap()
+            return await build_store(
+                database, audit, settings.security, settings.logging
+            ).subject_keys.rewrap()
 
     changed = run(main, telemetry=False)
     if as_json:

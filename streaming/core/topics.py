@@ -25,6 +25,8 @@ OFFSET_SNAPSHOTS_TOPIC = "_streaming.offset-snapshots"
 AUDIT_CHECKPOINTS_TOPIC = "_streaming.audit-checkpoints"
 REVOCATIONS_TOPIC = "_streaming.revocations"
 SUBJECT_KEYS_TOPIC = "_streaming.subject-keys"
+AUDIT_EVENTS_TOPIC = "audit.events"
+"""Where audit events are published and the audit sink reads (``AUDIT_TOPICS``)."""
 INTERNAL_TOPICS = (OFFSET_SNAPSHOTS_TOPIC, AUDIT_CHECKPOINTS_TOPIC)
 """What ``streaming topics create --internal`` provisions (``_schemas`` belongs to the
 registry deployable; the revocations topic to the token verifiers, which size its retention)."""
@@ -64,6 +66,18 @@ tombstone; these settings bound how long the shredded key's bytes stay in the lo
 segment holding it rolls within ``segment.ms`` (1 h), the cleaner must compact it within
 ``max.compaction.lag.ms`` (1 h) of being written, any dirt triggers cleaning, and the
 tombstone itself (which carries no key) goes after ``delete.retention.ms`` (1 h)."""
+
+
+def audit_events_config(retention_days: int) -> Mapping[str, str]:
+    """An audit topic: deleted by age only, after ``LOG_AUDIT_RETENTION_DAYS`` (never
+    compacted, never by size), so Kafka keeps every event as long as the regulation asks."""
+    return MappingProxyType(
+        {
+            "cleanup.policy": "delete",
+            "retention.ms": str(retention_days * 86_400_000),
+            "retention.bytes": "-1",
+        }
+    )
 
 
 INTERNAL_TOPIC_CONFIGS: Mapping[str, Mapping[str, str]] = MappingProxyType(
@@ -117,6 +131,7 @@ def changelog_topic(name: str) -> str:
 __all__ = [
     "AUDIT_CHECKPOINTS_CONFIG",
     "AUDIT_CHECKPOINTS_TOPIC",
+    "AUDIT_EVENTS_TOPIC",
     "CHANGELOG_CONFIG",
     "COMPACTED",
     "INTERNAL_TOPICS",
@@ -129,6 +144,7 @@ __all__ = [
     "SUBJECT_KEYS_CONFIG",
     "SUBJECT_KEYS_TOPIC",
     "RetryTopicNameError",
+    "audit_events_config",
     "changelog_topic",
     "dlq_topic",
     "is_internal_topic",
