@@ -7,6 +7,9 @@ against what it claims to have sent (a shortfall drops the round):
 - ``typed loop``: ``await EventProducer.enqueue()`` per event, the delivery futures
   gathered per 1000 (``EventProducer.send()`` waits for each acknowledgement instead);
 - ``typed many``: ``EventProducer.send_many`` in chunks of 1000;
+- ``pii off`` / ``pii on``: ``send_many`` of ``UserRegistered`` events (three marked
+  fields, 1000 subjects) without and with producer-side field encryption; the subjects'
+  keys are created before timing (once per subject's lifetime, not per event);
 - ``raw``: aiokafka per-record ``send()`` (enqueue, gather the futures per chunk) of the
   same value bytes, key and headers;
 - ``confluent``: ``SerializingProducer`` + ``AvroSerializer`` against our registry, in a
@@ -33,8 +36,10 @@ from bench import harness, kafka_tools
 from bench.harness import Run
 from streaming.clients.producer import EventProducer
 from streaming.config import KafkaSettings
-from streaming.events import Event, OrderPlaced
+from streaming.events import Event, OrderPlaced, UserRegistered
 from streaming.events.fake import fake_events
+from streaming.privacy import EnvKeyProvider, FieldProtector, SubjectKeyLog
+from streaming.security.fields import FieldEncryptor
 from streaming.serde import InMemorySchemaRegistryClient, default_catalog
 from streaming.transport.kafka import KafkaTransport
 
@@ -159,6 +164,31 @@ class Contenders:
             rate = self.n / (time.perf_counter() - started)
         return await self._checked(topic, rate, self.n + 10)
 
+    async def _pii(self, encrypt: bool) -> Run:
+        topic = await self.make_topic()
+        users = list(fake_events(UserRegistered, self.n, rng=random.Random(2), keys=1000))
+        protector = FieldProtector(None)
+        if encrypt:
+            keys_topic = await self.make_topic()
+            provider = EnvKeyProvider(FieldEncryptor(random.Random(3).randbytes(32)))
+            protector = FieldProtector(SubjectKeyLog(self.transport, provider, topic=keys_topic))
+            for event in users:  # create every subject's key before timing
+                await protector.protect(event)
+        async with EventProducer(self.transport, self.registry, privacy=protector) as p:
+            await p.send_many(topic, users[:10])
+            started = time.perf_counter()
+            for i in range(0, self.n, 1000):
+                await p.send_many(topic, users[i : i + 1000])
+            await p.flush()
+            rate = self.n / (time.perf_counter() - started)
+        return await self._checked(topic, rate, self.n + 10)
+
+    async def pii_off(self) -> Run:
+        return await self._pii(encrypt=False)
+
+    async def pii_on(self) -> Run:
+        return await self._pii(encrypt=True)
+
     async def raw(self) -> Run:
         from aiokafka import AIOKafkaProducer
 
@@ -228,6 +258,7 @@ async def measure(messages: int, rounds: int) -> dict[str, Any]:
                     "raw": c.raw,
                     "confluent": c.confluent,
                     "kafka-perf": perf,
+                    **({"pii off": c.pii_off, "pii on": c.pii_on} if not pad else {}),
                 },
                 rounds,
             )
@@ -244,6 +275,14 @@ async def measure(messages: int, rounds: int) -> dict[str, Any]:
                     f"raw aiokafka ÷ Kafka ProducerPerformance ({label})", "raw", "kafka-perf"
                 ),
             ]
+            if not pad:
+                rows.append(
+                    got.ratio(
+                        "typed send_many, marked fields encrypted ÷ in clear (UserRegistered)",
+                        "pii on",
+                        "pii off",
+                    )
+                )
             by_size[label], value_bytes[label] = got, size
     return {
         "params": {"messages": messages, "rounds": rounds},

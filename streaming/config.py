@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streaming.core.topics import REVOCATIONS_TOPIC, SCHEMAS_TOPIC
+from streaming.core.topics import REVOCATIONS_TOPIC, SCHEMAS_TOPIC, SUBJECT_KEYS_TOPIC
 from streaming.errors import ConfigError
 
 MIN_AUDIT_RETENTION_DAYS = 2555  # seven years, the seed's regulatory floor
@@ -287,6 +287,14 @@ class SecuritySettings(BaseSettings):
     revocation_topic: str = REVOCATIONS_TOPIC
     # A verifier that cannot confirm its revocation list is this fresh refuses tokens (503).
     revocation_max_lag_s: float = Field(default=2.0, gt=0)
+    # Producer-side PII encryption (streaming.privacy): the key-encryption key that wraps
+    # per-subject data keys; unset = marked fields are sent in clear (refused in production).
+    pii_kek: SecretStr | None = None
+    pii_previous_keks: SecretStr | None = None
+    # Wrapped data keys live in this compacted topic, tailed by every process.
+    pii_keys_topic: str = SUBJECT_KEYS_TOPIC
+    # A process whose copy of the keys is older than this neither encrypts nor decrypts.
+    pii_key_max_lag_s: float = Field(default=2.0, gt=0)
 
     @field_validator("jwt_algorithm", mode="before")
     @classmethod
@@ -396,6 +404,11 @@ class Settings(BaseModel):
                 "SECURITY_ACCESS_TOKEN_EXPIRE_MINUTES="
                 f"{self.security.access_token_expire_minutes}: access tokens must expire within "
                 f"{MAX_PRODUCTION_ACCESS_TOKEN_MINUTES} minutes in production"
+            )
+        if self.security.pii_kek is None:
+            problems.append(
+                "SECURITY_PII_KEK is not set: personal data must be encrypted by producers in "
+                "production (32 bytes, base64 or hex; `streaming audit keygen` prints one)"
             )
         return problems
 

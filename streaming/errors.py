@@ -97,6 +97,7 @@ run time. ``(R)`` marks ``retriable = True``: retrying the same call may succeed
     |   |       +-- TokenRevokedError    its ``jti`` or family was revoked
     |   |       +-- RefreshTokenReuseError  a used refresh token came back (family revoked)
     |   +-- RevocationsUnavailableError (R)  [security.errors] revocation list not current
+    |   +-- SubjectKeysUnavailableError (R)  [privacy.errors] subject-key list not current
     |   +-- PermissionDenied             the caller is known but not allowed
     |   |   +-- AccessDenied             [security.errors] subject, resource, action (403)
     |   +-- HashingError                 [security.errors] a password hash cannot be checked

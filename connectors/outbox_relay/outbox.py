@@ -18,10 +18,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from streaming.clients.producer import event_headers
+from streaming.config import KafkaSettings, SecuritySettings, read_settings
 from streaming.core.clock import now_ms
 from streaming.db import Database
 from streaming.errors import ConfigError
 from streaming.events import Event
+from streaming.privacy.protect import FieldProtector
 from streaming.serde.avro import AvroSerializer
 from streaming.serde.context import SerializationContext
 from streaming.transport.base import Headers
@@ -68,11 +70,29 @@ def decode_headers(value: Any) -> Headers:
     return tuple((str(k), base64.b64decode(v)) for k, v in items)
 
 
+def _default_protector() -> FieldProtector:
+    """From ``SECURITY_PII_KEK`` and ``KAFKA_*`` (the subject keys live in Kafka)."""
+    security = read_settings(SecuritySettings)
+    if security.pii_kek is None:
+        return FieldProtector(None)
+    from streaming.transport.kafka import KafkaTransport
+
+    return FieldProtector.from_settings(KafkaTransport(read_settings(KafkaSettings)), security)
+
+
 class OutboxWriter:
     """Adds events to the outbox inside the caller's transaction (never commits itself)."""
 
-    def __init__(self, serializer: AvroSerializer, *, table: str = "outbox") -> None:
+    def __init__(
+        self,
+        serializer: AvroSerializer,
+        *,
+        table: str = "outbox",
+        privacy: FieldProtector | None = None,
+    ) -> None:
         self._serializer = serializer
+        # The outbox row is the first copy: marked fields are encrypted before it is written.
+        self._privacy = privacy or _default_protector()
         self._insert = text(
             f"INSERT INTO {check_table(table)} "
             "(event_id, topic, partition_key, event_type, payload, headers) "
@@ -88,7 +108,8 @@ class OutboxWriter:
         key: bytes | None = None,
         headers: Headers = (),
     ) -> uuid.UUID:
-        """Serialize ``event`` and stage it for ``topic``; returns its event id."""
+        """Serialize ``event`` (marked fields encrypted) and stage it for ``topic``."""
+        event = await self._privacy.protect(event)
         all_headers = event_headers(event, now_ms=now_ms(), extra=headers)
         value = await self._serializer.serialize(
             event, SerializationContext(topic, headers=all_headers)
@@ -108,6 +129,10 @@ class OutboxWriter:
             },
         )
         return event.event_id
+
+    async def close(self) -> None:
+        """Stop tailing the subject keys (when this writer encrypts)."""
+        await self._privacy.close()
 
 
 __all__ = ["OutboxWriter", "check_table", "decode_headers", "encode_headers", "migrate_outbox"]

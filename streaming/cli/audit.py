@@ -1,4 +1,4 @@
-"""``streaming audit sink|verify|export|shred|rewrap-keys|keygen``: the tamper-evident
+"""``streaming audit sink|verify|export|shred|reveal|rewrap-keys|keygen``: the tamper-evident
 audit trail (:mod:`connectors.audit_sink` does the work; this module parses and prints).
 
 Exit codes: 0 intact / done; 1 verification found a break (or the operation failed);
@@ -23,11 +23,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from connectors.audit_sink.bundle import verify_bundle
 from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.metrics import METER_NAME
+from connectors.audit_sink.reveal import reveal_subject
 from connectors.audit_sink.runtime import build_store, run_export, run_verify, running_sink
+from connectors.audit_sink.store import AuditStore
 from connectors.audit_sink.verify import VerifyReport
 from streaming.cli._common import ExitCode, JsonOpt, err, group, out, run
+from streaming.cli.privacy import AuditModeOpt, record_access
 from streaming.config import Settings, load_settings, read_settings
 from streaming.db import Database
+from streaming.privacy.keylog import SubjectKeyLog
 from streaming.serde.client import SchemaRegistryClient
 from streaming.telemetry import configure_telemetry
 from streaming.transport.kafka import KafkaTransport
@@ -184,19 +188,72 @@ def shred_command(
     subject: Annotated[str, typer.Option(help="The subject (user id) whose PII to destroy.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete a subject's data key: its PII becomes unreadable; the chain still verifies."""
+    """Destroy a subject's data keys (no KEK needed): tombstones in the subject-keys topic
+    and the sink's key in PostgreSQL; its PII in every copy becomes unreadable while the
+    chain still verifies. Every process stops decrypting within SECURITY_PII_KEY_MAX_LAG_S."""
     settings, audit = sink_settings()
 
-    async def main() -> bool:
+    async def main() -> tuple[list[str], bool]:
+        keys = SubjectKeyLog.from_settings(KafkaTransport(settings.kafka), settings.security)
+        try:
+            key_ids = await keys.shred(subject)
+        finally:
+            await keys.stop()
         async with Database(settings.database) as database:
-            store = build_store(database, audit, settings.security, settings.logging)
-            return await store.subject_keys.shred(subject)
+            # Shredding only deletes: no KEK needed, so no cipher is built.
+            store = AuditStore(database, audit.db_schema, writer_role=audit.writer_role)
+            deleted = await store.subject_keys.shred(subject)
+        return key_ids, deleted
 
-    deleted = run(main, telemetry=False)
+    key_ids, deleted = run(main, telemetry=False)
     if as_json:
-        out.print_json(json.dumps({"subject": subject, "shredded": deleted}))
+        out.print_json(
+            json.dumps(
+                {
+                    "subject": subject,
+                    "shredded": bool(key_ids) or deleted,
+                    "topic_key_ids": key_ids,
+                    "database_key_deleted": deleted,
+                }
+            )
+        )
     else:
-        out.print(f"subject {subject}: " + ("data key deleted" if deleted else "no data key found"))
+        out.print(
+            f"subject {subject}: {len(key_ids)} key generation(s) tombstoned in "
+            f"{settings.security.pii_keys_topic}; database data key "
+            + ("deleted" if deleted else "not found")
+        )
+
+
+@app.command("reveal")
+def reveal_command(
+    subject: Annotated[str, typer.Option(help="The subject (user id) whose audit rows to read.")],
+    audit_mode: AuditModeOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a subject's audit rows with personal data decrypted (needs SECURITY_PII_KEK
+    and AUDIT_KEK). The access is itself recorded as a DATA_ACCESSED audit event first."""
+    settings, audit = sink_settings()
+    transport = KafkaTransport(settings.kafka)
+
+    async def main() -> list[dict[str, Any]]:
+        keys = SubjectKeyLog.from_settings(transport, settings.security, require_kek=True)
+        try:
+            await record_access(audit_mode, audit.topic_list[0], transport, subject, "audit.reveal")
+            async with Database(settings.database) as database:
+                store = build_store(database, audit, settings.security, settings.logging)
+                return await reveal_subject(store, subject, keys)
+        finally:
+            await keys.stop()
+
+    rows = run(main, telemetry=False)
+    if as_json:
+        out.print_json(json.dumps({"subject": subject, "rows": rows}))
+    else:
+        for row in rows:
+            out.print(f"[bold]{row['chain']}#{row['seq']}[/bold] {row['event_id']}")
+            out.print_json(json.dumps(row["event"]))
+        err.print(f"{len(rows)} row(s) for subject {subject}")
 
 
 @app.command("rewrap-keys")
@@ -221,7 +278,8 @@ def rewrap_command(as_json: JsonOpt = False) -> None:
 def keygen_command(
     key_id: Annotated[str, typer.Option(help="Id for the new MAC key.")] = "k1",
 ) -> None:
-    """Print fresh AUDIT_MAC_KEYS / AUDIT_SIGNING_KEY / AUDIT_KEK values (keep them secret)."""
+    """Print fresh AUDIT_MAC_KEYS / AUDIT_SIGNING_KEY / AUDIT_KEK / SECURITY_PII_KEK values
+    (keep them secret)."""
     private = Ed25519PrivateKey.generate()
     raw = private.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
@@ -234,6 +292,7 @@ def keygen_command(
         f"AUDIT_SIGNING_KEY={base64.b64encode(raw).decode()}",
         f"AUDIT_VERIFY_KEYS={base64.b64encode(public).decode()}",
         f"AUDIT_KEK={secrets.token_urlsafe(32)}",
+        f"SECURITY_PII_KEK={secrets.token_urlsafe(32)}",
     ):
         typer.echo(line)  # plain: no markup, no wrapping, whatever the terminal
 

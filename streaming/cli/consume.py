@@ -26,9 +26,11 @@ from streaming.cli._common import (
     registry_client,
     run,
 )
+from streaming.cli.privacy import decrypting_revealer
 from streaming.clients.reader import read_topic
 from streaming.errors import StreamingError
 from streaming.events import EventDeserializer
+from streaming.privacy.reveal import FieldRevealer
 from streaming.serde.context import SerializationContext
 from streaming.transport.base import Record
 
@@ -50,8 +52,11 @@ def text(value: bytes | None) -> str | None:
         return "base64:" + base64.b64encode(value).decode()
 
 
-async def describe(record: Record, decoder: EventDeserializer) -> dict[str, Any]:
-    """The record as a JSON-ready dict; a value that does not decode keeps its raw bytes."""
+async def describe(
+    record: Record, decoder: EventDeserializer, revealer: FieldRevealer | None = None
+) -> dict[str, Any]:
+    """The record as a JSON-ready dict; a value that does not decode keeps its raw bytes.
+    With ``revealer`` (``--decrypt``) personal data is decrypted."""
     doc: dict[str, Any] = {
         "topic": record.topic,
         "partition": record.partition,
@@ -69,6 +74,8 @@ async def describe(record: Record, decoder: EventDeserializer) -> dict[str, Any]
         doc["error"] = f"{type(exc).__name__}: {exc}"
         doc["raw_value_base64"] = base64.b64encode(record.value).decode()
         return doc
+    if revealer is not None:
+        event = await revealer.reveal(event)
     doc["event_type"] = event.type_name()
     doc["value"] = event.model_dump(mode="json")
     return doc
@@ -105,6 +112,13 @@ def consume(
     bootstrap_servers: BootstrapOpt = None,
     registry_url: RegistryOpt = None,
     as_json: JsonOpt = False,
+    decrypt: Annotated[
+        bool,
+        typer.Option(
+            "--decrypt",
+            help="Decrypt personal data (needs SECURITY_PII_KEK); recorded as an audit event.",
+        ),
+    ] = False,
 ) -> None:
     """Print decoded records with their headers (JSON lines with --json); commits nothing."""
     settings = kafka_settings(bootstrap_servers)
@@ -112,9 +126,10 @@ def consume(
     async def work() -> int:
         registry = registry_client(registry_url)
         decoder = EventDeserializer(registry)
+        revealer = await decrypting_revealer(settings, topic) if decrypt else None
 
         async def show(record: Record) -> None:
-            doc = await describe(record, decoder)
+            doc = await describe(record, decoder, revealer)
             if as_json:
                 sys.stdout.write(json.dumps(doc) + "\n")
                 sys.stdout.flush()
@@ -133,6 +148,8 @@ def consume(
             )
         finally:
             await registry.aclose()
+            if revealer is not None:
+                await revealer.close()
 
     count = run(work)
     if not as_json:

@@ -45,12 +45,14 @@ from streaming.clients.middlewares import (
     TransientProcessingError,
     UnhandledEventError,
 )
+from streaming.clients.privacy import RevealMiddleware
 from streaming.clients.retry import RetryPolicy, attempt_of
 from streaming.clients.router import RetryRouter, RetryWriteError
 from streaming.clients.topics import ensure_failure_topics
 from streaming.core.topics import retry_topic
 from streaming.errors import TransportError
 from streaming.events import Event, EventDeserializer
+from streaming.privacy.reveal import FieldRevealer
 from streaming.security.rbac import Action
 from streaming.serde.client import SchemaRegistry
 from streaming.telemetry import INSTRUMENTATION_NAME, global_instruments
@@ -100,6 +102,7 @@ class EventConsumer:
             registry, event_types=options.event_types, catalog=options.catalog
         )
         self._tracer = options.tracer or trace.get_tracer(INSTRUMENTATION_NAME)
+        self._revealer = options.privacy or FieldRevealer.from_settings(transport)
         self._instruments = options.instruments or global_instruments()
         self._clock_ms = options.clock_ms
         self._consumer: ConsumerTransport = transport.consumer(
@@ -265,6 +268,7 @@ class EventConsumer:
         finally:
             await self._consumer.stop()
             await self._producer.stop()
+            await self._revealer.close()
         log.info("consumer stopped", group=self.group_id, **self._stats_fields())
 
     async def run(self, *, max_batches: int | None = None) -> None:
@@ -386,6 +390,7 @@ class EventConsumer:
         if self._chain is None:
             decode: list[Middleware] = [
                 DecodeMiddleware(self._deserializer, self.stats),
+                RevealMiddleware(self._revealer),
                 *self._middlewares,
             ]
             steps: list[Middleware] = [

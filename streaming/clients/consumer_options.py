@@ -19,6 +19,7 @@ from streaming.clients.topics import TopicDefaults
 from streaming.core.clock import now_ms
 from streaming.errors import ConfigError
 from streaming.events import EVENT_TYPES, EventTypes
+from streaming.privacy.reveal import FieldRevealer
 from streaming.serde.catalog import SchemaCatalog
 from streaming.telemetry import MessagingInstruments
 from streaming.transport.base import IsolationLevel
@@ -52,6 +53,7 @@ class ConsumerOptions:
     clock_ms: Callable[[], int] = now_ms
     rng: random.Random | None = None
     lag_interval_s: float = 5.0
+    privacy: FieldRevealer | None = None  # default: from SECURITY_PII_KEK
 
     def __post_init__(self) -> None:
         if not self.topics:
@@ -83,6 +85,7 @@ class ConsumerKeywords(TypedDict, total=False):
     clock_ms: Callable[[], int]
     rng: random.Random | None
     lag_interval_s: float
+    privacy: FieldRevealer | None
 
 
 __all__ = ["ConsumerKeywords", "ConsumerOptions"]

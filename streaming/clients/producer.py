@@ -45,6 +45,8 @@ from streaming.core.headers import (
 )
 from streaming.errors import PartialSendError, StreamingError, TransactionError, TransportError
 from streaming.events import Event
+from streaming.privacy.plan import plan_for
+from streaming.privacy.protect import FieldProtector
 from streaming.security.rbac import Action
 from streaming.serde.avro import AvroSerializer
 from streaming.serde.client import SchemaRegistry
@@ -135,11 +137,14 @@ class EventProducer:
         compression: str | None = None,
         clock_ms: Callable[[], int] | None = None,
         middlewares: Sequence[PublishMiddleware] = (),
+        privacy: FieldProtector | None = None,
     ) -> None:
         self._transport = transport.producer(
             transactional_id=transactional_id, linger_ms=linger_ms, compression=compression
         )
         self._serializer = serializer or AvroSerializer(registry)
+        # Marked (pii) fields are encrypted before serialization: default from SECURITY_PII_KEK.
+        self._privacy = privacy or FieldProtector.from_settings(transport)
         tracer = tracer or trace.get_tracer(INSTRUMENTATION_NAME)
         self._publish: PublishNext = chain(
             [TracePublish(tracer), *middlewares], transport_endpoint(self._transport)
@@ -170,6 +175,7 @@ class EventProducer:
             await self._transport.flush()
         finally:
             await self._transport.stop()
+            await self._privacy.close()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -210,6 +216,8 @@ class EventProducer:
         if key is None:
             text = event.partition_key()
             key = text.encode() if text is not None else None
+        if plan_for(type(event)) is not None:  # marked fields: encrypt before serializing
+            event = await self._privacy.protect(event)
         all_headers = event_headers(event, now_ms=self._clock_ms(), extra=headers)
         ctx = SerializationContext(topic, headers=all_headers)
         value = await self._serializer.serialize(event, ctx)

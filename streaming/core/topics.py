@@ -24,6 +24,7 @@ SCHEMAS_TOPIC = "_schemas"
 OFFSET_SNAPSHOTS_TOPIC = "_streaming.offset-snapshots"
 AUDIT_CHECKPOINTS_TOPIC = "_streaming.audit-checkpoints"
 REVOCATIONS_TOPIC = "_streaming.revocations"
+SUBJECT_KEYS_TOPIC = "_streaming.subject-keys"
 AUDIT_EVENTS_TOPIC = "audit.events"
 """Where audit events are published and the audit sink reads (``AUDIT_TOPICS``)."""
 INTERNAL_TOPICS = (OFFSET_SNAPSHOTS_TOPIC, AUDIT_CHECKPOINTS_TOPIC)
@@ -49,6 +50,22 @@ AUDIT_CHECKPOINTS_CONFIG = _compacted({"min.compaction.lag.ms": "60000"})
 def revocations_config(retention_ms: int) -> Mapping[str, str]:
     """Compacted AND deleted: a revocation is useless once its token has expired."""
     return MappingProxyType({"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)})
+
+
+SUBJECT_KEYS_CONFIG = _compacted(
+    {
+        "segment.ms": "3600000",
+        "max.compaction.lag.ms": "3600000",
+        "min.cleanable.dirty.ratio": "0.01",
+        "delete.retention.ms": "3600000",
+        "min.compaction.lag.ms": "0",
+    }
+)
+"""Wrapped per-subject data keys (:mod:`streaming.privacy.keylog`). Shredding writes a
+tombstone; these settings bound how long the shredded key's bytes stay in the log: the
+segment holding it rolls within ``segment.ms`` (1 h), the cleaner must compact it within
+``max.compaction.lag.ms`` (1 h) of being written, any dirt triggers cleaning, and the
+tombstone itself (which carries no key) goes after ``delete.retention.ms`` (1 h)."""
 
 
 def audit_events_config(retention_days: int) -> Mapping[str, str]:
@@ -124,6 +141,8 @@ __all__ = [
     "OFFSET_SNAPSHOTS_TOPIC",
     "REVOCATIONS_TOPIC",
     "SCHEMAS_TOPIC",
+    "SUBJECT_KEYS_CONFIG",
+    "SUBJECT_KEYS_TOPIC",
     "RetryTopicNameError",
     "audit_events_config",
     "changelog_topic",

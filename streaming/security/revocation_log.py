@@ -24,8 +24,6 @@ database it holds only within one process.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,30 +33,20 @@ import structlog
 
 from streaming.clients.topics import TopicDefaults
 from streaming.config import DatabaseSettings, KafkaSettings, SecuritySettings
-from streaming.core.backoff import Backoff
 from streaming.core.topics import REVOCATIONS_TOPIC, revocations_config
-from streaming.errors import TransportError
 from streaming.security.errors import RevocationsUnavailableError
 from streaming.security.revocation import (
     EntryKind,
     InMemoryRevocationStore,
     PostgresRevocationStore,
 )
-from streaming.transport.base import (
-    ConsumerTransport,
-    OutgoingRecord,
-    ProducerTransport,
-    Record,
-    TopicPartition,
-    TopicSpec,
-    TransportFactory,
-)
+from streaming.transport.base import OutgoingRecord, Record, TransportFactory
+from streaming.transport.tail import TailedTopic
 
 log = structlog.get_logger(__name__)
 
 _PUBLISHED = (EntryKind.TOKEN, EntryKind.FAMILY)
 _DAY_S = 86_400
-_TAIL_BACKOFF = Backoff(initial_s=0.1, max_s=1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,74 +100,40 @@ class RevocationLog:
         poll_timeout_ms: int = 200,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._transport = transport
         self.topic = topic
-        self._tp = TopicPartition(topic, 0)
-        self._replication_factor = replication_factor
-        self._topic_config = {**(topic_config or {}), **revocations_config(retention_ms)}
-        self.max_lag_s = max_lag_s
-        self._poll_timeout_ms = poll_timeout_ms
         self._clock = clock
         self._entries: dict[tuple[EntryKind, str], float] = {}
-        self._consumer: ConsumerTransport | None = None
-        self._producer: ProducerTransport | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._topic_ready = False
-        self._current_at: float | None = None  # clock() when the tail was last known current
-        self._current = asyncio.Event()
-
-    async def _ensure_topic(self) -> None:
-        if self._topic_ready:
-            return
-        spec = TopicSpec(self.topic, 1, self._replication_factor, self._topic_config)
-        admin = self._transport.admin()
-        await admin.start()
-        try:
-            await admin.create_topics([spec])
-        finally:
-            await admin.stop()
-        self._topic_ready = True
+        self._purged_at = clock()
+        self._tail = TailedTopic(
+            transport,
+            topic=topic,
+            apply=self._apply,
+            unavailable=RevocationsUnavailableError,
+            on_round=self._housekeep,
+            config={**(topic_config or {}), **revocations_config(retention_ms)},
+            replication_factor=replication_factor,
+            max_lag_s=max_lag_s,
+            poll_timeout_ms=poll_timeout_ms,
+            clock=clock,
+        )
+        self.max_lag_s = max_lag_s
 
     async def start(self) -> None:
         """Start tailing from the beginning; checks fail closed until it has caught up."""
-        await self._ensure_topic()
-        consumer = self._transport.consumer(group_id=None, auto_offset_reset="earliest")
-        await consumer.start()
-        consumer.assign([self._tp])
-        await consumer.seek_to_beginning(self._tp)
-        self._consumer = consumer
-        self._reader = asyncio.create_task(self._tail(consumer), name=f"tail-{self.topic}")
+        await self._tail.start()
 
     async def wait_current(self, timeout_s: float) -> None:
         """Block until the tail has read everything published before this call."""
-        try:
-            await asyncio.wait_for(self._current.wait(), timeout_s)
-        except TimeoutError as exc:
-            raise RevocationsUnavailableError(
-                f"could not read '{self.topic}' within {timeout_s}s; is Kafka reachable?"
-            ) from exc
+        await self._tail.wait_current(timeout_s)
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
-        for client in (self._consumer, self._producer):
-            if client is not None:
-                with contextlib.suppress(TransportError):
-                    await client.stop()
-        self._consumer = self._producer = None
+        await self._tail.stop()
 
     async def publish(self, entry: RevocationEntry) -> None:
         """Append ``entry`` (acknowledged by the in-sync replicas) and apply it here at once."""
-        await self._ensure_topic()
-        if self._producer is None:
-            producer = self._transport.producer(linger_ms=0)
-            await producer.start()
-            self._producer = producer
-        record = OutgoingRecord(self.topic, entry.value(), entry.key(), partition=0)
-        await self._producer.send(record)
+        await self._tail.publish(
+            OutgoingRecord(self.topic, entry.value(), entry.key(), partition=0)
+        )
         self.remember(entry)
 
     def remember(self, entry: RevocationEntry) -> None:
@@ -188,19 +142,15 @@ class RevocationLog:
 
     def is_current(self) -> bool:
         """Whether the tail confirmed reading to the end within the last ``max_lag_s``."""
-        return self._current_at is not None and self._clock() - self._current_at <= self.max_lag_s
+        return self._tail.is_current()
 
     def contains(self, kind: EntryKind, ident: str) -> bool:
         """Whether ``ident`` is revoked; raises if the list is not known to be current."""
         if not self.is_current():
-            age = (
-                "never"
-                if self._current_at is None
-                else f"{self._clock() - self._current_at:.1f}s ago"
-            )
             raise RevocationsUnavailableError(
-                f"revocation list '{self.topic}' last confirmed current {age} "
-                f"(limit {self.max_lag_s}s); is Kafka reachable and start() called?"
+                f"revocation list '{self.topic}' last confirmed current "
+                f"{self._tail.staleness()} (limit {self.max_lag_s}s); is Kafka reachable and "
+                "start() called?"
             )
         return (kind, ident) in self._entries
 
@@ -211,35 +161,15 @@ class RevocationLog:
             del self._entries[key]
         return len(stale)
 
-    async def _tail(self, consumer: ConsumerTransport) -> None:
-        """Read forever; mark the list current each time the end offset is reached."""
-        failures = 0
-        purged_at = self._clock()
-        while True:
-            try:
-                asked_at = self._clock()
-                end = (await consumer.end_offsets([self._tp]))[self._tp]
-                while await consumer.position(self._tp) < end:
-                    self._apply(await consumer.poll(timeout_ms=self._poll_timeout_ms))
-                self._current_at = asked_at
-                self._current.set()
-                self._apply(await consumer.poll(timeout_ms=self._poll_timeout_ms))
-            except TransportError as exc:
-                failures += 1
-                log.warning("revocations.tail_error", topic=self.topic, error=str(exc))
-                await asyncio.sleep(_TAIL_BACKOFF.delay_s(failures))
-                continue
-            failures = 0
-            if self._clock() - purged_at > 60:
-                self.purge()
-                purged_at = self._clock()
+    def _housekeep(self) -> None:
+        if self._clock() - self._purged_at > 60:
+            self.purge()
+            self._purged_at = self._clock()
 
-    def _apply(self, batch: dict[TopicPartition, list[Record]]) -> None:
-        for records in batch.values():
-            for record in records:
-                entry = RevocationEntry.parse(record)
-                if entry is not None:
-                    self.remember(entry)
+    def _apply(self, record: Record) -> None:
+        entry = RevocationEntry.parse(record)
+        if entry is not None:
+            self.remember(entry)
 
 
 class SharedRevocationStore:

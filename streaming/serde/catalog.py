@@ -23,6 +23,8 @@ from streaming.serde.schema import Schema, compact_json, external_references, sc
 
 PARTITION_KEY_ATTRIBUTE = "x-partition-key"
 PII_ATTRIBUTE = "pii"
+PII_SUBJECT_ATTRIBUTE = "x-pii-subject"
+"""Record-level: the (dotted) path of the field naming whose personal data the record holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class LocalSchema:
     path: str
     partition_key: str | None
     pii_fields: tuple[str, ...]
+    pii_subject: str | None = None
 
     @classmethod
     def from_json(cls, definition: Any, path: str = "<memory>") -> LocalSchema:
@@ -47,13 +50,20 @@ class LocalSchema:
             raise SchemaLoadError(
                 f"{path}: {PARTITION_KEY_ATTRIBUTE} names {key!r}, which is not a field"
             )
+        pii_fields = tuple(_pii_paths(definition, "", path))
+        if key is not None and key in pii_fields:
+            raise SchemaLoadError(
+                f"{path}: {PARTITION_KEY_ATTRIBUTE} {key!r} is marked pii; record keys are "
+                "not encrypted, so partition by an id"
+            )
         return cls(
             fullname=fullname,
             schema_str=compact_json(definition),
             references=tuple(sorted(external_references(definition))),
             path=path,
             partition_key=key,
-            pii_fields=tuple(_pii_paths(definition, "")),
+            pii_fields=pii_fields,
+            pii_subject=_pii_subject(definition, pii_fields, path),
         )
 
     @property
@@ -70,16 +80,59 @@ class LocalSchema:
         return Schema(self.schema_str)
 
 
-def _pii_paths(node: Any, prefix: str) -> Iterator[str]:
+_PII_TYPES = ("string", ["null", "string"], ["string", "null"])
+"""What a field marked ``pii`` may be: producers replace its text with ciphertext text."""
+
+
+def _pii_paths(node: Any, prefix: str, where: str = "<memory>") -> Iterator[str]:
     if not isinstance(node, dict):
         return
     for field in node.get("fields", ()):
         path = f"{prefix}{field['name']}"
         if field.get(PII_ATTRIBUTE) is True:
+            if field["type"] not in _PII_TYPES:
+                raise SchemaLoadError(
+                    f"{where}: field {path} is marked pii but is not a string (or optional "
+                    "string); producers encrypt marked values into text, so mark string fields"
+                )
             yield path
         for branch in field["type"] if isinstance(field["type"], list) else [field["type"]]:
             if isinstance(branch, dict) and branch.get("type") in ("record", "error"):
-                yield from _pii_paths(branch, f"{path}.")
+                yield from _pii_paths(branch, f"{path}.", where)
+
+
+def _field_at(definition: Any, dotted: str) -> Any:
+    node: Any = definition
+    field: Any = None
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        field = next((f for f in node.get("fields", ()) if f.get("name") == part), None)
+        if field is None:
+            return None
+        branches = field["type"] if isinstance(field["type"], list) else [field["type"]]
+        node = next((b for b in branches if isinstance(b, dict)), None)
+    return field
+
+
+def _pii_subject(definition: Any, pii_fields: tuple[str, ...], where: str) -> str | None:
+    """The record's ``x-pii-subject``: required when a field is marked, never itself marked."""
+    subject = definition.get(PII_SUBJECT_ATTRIBUTE)
+    if subject is None:
+        if pii_fields:
+            raise SchemaLoadError(
+                f"{where}: fields {', '.join(pii_fields)} are marked pii but the record names "
+                f"no {PII_SUBJECT_ATTRIBUTE} (the field holding whose data it is, e.g. user_id)"
+            )
+        return None
+    if not isinstance(subject, str) or _field_at(definition, subject) is None:
+        raise SchemaLoadError(f"{where}: {PII_SUBJECT_ATTRIBUTE} names {subject!r}, not a field")
+    if subject in pii_fields:
+        raise SchemaLoadError(
+            f"{where}: {PII_SUBJECT_ATTRIBUTE} {subject!r} is marked pii; the subject must stay "
+            "readable (use an id, not a name or e-mail)"
+        )
+    return subject
 
 
 class SchemaCatalog:

@@ -24,6 +24,7 @@ COMPLIANT_PRODUCTION = {
     "SECURITY_PASSWORD_SALT_ROUNDS": "12",
     "SECURITY_ACCESS_TOKEN_EXPIRE_MINUTES": "60",
     "LOG_AUDIT_ENCRYPTION_ENABLED": "true",
+    "SECURITY_PII_KEK": "0" * 64,
 }
 
 
@@ -34,6 +35,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "DATABASE_URL",
         "REGISTRY_URL",
         "ENVIRONMENT",
+        "SECURITY_PII_KEK",
         "SECURITY_JWT_SECRET_KEY",
         "SECURITY_JWT_PRIVATE_KEY_PEM",
         "SECURITY_JWT_ALGORITHM",
@@ -101,6 +103,15 @@ def test_each_compliance_rule_rejects_bad_production_config(
         load_settings()
     assert len(info.value.problems) == 1
     assert expected in info.value.problems[0]
+
+
+def test_production_refuses_producers_without_a_pii_kek(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch)
+    monkeypatch.delenv("SECURITY_PII_KEK")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert len(info.value.problems) == 1
+    assert "SECURITY_PII_KEK is not set" in info.value.problems[0]
 
 
 def test_every_violated_rule_is_listed_in_one_error(monkeypatch: pytest.MonkeyPatch) -> None:

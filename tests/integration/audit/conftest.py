@@ -203,11 +203,15 @@ def cli_env(settings: AuditSinkSettings, **extra: str) -> dict[str, str]:
 
 async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     """``python -m streaming audit ARGS`` in a subprocess: exit code, stdout, stderr."""
+    return await run_streaming("audit", *args, env=env)
+
+
+async def run_streaming(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """``python -m streaming ARGS`` in a subprocess: exit code, stdout, stderr."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "streaming",
-        "audit",
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,

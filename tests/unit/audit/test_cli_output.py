@@ -25,15 +25,17 @@ def test_keygen_never_wraps_keys_in_a_narrow_terminal() -> None:
     )
     lines = result.stdout.splitlines()
     values = dict(line.split("=", 1) for line in lines)
-    assert len(lines) == 4 and set(values) == {
+    assert len(lines) == 5 and set(values) == {
         "AUDIT_MAC_KEYS",
         "AUDIT_SIGNING_KEY",
         "AUDIT_VERIFY_KEYS",
         "AUDIT_KEK",
+        "SECURITY_PII_KEK",
     }
     kid, _, mac = values["AUDIT_MAC_KEYS"].partition(":")
     assert kid == key_id and len(decode_key_bytes(mac)) == 32
     assert len(decode_key_bytes(values["AUDIT_KEK"])) == 32
+    assert len(decode_key_bytes(values["SECURITY_PII_KEK"])) == 32
     private = Ed25519PrivateKey.from_private_bytes(base64.b64decode(values["AUDIT_SIGNING_KEY"]))
     public = private.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
