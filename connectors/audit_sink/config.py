@@ -25,6 +25,7 @@ from streaming.audit.checkpoints import (
 from streaming.audit.keys import MacKeyRing
 from streaming.config import SecuritySettings
 from streaming.core.topics import AUDIT_CHECKPOINTS_TOPIC as DEFAULT_CHECKPOINT_TOPIC
+from streaming.core.topics import AUDIT_EVENTS_TOPIC
 from streaming.errors import ConfigError
 from streaming.security.fields import FieldEncryptor, key_id, parse_key
 
@@ -51,7 +52,7 @@ class AuditSinkSettings(BaseSettings):
         env_prefix="AUDIT_", frozen=True, extra="forbid", populate_by_name=True
     )
 
-    topics: str = "audit.events"
+    topics: str = AUDIT_EVENTS_TOPIC
     group_id: str = "audit-sink"
     db_schema: str = "audit"
     writer_role: str | None = "audit_writer"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -119,6 +119,7 @@ async def run_verify(
     settings: AuditSinkSettings,
     chain: str | None = None,
     since_checkpoint: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
     """Verify the database against the newest checkpoint published to Kafka.
 
@@ -137,6 +138,7 @@ async def run_verify(
         published=published,
         chain=chain,
         since_checkpoint=since_checkpoint,
+        on_progress=on_progress,
     )
 
 
@@ -148,6 +150,7 @@ async def run_export(
     out: Path,
     since: datetime,
     until: datetime,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Export a bundle carrying the newest checkpoint read from Kafka (no KEK needed:
     rows are exported as stored, PII still encrypted)."""
@@ -161,6 +164,7 @@ async def run_export(
         until=until,
         public_keys=settings.public_keys(),
         published=published,
+        on_progress=on_progress,
     )
 
 

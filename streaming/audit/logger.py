@@ -18,6 +18,7 @@ from opentelemetry import trace
 
 from streaming.clients.producer import EventProducer
 from streaming.context import current_audit_context, current_execution_context
+from streaming.core.topics import AUDIT_EVENTS_TOPIC
 from streaming.events import (
     Actor,
     ActorType,
@@ -29,7 +30,7 @@ from streaming.events import (
 from streaming.security.events import SecurityEvent, SecurityEventType
 from streaming.transport.base import RecordMetadata
 
-DEFAULT_AUDIT_TOPIC = "audit.events"
+DEFAULT_AUDIT_TOPIC = AUDIT_EVENTS_TOPIC
 
 _SECURITY_TYPES = {
     SecurityEventType.LOGIN: AuditEventType.USER_LOGIN,

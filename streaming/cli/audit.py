@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import secrets
 import signal
 from datetime import UTC, datetime
@@ -25,7 +24,16 @@ from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.metrics import METER_NAME
 from connectors.audit_sink.runtime import build_store, run_export, run_verify, running_sink
 from connectors.audit_sink.verify import VerifyReport
-from streaming.cli._common import ExitCode, JsonOpt, err, group, out, run
+from streaming.cli._common import (
+    ExitCode,
+    JsonOpt,
+    emit_json,
+    err,
+    group,
+    out,
+    progress_bar,
+    run,
+)
 from streaming.config import Settings, load_settings, read_settings
 from streaming.db import Database
 from streaming.serde.client import SchemaRegistryClient
@@ -50,7 +58,7 @@ def _parse_time(value: str) -> datetime:
 
 def _print_report(report: VerifyReport, as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps(report.to_dict()))
+        emit_json(report.to_dict())
     elif report.ok:
         window = f" recorded in [{report.window[0]}, {report.window[1]})" if report.window else ""
         legacy = (
@@ -97,7 +105,7 @@ def sink_command(as_json: JsonOpt = False) -> None:
                     err.print(f"audit sink consuming {audit.topic_list} into {audit.db_schema}")
                 await sink.run()
                 if as_json:
-                    out.print_json(json.dumps({"rows": sink.stats.rows}))
+                    emit_json({"rows": sink.stats.rows})
         finally:
             await registry.aclose()
             await database.close()
@@ -134,13 +142,15 @@ def verify_command(
 
         async def main() -> VerifyReport:
             async with Database(settings.database) as database:
-                return await run_verify(
-                    transport=KafkaTransport(settings.kafka),
-                    database=database,
-                    settings=audit,
-                    chain=chain,
-                    since_checkpoint=since_checkpoint,
-                )
+                with progress_bar("verifying", not as_json) as on_progress:
+                    return await run_verify(
+                        transport=KafkaTransport(settings.kafka),
+                        database=database,
+                        settings=audit,
+                        chain=chain,
+                        since_checkpoint=since_checkpoint,
+                        on_progress=on_progress,
+                    )
 
         report = run(main, telemetry=False)
     _print_report(report, as_json)
@@ -160,18 +170,20 @@ def export_command(
 
     async def main() -> dict[str, Any]:
         async with Database(settings.database) as database:
-            return await run_export(
-                transport=KafkaTransport(settings.kafka),
-                database=database,
-                settings=audit,
-                out=out_dir,
-                since=start,
-                until=end,
-            )
+            with progress_bar("exporting", not as_json) as on_progress:
+                return await run_export(
+                    transport=KafkaTransport(settings.kafka),
+                    database=database,
+                    settings=audit,
+                    out=out_dir,
+                    since=start,
+                    until=end,
+                    on_progress=on_progress,
+                )
 
     manifest = run(main, telemetry=False)
     if as_json:
-        out.print_json(json.dumps(manifest))
+        emit_json(manifest)
     else:
         out.print(
             f"exported {manifest['rows']} row(s) of {len(manifest['chains'])} chain(s) to {out_dir}"
@@ -193,7 +205,7 @@ def shred_command(
 
     deleted = run(main, telemetry=False)
     if as_json:
-        out.print_json(json.dumps({"subject": subject, "shredded": deleted}))
+        emit_json({"subject": subject, "shredded": deleted})
     else:
         out.print(f"subject {subject}: " + ("data key deleted" if deleted else "no data key found"))
 
@@ -209,7 +221,7 @@ def rewrap_command(as_json: JsonOpt = False) -> None:
 
     changed = run(main, telemetry=False)
     if as_json:
-        out.print_json(json.dumps({"rewrapped": changed}))
+        emit_json({"rewrapped": changed})
     else:
         out.print(f"re-wrapped {changed} data key(s)")
 

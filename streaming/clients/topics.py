@@ -17,6 +17,7 @@ from streaming.clients.retry import RetryPolicy
 from streaming.config import KafkaSettings
 from streaming.core.topics import (
     AUDIT_CHECKPOINTS_TOPIC,
+    AUDIT_EVENTS_TOPIC,
     COMPACTED,
     INTERNAL_TOPIC_CONFIGS,
     INTERNAL_TOPICS,
@@ -98,7 +99,9 @@ def plan_topics(
     partitions: Mapping[str, int] | None = None,
     internal: bool = False,
 ) -> list[TopicSpec]:
-    """Every topic to create: each main topic, its retry/DLQ topics per group, internals."""
+    """Every topic to create: each main topic, its retry/DLQ topics per group, and with
+    ``internal`` every topic the product's own commands need (compacted internals and
+    the audit events topic, :data:`~streaming.core.topics.COMMAND_TOPICS`)."""
     defaults = defaults or TopicDefaults()
     policy = policy or RetryPolicy()
     counts = dict(partitions or {})
@@ -116,6 +119,14 @@ def plan_topics(
         specs.extend(
             TopicSpec(name, 1, defaults.replication_factor, defaults.internal_config(name))
             for name in INTERNAL_TOPICS
+        )
+        specs.append(
+            TopicSpec(
+                AUDIT_EVENTS_TOPIC,
+                counts.get(AUDIT_EVENTS_TOPIC, defaults.partitions),
+                defaults.replication_factor,
+                defaults.config(defaults.retention_ms),
+            )
         )
     return specs
 

@@ -15,7 +15,7 @@ from streaming.core import headers, topics
 
 ROOT = Path(__file__).resolve().parents[3]
 HEADER_NAMES = {v for k, v in vars(headers).items() if k.startswith(("H_", "HTTP_"))}
-TOPIC_NAMES = {topics.SCHEMAS_TOPIC, topics.REVOCATIONS_TOPIC, *topics.INTERNAL_TOPICS}
+TOPIC_NAMES = {topics.SCHEMAS_TOPIC, topics.REVOCATIONS_TOPIC, *topics.COMMAND_TOPICS}
 ALLOWED = {
     # the registry's HTTP request header, not a Kafka record header
     ("streaming/registry/app.py", "content-type"),
