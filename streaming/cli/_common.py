@@ -191,9 +191,10 @@ def run(make: Callable[[], Coroutine[Any, Any, T]], *, telemetry: bool = True) -
 
 
 def emit_json(data: Any) -> None:
-    """``--json`` output: one JSON document on stdout, written as is (rich's highlighting
-    of a large document takes minutes)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """``--json`` output: one JSON document on stdout; indented on a terminal, one compact
+    line when piped (rich's highlighting, or indenting, of a large document is slow)."""
+    indent = 2 if out.is_terminal else None
+    sys.stdout.write(json.dumps(data, indent=indent, default=str) + "\n")
 
 
 def iso_ms(epoch_ms: int | None) -> str:
@@ -208,23 +209,18 @@ def print_table(
 ) -> None:
     """Rows for people on a terminal (a rich table); piped or redirected, tab-separated
     lines under a header line (the title goes to stderr): nothing truncated or wrapped, one
-    row a line, fast for thousands of rows. Cells are rich markup (escape raw text)."""
+    row a line, fast for thousands of rows. Cells are plain text, never markup."""
     if out.is_terminal:
-        table = Table(*columns, title=title)
+        table = Table(*columns, title=Text(title) if title else None)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))
         out.print(table)
         return
     if title:
-        err.print(title)
-    write = sys.stdout.write
-    write("\t".join(columns) + "\n")
-    for row in rows:
-        write("\t".join(_one_line(cell) for cell in row) + "\n")
-
-
-def _one_line(cell: str) -> str:
-    return Text.from_markup(cell).plain.replace("\t", " ").replace("\n", " ")
+        err.print(escape(title))
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(c.replace("\t", " ").replace("\n", " ") for c in row) for row in rows]
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def kafka_settings(bootstrap_servers: str | None = None) -> KafkaSettings:

@@ -11,7 +11,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from streaming.audit.logger import DEFAULT_AUDIT_TOPIC
 from streaming.cli._common import (
@@ -103,7 +102,7 @@ def dlq_list(
     print_table(
         ("exception type", "count", "oldest", "newest"),
         (
-            (escape(kind), str(row["count"]), row["oldest"], row["newest"])
+            (kind, str(row["count"]), row["oldest"], row["newest"])
             for kind, row in doc["by_exception_type"].items()
         ),
         title=doc["dlq_topic"],

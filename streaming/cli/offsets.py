@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from streaming.audit.logger import DEFAULT_AUDIT_TOPIC
 from streaming.cli._common import (
@@ -72,10 +71,10 @@ def offsets_list(
         ("group", "name", "created", "by", "partitions", "lag at snapshot"),
         (
             (
-                escape(s.group),
-                escape(s.name),
+                s.group,
+                s.name,
                 iso_ms(s.created_at_ms),
-                escape(s.created_by),
+                s.created_by,
                 str(len(s.partitions)),
                 str(sum(p.lag for p in s.partitions)),
             )
@@ -155,17 +154,17 @@ def _print_plan(plan: ResetPlan) -> None:
         ("topic", "partition", "current", "target", "re-read", "lag after", "note"),
         (
             (
-                escape(p.tp.topic),
+                p.tp.topic,
                 str(p.tp.partition),
                 "-" if p.current is None else str(p.current),
                 str(p.target),
                 "-" if p.re_read is None else str(p.re_read),
                 str(p.lag_after),
-                escape(p.note),
+                p.note,
             )
             for p in plan.partitions
         ),
-        title=f"{escape(plan.group)}: {escape(plan.strategy)}",
+        title=f"{plan.group}: {plan.strategy}",
     )
 
 

@@ -11,7 +11,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from streaming.cli._common import (
     ExitCode,
@@ -39,6 +38,14 @@ app = group("Compacted topics as tables.")
 
 def _framed(value: bytes | None) -> bool:
     return value is not None and len(value) > HEADER_SIZE and value[0] == MAGIC_BYTE
+
+
+def _raw(value: bytes | None) -> str | None:
+    """Bytes as they are: Avro wire bytes always as ``base64:...`` (even when they happen
+    to be valid UTF-8), anything else as :func:`text` shows it."""
+    if value is not None and _framed(value):
+        return "base64:" + base64.b64encode(value).decode()
+    return text(value)
 
 
 def _plain(value: Any) -> Any:
@@ -72,7 +79,7 @@ async def _decoded(
             decoded = await decoder.deserialize(data, SerializationContext(topic, field))
         except SerializationError:
             failed += 1
-            return text(data)
+            return _raw(data)
         return _plain(decoded.value)
 
     try:
@@ -103,7 +110,7 @@ def table_dump(
             rows = table.snapshot()
         avro = any(_framed(v) or _framed(k) for k, v in rows.items())
         if raw or not avro:
-            return {text(k) or "": text(v) for k, v in sorted(rows.items())}
+            return {_raw(k) or "": _raw(v) for k, v in sorted(rows.items())}
         if not (registry_url or registry_settings().configured):
             raise fail(
                 f"{topic} holds Avro in the registry wire format: set REGISTRY_URL (or "
@@ -121,10 +128,7 @@ def table_dump(
         return
     print_table(
         ("key", "value"),
-        (
-            (escape(k), escape(v if isinstance(v, str) else json.dumps(v, sort_keys=True)))
-            for k, v in rows.items()
-        ),
+        ((k, v if isinstance(v, str) else json.dumps(v, sort_keys=True)) for k, v in rows.items()),
         title=f"{topic} ({len(rows)} keys)",
     )
 

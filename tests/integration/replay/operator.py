@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -41,6 +42,18 @@ def cli(
         timeout=timeout_s,
         check=False,
     )
+
+
+def timed(*args: str, env: Mapping[str, str]) -> tuple[float, float, str]:
+    """``streaming ARGS`` piped: its wall time, its CPU time (user + system) and stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = cli(*args, env=env)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert done.returncode == 0, done.stderr
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stdout
 
 
 def startup_s(env: Mapping[str, str]) -> float:

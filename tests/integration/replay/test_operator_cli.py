@@ -79,7 +79,7 @@ def test_the_same_replay_twice_writes_the_range_once(streaming_stack: StackEndpo
         assert "already finished" in again.stderr and "nothing to do" in again.stderr
         assert len(read_values(bs, copy)) == 50
         # a deliberate re-run names a new id
-        forced = cli(*args, "--replay-id", "on-purpose", "--json", env=env)
+        forced = cli(*args, "--replay-id", _name("on-purpose"), "--json", env=env)
         assert forced.returncode == 0, forced.stderr
         assert json.loads(forced.stdout)["written"] == 50
         assert len(read_values(bs, copy)) == 100
