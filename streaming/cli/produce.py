@@ -35,7 +35,7 @@ from streaming.clients.bulk import (
     send_checked,
 )
 from streaming.clients.producer import EventProducer
-from streaming.config import KafkaSettings
+from streaming.clients.topics import topic_exists
 from streaming.errors import ConfigError
 from streaming.events import EVENT_TYPES, Event
 from streaming.events.fake import fake_events
@@ -47,21 +47,6 @@ def _event_type(name: str) -> type[Event]:
         known = ", ".join(sorted(c.type_name() for c in EVENT_TYPES.values()))
         raise fail(f"unknown event type {name!r}; use one of: {known}", ExitCode.USAGE)
     return found
-
-
-async def _require_topic(settings: KafkaSettings, topic: str) -> None:
-    """Fail in one line before anything is encoded or registered if ``topic`` is missing."""
-    admin = kafka_transport(settings).admin()
-    await admin.start()
-    try:
-        exists = topic in await admin.list_topics()
-    finally:
-        await admin.stop()
-    if not exists:
-        raise fail(
-            f"topic {topic!r} does not exist; create it first "
-            f"(streaming topics ensure --topic {topic})"
-        )
 
 
 def produce(
@@ -98,7 +83,12 @@ def produce(
         label, items = "stdin line", parse_lines(cls, sys.stdin)
 
     async def work() -> Sent:
-        await _require_topic(settings, topic)
+        if not await topic_exists(kafka_transport(settings), topic):
+            # before anything is encoded or registered: one line, at once
+            raise fail(
+                f"topic {topic!r} does not exist; create it first "
+                f"(streaming topics ensure --topic {topic})"
+            )
         registry = registry_client(registry_url)
         try:
             async with EventProducer(kafka_transport(settings), registry) as producer:

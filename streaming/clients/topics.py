@@ -24,7 +24,7 @@ from streaming.core.topics import (
     OFFSET_SNAPSHOTS_TOPIC,
 )
 from streaming.errors import TopicError
-from streaming.transport.base import AdminTransport, TopicSpec
+from streaming.transport.base import AdminTransport, TopicSpec, TransportFactory
 
 DAY_MS = 86_400_000
 
@@ -131,6 +131,16 @@ def plan_topics(
     return specs
 
 
+async def topic_exists(transport: TransportFactory, name: str) -> bool:
+    """Whether the cluster has topic ``name`` (one admin round trip; creates nothing)."""
+    admin = transport.admin()
+    await admin.start()
+    try:
+        return name in await admin.list_topics()
+    finally:
+        await admin.stop()
+
+
 @dataclass(frozen=True, slots=True)
 class EnsureResult:
     """What :func:`ensure_topics` did."""
@@ -197,4 +207,5 @@ __all__ = [
     "ensure_topics",
     "failure_topic_specs",
     "plan_topics",
+    "topic_exists",
 ]
