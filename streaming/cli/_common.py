@@ -172,6 +172,8 @@ def _group_callback() -> None:
 def group(help_text: str, **options: Any) -> typer.Typer:
     """A command group (or the root) with the shared group class and settings."""
     options.setdefault("no_args_is_help", True)
+    if not err.is_terminal:  # typer's usage-error box wraps at 80 columns: plain lines
+        options.setdefault("rich_markup_mode", None)
     return typer.Typer(
         help=help_text,
         cls=CommandGroup,
