@@ -19,11 +19,11 @@ $(STAMP): pyproject.toml
 install: system-deps $(STAMP)
 
 lint: install
-	$(BIN)/ruff check streaming connectors tests bench scripts
-	$(BIN)/ruff format --check streaming connectors tests bench scripts
+	$(BIN)/ruff check streaming connectors tests bench scripts examples
+	$(BIN)/ruff format --check streaming connectors tests bench scripts examples
 
 typecheck: install
-	$(BIN)/mypy streaming connectors scripts/demo_consumer.py
+	$(BIN)/mypy streaming connectors scripts/demo_consumer.py examples
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
