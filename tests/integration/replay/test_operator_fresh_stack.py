@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as CTopicPartition
 
 from streaming.core.topics import COMMAND_TOPICS, OFFSET_SNAPSHOTS_TOPIC
-from streaming.testing import StackEndpoints
+from streaming.testing import StackEndpoints, eventually_sync
 from tests.integration.replay.operator import (
     STREAMING,
     cli,
@@ -26,6 +26,12 @@ from tests.integration.replay.operator import (
     timed,
     topics,
 )
+
+_COORDINATOR_NOT_READY = {
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +79,20 @@ def test_a_fresh_stack_takes_every_audited_command_at_once(fresh: dict[str, str]
     produce(bs, orders, [(f"k{i}".encode(), f"v{i}".encode()) for i in range(20)])
     group = "billing"
     consumer = Consumer({"bootstrap.servers": bs, "group.id": group})
-    consumer.commit(
-        offsets=[CTopicPartition(orders, 0, 1), CTopicPartition(orders, 1, 1)], asynchronous=False
-    )
+
+    def committed() -> bool:
+        try:
+            consumer.commit(
+                offsets=[CTopicPartition(orders, 0, 1), CTopicPartition(orders, 1, 1)],
+                asynchronous=False,
+            )
+        except KafkaException as exc:  # a brand-new broker still loads its coordinator
+            if exc.args[0].code() not in _COORDINATOR_NOT_READY:
+                raise
+            return False
+        return True
+
+    eventually_sync(committed, timeout_s=60, what="the group's first commit")
     consumer.close()
     create_topic(bs, f"{orders}.{group}.dlq", 2)
     # REGISTRY_URL is set, so --audit auto means the audit chain
