@@ -232,8 +232,7 @@ class KafkaProducerTransport:
         parts = self._sorted_partitions(record.topic)
         if parts is None:
             with _translated(f"send to {record.topic}"):
-                await self._producer.partitions_for(record.topic)
-            parts = self._sorted_partitions(record.topic) or []
+                parts = await self._partitions(record.topic)
         partition = self._partition(record, parts)
         return await self._buffer.add(record, partition, partial(self._check_size, record))
 
