@@ -107,6 +107,8 @@ run time. ``(R)`` marks ``retriable = True``: retrying the same call may succeed
     +-- ReplayError                      [replay.errors] a replay/reset/redrive cannot run
     |   +-- ResetPlanError               the reset request cannot be planned (bad input)
     |   +-- SnapshotNotFoundError        no snapshot with that group and name
+    |   +-- SnapshotExistsError          a snapshot of that name exists (--force replaces)
+    |   +-- BoundsError                  replay bounds do not parse or contradict each other
     |   +-- IncompatibleRangeError       the reader schema cannot read some writer ids
     +-- BundleError                      [connectors.audit_sink.bundle] unreadable export
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,11 @@ async def export_bundle(
     until: datetime,
     public_keys: dict[str, Ed25519PublicKey],
     published: SignedCheckpoint | None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Write ``manifest.json``, ``rows.jsonl``, ``checkpoints.jsonl``, ``public_keys.json``.
+
+    ``on_progress(rows_written, 0)`` is called as rows are written (the total is unknown).
 
     ``published`` is the newest checkpoint read from Kafka; every chain it names gets an
     entry, so a chain deleted from the database shows up as an empty one.
@@ -81,7 +85,7 @@ async def export_bundle(
     signed_heads = {h.chain_id: h for h in published.checkpoint().heads} if published else {}
     chain_ids |= set(signed_heads)
     chains: dict[str, Any] = {}
-    count = 0
+    count = written = 0
     with (out / "rows.jsonl").open("w", encoding="utf-8") as rows_file:
         for chain_id in sorted(chain_ids):
             before, after = await store.reader.window_bounds(chain_id, since, until)
@@ -93,6 +97,9 @@ async def export_bundle(
                 if before < row.seq and (after is None or row.seq < after):
                     in_window += 1
                 rows_file.write(row_to_json(row) + "\n")
+                written += 1
+                if on_progress is not None and written % 500 == 0:
+                    on_progress(written, 0)
             count += in_window
             chains[chain_id] = {"from_seq": first, "to_seq": last, "window_rows": in_window}
             head = signed_heads.get(chain_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -152,6 +152,7 @@ async def run_verify(
     settings: AuditSinkSettings,
     chain: str | None = None,
     since_checkpoint: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
     """Verify the database against the newest checkpoint published to Kafka.
 
@@ -170,6 +171,7 @@ async def run_verify(
         published=published,
         chain=chain,
         since_checkpoint=since_checkpoint,
+        on_progress=on_progress,
     )
 
 
@@ -181,6 +183,7 @@ async def run_export(
     out: Path,
     since: datetime,
     until: datetime,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Export a bundle carrying the newest checkpoint read from Kafka (no KEK needed:
     rows are exported as stored, PII still encrypted)."""
@@ -194,6 +197,7 @@ async def run_export(
         until=until,
         public_keys=settings.public_keys(),
         published=published,
+        on_progress=on_progress,
     )
 
 

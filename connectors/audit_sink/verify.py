@@ -11,7 +11,7 @@ Offline bundles live in :mod:`connectors.audit_sink.bundle`.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -166,8 +166,12 @@ async def verify_store(
     published: SignedCheckpoint | None = None,
     chain: str | None = None,
     since_checkpoint: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
-    """Verify chains (all, or ``chain``) and checkpoints; incremental with ``since_checkpoint``."""
+    """Verify chains (all, or ``chain``) and checkpoints; incremental with ``since_checkpoint``.
+
+    ``on_progress(rows_read, rows_claimed)`` is called as rows are read (for a progress bar).
+    """
     claimed = await store.reader.heads()
     stored = await store.checkpoints.load()
     checkpoints = verify_checkpoints(stored, public_keys, published=published)
@@ -185,6 +189,9 @@ async def verify_store(
         chains = await store.reader.chain_ids()
         if checkpoints.latest is not None:
             chains |= {h.chain_id for h in checkpoints.latest.heads}
+    starts = {c: start_from.head(c) if start_from else None for c in chains}
+    total = sum(claimed[c].seq - (h.seq if h else 0) for c, h in starts.items() if c in claimed)
+    done = 0
     for chain_id in sorted(chains):
         start = start_from.head(chain_id) if start_from else None
         verifier = ChainVerifier(
@@ -195,10 +202,15 @@ async def verify_store(
             checkpoints.latest_head(chain_id),
         )
         async for row in store.reader.rows(chain_id, from_seq=start.seq if start else 0):
+            done += 1
+            if on_progress is not None and done % 500 == 0:
+                on_progress(done, total)
             if verifier.feed(row) is not None:
                 break
         head = claimed.get(chain_id)
         report.add(verifier, verifier.finish(claimed_seq=head.seq if head else None))
+    if on_progress is not None:
+        on_progress(done, done)
     report.findings.extend(checkpoints.findings)
     report.findings.extend(checkpoint_time_findings(stored, await store.checkpoints.times()))
     if state_finding is not None:

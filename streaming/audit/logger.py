@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from streaming.clients.producer import EventProducer
 from streaming.config import Settings
 from streaming.context import current_audit_context, current_execution_context
+from streaming.core.topics import AUDIT_EVENTS_TOPIC
 from streaming.events import (
     Actor,
     ActorType,
@@ -43,7 +44,7 @@ from streaming.security.events import SecurityEvent, SecurityEventType
 from streaming.security.fields import FieldEncryptor, parse_key
 from streaming.transport.base import RecordMetadata, TopicSpec
 
-DEFAULT_AUDIT_TOPIC = "audit.events"
+DEFAULT_AUDIT_TOPIC = AUDIT_EVENTS_TOPIC
 
 _SECURITY_TYPES = {
     SecurityEventType.LOGIN: AuditEventType.USER_LOGIN,

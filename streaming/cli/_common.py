@@ -13,15 +13,26 @@ import asyncio
 import enum
 import json
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any, TextIO, TypeVar, cast
 
 import structlog
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
 from typer import _click  # typer vendors click; its group class takes this Context
 from typer.core import TyperGroup
 
@@ -29,9 +40,11 @@ from streaming.config import KafkaSettings, RegistrySettings, read_settings
 from streaming.errors import ConfigError, DevStackError, GroupNotEmptyError, StreamingError
 from streaming.logging import configure_logging
 from streaming.replay.errors import (
+    BoundsError,
     ConcurrentRunFencedError,
     IncompatibleRangeError,
     ResetPlanError,
+    SnapshotExistsError,
     SnapshotNotFoundError,
 )
 from streaming.serde.client import SchemaRegistryClient
@@ -49,11 +62,24 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # invalid usage, input or configuration (the message says how to fix it)
     UNAVAILABLE = 3  # the local stack cannot start, or Kafka/PostgreSQL/registry unreachable
     REFUSED = 4  # refused because of the cluster's state (active group, fenced run, schemas)
+    INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT); the message says how to resume
 
 
-# Never wrapped at the terminal width: JSON, keys and result lines are copied and parsed.
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+PIPE_WIDTH = 100_000
+"""Console width when the stream is not a terminal: scripts get whole lines, never wrapped."""
+
+
+def _console(*, stderr: bool) -> Console:
+    """Never wrapped at the terminal width: JSON, ids, hints and result lines are copied
+    and parsed. Piped or redirected, the console is as wide as any line (rich would use 80)."""
+    console = Console(stderr=stderr, soft_wrap=True, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, soft_wrap=True, highlight=False, width=PIPE_WIDTH)
+    return console
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 BootstrapOpt = Annotated[
@@ -99,9 +125,15 @@ def exit_code(exc: StreamingError) -> ExitCode:
     """The one table from our errors to exit codes."""
     if isinstance(exc, CommandFailed):
         return exc.code
-    if isinstance(exc, ConfigError | ResetPlanError | SnapshotNotFoundError):
+    if isinstance(exc, ConfigError | ResetPlanError | SnapshotNotFoundError | BoundsError):
         return ExitCode.USAGE
-    if isinstance(exc, GroupNotEmptyError | IncompatibleRangeError | ConcurrentRunFencedError):
+    refused = (
+        GroupNotEmptyError,
+        IncompatibleRangeError,
+        ConcurrentRunFencedError,
+        SnapshotExistsError,
+    )
+    if isinstance(exc, refused):
         return ExitCode.REFUSED
     if isinstance(exc, DevStackError):
         return ExitCode.UNAVAILABLE
@@ -140,6 +172,8 @@ def _group_callback() -> None:
 def group(help_text: str, **options: Any) -> typer.Typer:
     """A command group (or the root) with the shared group class and settings."""
     options.setdefault("no_args_is_help", True)
+    if not err.is_terminal:  # typer's usage-error box wraps at 80 columns: plain lines
+        options.setdefault("rich_markup_mode", None)
     return typer.Typer(
         help=help_text,
         cls=CommandGroup,
@@ -159,8 +193,36 @@ def run(make: Callable[[], Coroutine[Any, Any, T]], *, telemetry: bool = True) -
 
 
 def emit_json(data: Any) -> None:
-    """``--json`` output: one JSON document on stdout."""
-    out.print_json(json.dumps(data, default=str))
+    """``--json`` output: one JSON document on stdout; indented on a terminal, one compact
+    line when piped (rich's highlighting, or indenting, of a large document is slow)."""
+    indent = 2 if out.is_terminal else None
+    sys.stdout.write(json.dumps(data, indent=indent, default=str) + "\n")
+
+
+def iso_ms(epoch_ms: int | None) -> str:
+    """An epoch-milliseconds time as ISO 8601 UTC, the one way commands print times."""
+    if epoch_ms is None:
+        return "-"
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def print_table(
+    columns: Sequence[str], rows: Iterable[Sequence[str]], *, title: str | None = None
+) -> None:
+    """Rows for people on a terminal (a rich table); piped or redirected, tab-separated
+    lines under a header line (the title goes to stderr): nothing truncated or wrapped, one
+    row a line, fast for thousands of rows. Cells are plain text, never markup."""
+    if out.is_terminal:
+        table = Table(*columns, title=Text(title) if title else None)
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))
+        out.print(table)
+        return
+    if title:
+        err.print(escape(title))
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(c.replace("\t", " ").replace("\n", " ") for c in row) for row in rows]
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def kafka_settings(bootstrap_servers: str | None = None) -> KafkaSettings:
@@ -196,18 +258,34 @@ def unavailable(*kinds: type[Exception], fix: str) -> Iterator[None]:
         raise fail(f"{exc}; {fix}", ExitCode.UNAVAILABLE) from exc
 
 
+class RateColumn(ProgressColumn):
+    """Records per second of the task so far."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- rec/s" if speed is None else f"{speed:,.0f} rec/s")
+
+
 @contextmanager
-def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar with ETA on stderr; yields the ``on_progress(done, total)`` callback."""
-    if not enabled:
+def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar (counts, rate, ETA) on stderr when stderr is a terminal; piped or
+    redirected, nothing. Yields the ``on_progress(done, total)`` callback (``total`` 0:
+    unknown)."""
+    if not (enabled and err.is_terminal):
         yield lambda done, total: None
         return
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            bar.update(task, completed=done, total=total if total > 0 else None)
 
         yield update
 
@@ -227,9 +305,11 @@ __all__ = [
     "exit_code",
     "fail",
     "group",
+    "iso_ms",
     "kafka_settings",
     "kafka_transport",
     "out",
+    "print_table",
     "progress_bar",
     "registry_client",
     "registry_settings",

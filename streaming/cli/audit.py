@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import secrets
 import signal
 from datetime import UTC, datetime
@@ -27,7 +26,16 @@ from connectors.audit_sink.reveal import reveal_subject
 from connectors.audit_sink.runtime import build_store, run_export, run_verify, running_sink
 from connectors.audit_sink.store import AuditStore
 from connectors.audit_sink.verify import VerifyReport
-from streaming.cli._common import ExitCode, JsonOpt, err, group, out, run
+from streaming.cli._common import (
+    ExitCode,
+    JsonOpt,
+    emit_json,
+    err,
+    group,
+    out,
+    progress_bar,
+    run,
+)
 from streaming.cli.privacy import AuditModeOpt, record_access
 from streaming.config import Settings, load_settings, read_settings
 from streaming.db import Database
@@ -54,7 +62,7 @@ def _parse_time(value: str) -> datetime:
 
 def _print_report(report: VerifyReport, as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps(report.to_dict()))
+        emit_json(report.to_dict())
     elif report.ok:
         window = f" recorded in [{report.window[0]}, {report.window[1]})" if report.window else ""
         legacy = (
@@ -102,7 +110,7 @@ def sink_command(as_json: JsonOpt = False) -> None:
                     err.print(f"audit sink consuming {audit.topic_list} into {audit.db_schema}")
                 await sink.run()
                 if as_json:
-                    out.print_json(json.dumps({"rows": sink.stats.rows}))
+                    emit_json({"rows": sink.stats.rows})
         finally:
             await registry.aclose()
             await database.close()
@@ -139,13 +147,15 @@ def verify_command(
 
         async def main() -> VerifyReport:
             async with Database(settings.database) as database:
-                return await run_verify(
-                    transport=KafkaTransport(settings.kafka),
-                    database=database,
-                    settings=audit,
-                    chain=chain,
-                    since_checkpoint=since_checkpoint,
-                )
+                with progress_bar("verifying", not as_json) as on_progress:
+                    return await run_verify(
+                        transport=KafkaTransport(settings.kafka),
+                        database=database,
+                        settings=audit,
+                        chain=chain,
+                        since_checkpoint=since_checkpoint,
+                        on_progress=on_progress,
+                    )
 
         report = run(main, telemetry=False)
     _print_report(report, as_json)
@@ -165,18 +175,20 @@ def export_command(
 
     async def main() -> dict[str, Any]:
         async with Database(settings.database) as database:
-            return await run_export(
-                transport=KafkaTransport(settings.kafka),
-                database=database,
-                settings=audit,
-                out=out_dir,
-                since=start,
-                until=end,
-            )
+            with progress_bar("exporting", not as_json) as on_progress:
+                return await run_export(
+                    transport=KafkaTransport(settings.kafka),
+                    database=database,
+                    settings=audit,
+                    out=out_dir,
+                    since=start,
+                    until=end,
+                    on_progress=on_progress,
+                )
 
     manifest = run(main, telemetry=False)
     if as_json:
-        out.print_json(json.dumps(manifest))
+        emit_json(manifest)
     else:
         out.print(
             f"exported {manifest['rows']} row(s) of {len(manifest['chains'])} chain(s) to {out_dir}"
@@ -207,15 +219,13 @@ def shred_command(
 
     key_ids, deleted = run(main, telemetry=False)
     if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "subject": subject,
-                    "shredded": bool(key_ids) or deleted,
-                    "topic_key_ids": key_ids,
-                    "database_key_deleted": deleted,
-                }
-            )
+        emit_json(
+            {
+                "subject": subject,
+                "shredded": bool(key_ids) or deleted,
+                "topic_key_ids": key_ids,
+                "database_key_deleted": deleted,
+            }
         )
     else:
         out.print(
@@ -248,11 +258,11 @@ def reveal_command(
 
     rows = run(main, telemetry=False)
     if as_json:
-        out.print_json(json.dumps({"subject": subject, "rows": rows}))
+        emit_json({"subject": subject, "rows": rows})
     else:
         for row in rows:
             out.print(f"[bold]{row['chain']}#{row['seq']}[/bold] {row['event_id']}")
-            out.print_json(json.dumps(row["event"]))
+            out.print_json(data=row["event"], default=str)
         err.print(f"{len(rows)} row(s) for subject {subject}")
 
 
@@ -269,7 +279,7 @@ def rewrap_command(as_json: JsonOpt = False) -> None:
 
     changed = run(main, telemetry=False)
     if as_json:
-        out.print_json(json.dumps({"rewrapped": changed}))
+        emit_json({"rewrapped": changed})
     else:
         out.print(f"re-wrapped {changed} data key(s)")
 

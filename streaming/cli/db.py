@@ -5,9 +5,7 @@ Exit codes: 0 done; 1 the migration failed; 2 invalid configuration.
 
 from __future__ import annotations
 
-import json
-
-from streaming.cli._common import JsonOpt, group, out, run
+from streaming.cli._common import JsonOpt, emit_json, group, out, run
 from streaming.cli.audit import sink_settings
 from streaming.db import Database
 
@@ -29,7 +27,7 @@ def migrate_command(as_json: JsonOpt = False) -> None:
 
     run(main, telemetry=False)
     if as_json:
-        out.print_json(json.dumps({"migrated": True, "audit_schema": audit.db_schema}))
+        emit_json({"migrated": True, "audit_schema": audit.db_schema})
     else:
         out.print(f"migrated: audit schema '{audit.db_schema}', outbox table")
 

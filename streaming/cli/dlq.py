@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from streaming.audit.logger import DEFAULT_AUDIT_TOPIC
 from streaming.cli._common import (
     AuditOpt,
     AuditTopicOpt,
     BootstrapOpt,
-    ExitCode,
     JsonOpt,
     RateOpt,
     RegistryOpt,
@@ -27,9 +24,11 @@ from streaming.cli._common import (
     err,
     fail,
     group,
+    iso_ms,
     kafka_settings,
     kafka_transport,
     out,
+    print_table,
     progress_bar,
     registry_client,
     run,
@@ -42,6 +41,7 @@ from streaming.core.headers import H_EXCEPTION_STACK
 from streaming.events import EventDeserializer
 from streaming.replay import DlqRedriver, RedriveFilter
 from streaming.replay.audit import audit_hook
+from streaming.replay.bounds import parse_spans
 from streaming.replay.plan import parse_datetime, to_epoch_ms
 from streaming.transport.base import Record
 
@@ -49,10 +49,6 @@ app = group("Dead-letter topics: inspect and redrive.")
 
 TopicOpt = Annotated[str, typer.Option("--topic", "-t", help="The source (main) topic.")]
 GroupOpt = Annotated[str, typer.Option("--group", "-g", help="The consumer group.")]
-
-
-def _ms_iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 async def _dlq_records(settings: KafkaSettings, topic: str, group: str) -> list[Record]:
@@ -96,17 +92,21 @@ def dlq_list(
         "dlq_topic": dlq_topic(topic, group),
         "total": len(records),
         "by_exception_type": {
-            k: {**v, "oldest": _ms_iso(v["oldest_ms"]), "newest": _ms_iso(v["newest_ms"])}
+            k: {**v, "oldest": iso_ms(v["oldest_ms"]), "newest": iso_ms(v["newest_ms"])}
             for k, v in sorted(summary.items())
         },
     }
     if as_json:
-        out.print_json(json.dumps(doc))
+        emit_json(doc)
         return
-    table = Table("exception type", "count", "oldest", "newest", title=doc["dlq_topic"])
-    for kind, row in doc["by_exception_type"].items():
-        table.add_row(kind, str(row["count"]), row["oldest"], row["newest"])
-    out.print(table)
+    print_table(
+        ("exception type", "count", "oldest", "newest"),
+        (
+            (kind, str(row["count"]), row["oldest"], row["newest"])
+            for kind, row in doc["by_exception_type"].items()
+        ),
+        title=doc["dlq_topic"],
+    )
     err.print(f"{len(records)} record(s) in {doc['dlq_topic']}")
 
 
@@ -153,7 +153,7 @@ def dlq_show(
             "with 'dlq list')"
         )
     if as_json:
-        out.print_json(json.dumps(doc))
+        emit_json(doc)
         return
     headers = dict(doc["headers"])
     stack = headers.pop(H_EXCEPTION_STACK, "")
@@ -161,23 +161,6 @@ def dlq_show(
     out.print_json(json.dumps(headers))
     out.print(stack or "(no stack)", highlight=False)
     out.print_json(json.dumps({"value": doc.get("value"), "error": doc.get("error")}))
-
-
-def _parse_offsets(values: list[str]) -> dict[int, tuple[int, int]] | None:
-    """``P:START-END`` (END exclusive) per partition."""
-    if not values:
-        return None
-    spans: dict[int, tuple[int, int]] = {}
-    for value in values:
-        part, _, span = value.partition(":")
-        lo, _, hi = span.partition("-")
-        if not (part.isdigit() and lo.isdigit() and hi.isdigit()):
-            raise fail(
-                f"--offsets {value!r}: expected PARTITION:START-END, e.g. 0:100-200",
-                ExitCode.USAGE,
-            )
-        spans[int(part)] = (int(lo), int(hi))
-    return spans
 
 
 @app.command("redrive")
@@ -212,7 +195,7 @@ def dlq_redrive(
         exception_types=tuple(exception_type or ()),
         since_ms=to_epoch_ms(parse_datetime(since)) if since else None,
         until_ms=to_epoch_ms(parse_datetime(until)) if until else None,
-        offsets=_parse_offsets(offsets or []),
+        offsets=parse_spans(offsets, "--offsets") if offsets else None,
     )
 
     async def go() -> dict[str, Any]:

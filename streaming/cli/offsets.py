@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from streaming.audit.logger import DEFAULT_AUDIT_TOPIC
 from streaming.cli._common import (
@@ -19,8 +18,9 @@ from streaming.cli._common import (
     emit_json,
     err,
     group,
+    iso_ms,
     kafka_transport,
-    out,
+    print_table,
     run,
 )
 from streaming.replay import (
@@ -41,11 +41,15 @@ def offsets_snapshot(
     group: Annotated[str, typer.Option("--group", "-g", help="Consumer group.")],
     name: Annotated[str, typer.Option("--name", "-n", help="Snapshot name, e.g. pre-deploy.")],
     topic: Annotated[list[str] | None, typer.Option(help="Only these topics.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing snapshot of that name.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Store the group's committed offsets (with log ends and timestamps)."""
+    """Store the group's committed offsets (with log ends and timestamps); an existing
+    name is refused unless --force."""
     transport = kafka_transport()
-    snap = run(lambda: OffsetManager(transport).snapshot(group, name, topics=topic))
+    snap = run(lambda: OffsetManager(transport).snapshot(group, name, topics=topic, force=force))
     if as_json:
         emit_json(snap.to_dict())
         return
@@ -63,13 +67,20 @@ def offsets_list(
     if as_json:
         emit_json([s.to_dict() for s in snaps])
         return
-    table = Table("group", "name", "created (ms)", "by", "partitions", "lag at snapshot")
-    for s in snaps:
-        lag = sum(p.lag for p in s.partitions)
-        table.add_row(
-            s.group, s.name, str(s.created_at_ms), s.created_by, str(len(s.partitions)), str(lag)
-        )
-    out.print(table)
+    print_table(
+        ("group", "name", "created", "by", "partitions", "lag at snapshot"),
+        (
+            (
+                s.group,
+                s.name,
+                iso_ms(s.created_at_ms),
+                s.created_by,
+                str(len(s.partitions)),
+                str(sum(p.lag for p in s.partitions)),
+            )
+            for s in snaps
+        ),
+    )
 
 
 @app.command("delete")
@@ -138,28 +149,23 @@ def _strategy(
     return build
 
 
-def _plan_table(plan: ResetPlan) -> Table:
-    table = Table(
-        "topic",
-        "partition",
-        "current",
-        "target",
-        "re-read",
-        "lag after",
-        "note",
+def _print_plan(plan: ResetPlan) -> None:
+    print_table(
+        ("topic", "partition", "current", "target", "re-read", "lag after", "note"),
+        (
+            (
+                p.tp.topic,
+                str(p.tp.partition),
+                "-" if p.current is None else str(p.current),
+                str(p.target),
+                "-" if p.re_read is None else str(p.re_read),
+                str(p.lag_after),
+                p.note,
+            )
+            for p in plan.partitions
+        ),
         title=f"{plan.group}: {plan.strategy}",
     )
-    for p in plan.partitions:
-        table.add_row(
-            p.tp.topic,
-            str(p.tp.partition),
-            "-" if p.current is None else str(p.current),
-            str(p.target),
-            "-" if p.re_read is None else str(p.re_read),
-            str(p.lag_after),
-            p.note,
-        )
-    return table
 
 
 @app.command("reset")
@@ -215,7 +221,7 @@ def offsets_reset(
     elif as_json:
         emit_json({**plan.to_dict(), "executed": execute})
     else:
-        out.print(_plan_table(plan))
+        _print_plan(plan)
         err.print("applied" if execute else "dry run: nothing changed (add --execute to apply)")
 
 

@@ -6,7 +6,6 @@ parses the options and prints the outcome.
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from typing import Annotated, Any
@@ -19,11 +18,11 @@ from streaming.cli._common import (
     ExitCode,
     JsonOpt,
     RegistryOpt,
+    emit_json,
     err,
     fail,
     kafka_settings,
     kafka_transport,
-    out,
     registry_client,
     run,
 )
@@ -36,6 +35,7 @@ from streaming.clients.bulk import (
     send_checked,
 )
 from streaming.clients.producer import EventProducer
+from streaming.clients.topics import topic_exists
 from streaming.errors import ConfigError
 from streaming.events import EVENT_TYPES, Event
 from streaming.events.fake import fake_events
@@ -83,6 +83,12 @@ def produce(
         label, items = "stdin line", parse_lines(cls, sys.stdin)
 
     async def work() -> Sent:
+        if not await topic_exists(kafka_transport(settings), topic):
+            # before anything is encoded or registered: one line, at once
+            raise fail(
+                f"topic {topic!r} does not exist; create it first "
+                f"(streaming topics ensure --topic {topic})"
+            )
         registry = registry_client(registry_url)
         try:
             async with EventProducer(kafka_transport(settings), registry) as producer:
@@ -105,7 +111,7 @@ def produce(
         doc: dict[str, Any] = {"topic": topic, "sent": done.sent, "records": done.records}
         if done.error is not None:
             doc.update(error=done.explain(label), first_unsent=done.first_unsent)
-        out.print_json(json.dumps(doc))
+        emit_json(doc)
     if done.error is None:
         if not as_json:
             err.print(f"[green]sent[/green] {done.sent} {cls.type_name()} event(s) to {topic}")

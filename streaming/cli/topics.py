@@ -1,9 +1,8 @@
-"""``streaming topics ensure``: create main, retry/DLQ and internal topics
-(planning and creation are :mod:`streaming.clients.topics`')."""
+"""``streaming topics ensure``: create main, retry/DLQ topics and the topics the product's
+own commands need (planning and creation are :mod:`streaming.clients.topics`')."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -12,7 +11,9 @@ from streaming.cli._common import (
     BootstrapOpt,
     ExitCode,
     JsonOpt,
+    emit_json,
     err,
+    fail,
     group,
     kafka_settings,
     kafka_transport,
@@ -27,7 +28,9 @@ app = group("Create main, retry/DLQ and internal topics.")
 
 @app.command("ensure")
 def topics_ensure(
-    topic: Annotated[list[str], typer.Option("--topic", "-t", help="Main topic (repeatable).")],
+    topic: Annotated[
+        list[str] | None, typer.Option("--topic", "-t", help="Main topic (repeatable).")
+    ] = None,
     group_: Annotated[
         list[str] | None,
         typer.Option("--group", "-g", help="Consumer group needing retry/DLQ topics."),
@@ -46,12 +49,18 @@ def topics_ensure(
     dlq_retention_ms: Annotated[int | None, typer.Option(help="DLQ (default 30 days).")] = None,
     attempts: Annotated[int, typer.Option(help="Deliveries incl. the first (retry levels+1).")] = 3,
     internal: Annotated[
-        bool, typer.Option(help="Also the compacted _streaming.* internal topics.")
+        bool,
+        typer.Option(
+            help="Also every topic the product's own commands need: the compacted "
+            "_streaming.* topics and the audit events topic."
+        ),
     ] = True,
     bootstrap_servers: BootstrapOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create missing main, retry, DLQ (and internal) topics; existing ones are kept."""
+    if not topic and not internal:
+        raise fail("nothing to create: give --topic, or leave --internal on", ExitCode.USAGE)
     settings = kafka_settings(bootstrap_servers)
     overrides = {
         k: v
@@ -68,7 +77,7 @@ def topics_ensure(
     defaults = TopicDefaults.from_settings(settings, **overrides)
     policy = RetryPolicy(attempts=attempts, delays_s=(1.0,))
     specs = plan_topics(
-        topic, groups=group_ or (), policy=policy, defaults=defaults, internal=internal
+        topic or (), groups=group_ or (), policy=policy, defaults=defaults, internal=internal
     )
 
     async def work() -> Any:
@@ -81,14 +90,12 @@ def topics_ensure(
 
     result = run(work)
     if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "created": list(result.created),
-                    "existing": list(result.existing),
-                    "mismatched": {k: list(v) for k, v in result.mismatched.items()},
-                }
-            )
+        emit_json(
+            {
+                "created": list(result.created),
+                "existing": list(result.existing),
+                "mismatched": {k: list(v) for k, v in result.mismatched.items()},
+            }
         )
     else:
         for name in result.created:

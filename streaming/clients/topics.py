@@ -17,13 +17,14 @@ from streaming.clients.retry import RetryPolicy
 from streaming.config import KafkaSettings
 from streaming.core.topics import (
     AUDIT_CHECKPOINTS_TOPIC,
+    AUDIT_EVENTS_TOPIC,
     COMPACTED,
     INTERNAL_TOPIC_CONFIGS,
     INTERNAL_TOPICS,
     OFFSET_SNAPSHOTS_TOPIC,
 )
 from streaming.errors import TopicError
-from streaming.transport.base import AdminTransport, TopicSpec
+from streaming.transport.base import AdminTransport, TopicSpec, TransportFactory
 
 DAY_MS = 86_400_000
 
@@ -98,7 +99,9 @@ def plan_topics(
     partitions: Mapping[str, int] | None = None,
     internal: bool = False,
 ) -> list[TopicSpec]:
-    """Every topic to create: each main topic, its retry/DLQ topics per group, internals."""
+    """Every topic to create: each main topic, its retry/DLQ topics per group, and with
+    ``internal`` every topic the product's own commands need (compacted internals and
+    the audit events topic, :data:`~streaming.core.topics.COMMAND_TOPICS`)."""
     defaults = defaults or TopicDefaults()
     policy = policy or RetryPolicy()
     counts = dict(partitions or {})
@@ -117,7 +120,25 @@ def plan_topics(
             TopicSpec(name, 1, defaults.replication_factor, defaults.internal_config(name))
             for name in INTERNAL_TOPICS
         )
+        specs.append(
+            TopicSpec(
+                AUDIT_EVENTS_TOPIC,
+                counts.get(AUDIT_EVENTS_TOPIC, defaults.partitions),
+                defaults.replication_factor,
+                defaults.config(defaults.retention_ms),
+            )
+        )
     return specs
+
+
+async def topic_exists(transport: TransportFactory, name: str) -> bool:
+    """Whether the cluster has topic ``name`` (one admin round trip; creates nothing)."""
+    admin = transport.admin()
+    await admin.start()
+    try:
+        return name in await admin.list_topics()
+    finally:
+        await admin.stop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,4 +207,5 @@ __all__ = [
     "ensure_topics",
     "failure_topic_specs",
     "plan_topics",
+    "topic_exists",
 ]

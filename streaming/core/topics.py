@@ -28,8 +28,14 @@ SUBJECT_KEYS_TOPIC = "_streaming.subject-keys"
 AUDIT_EVENTS_TOPIC = "audit.events"
 """Where audit events are published and the audit sink reads (``AUDIT_TOPICS``)."""
 INTERNAL_TOPICS = (OFFSET_SNAPSHOTS_TOPIC, AUDIT_CHECKPOINTS_TOPIC)
-"""What ``streaming topics create --internal`` provisions (``_schemas`` belongs to the
-registry deployable; the revocations topic to the token verifiers, which size its retention)."""
+"""The compacted topics ``streaming topics ensure --internal`` provisions (``_schemas``
+belongs to the registry deployable; the revocations topic to the token verifiers, which
+size its retention)."""
+AUDIT_EVENTS_TOPIC = "audit.events"
+"""Where services and operator commands publish audit events; the audit sink reads it."""
+COMMAND_TOPICS = (*INTERNAL_TOPICS, AUDIT_EVENTS_TOPIC)
+"""Every topic the product's own commands need (``replay``, ``offsets``, ``dlq redrive``
+with ``--audit auto``): ``streaming dev up`` and ``topics ensure --internal`` create them."""
 
 
 def _compacted(extra: Mapping[str, str] | None = None) -> Mapping[str, str]:
@@ -41,8 +47,9 @@ COMPACTED = _compacted()
 """Plain compaction: the ``_schemas`` topic and tables that need nothing more."""
 CHANGELOG_CONFIG = _compacted({"min.cleanable.dirty.ratio": "0.1"})
 """A state store's changelog: cleaned early, it is replayed on every start."""
-OFFSET_SNAPSHOTS_CONFIG = _compacted({"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"})
-"""Small and rewritten often: hourly segments so superseded rows are cleaned."""
+OFFSET_SNAPSHOTS_CONFIG = _compacted({"min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000"})
+"""Small, rewritten often (a replay's progress row per batch) and read whole by every
+snapshot lookup: ten-minute segments so superseded rows are cleaned within minutes."""
 AUDIT_CHECKPOINTS_CONFIG = _compacted({"min.compaction.lag.ms": "60000"})
 """A checkpoint stays readable for a minute before a newer one may replace it."""
 
@@ -133,6 +140,7 @@ __all__ = [
     "AUDIT_CHECKPOINTS_TOPIC",
     "AUDIT_EVENTS_TOPIC",
     "CHANGELOG_CONFIG",
+    "COMMAND_TOPICS",
     "COMPACTED",
     "INTERNAL_TOPICS",
     "INTERNAL_TOPIC_CONFIGS",

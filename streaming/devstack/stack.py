@@ -134,6 +134,7 @@ class DevStack:
         else:
             progress(f"Kafka already running at {state.kafka.address}")
         wait_for_kafka(state.kafka.address, brokers if state.kafka.kind != "external" else 1)
+        ensure_command_topics(state.kafka.address, progress)
         if not (state.postgres and state.postgres.alive):
             state.postgres = self._start_postgres(progress)
             self._save(state)
@@ -352,6 +353,28 @@ def wait_for_kafka(bootstrap: str, brokers: int = 1, timeout_s: float = 90.0) ->
     )
 
 
+def ensure_command_topics(bootstrap: str, progress: Progress = _quiet) -> None:
+    """Create every topic the product's own commands need (``COMMAND_TOPICS``: the
+    compacted internals and the audit events topic), so a fresh stack takes ``replay``,
+    ``offsets reset --execute`` and ``dlq redrive --execute`` with ``--audit auto`` at once."""
+    from streaming.clients.topics import TopicDefaults, ensure_topics, plan_topics
+    from streaming.transport.kafka import KafkaTransport
+
+    settings = KafkaSettings(bootstrap_servers=bootstrap)
+
+    async def create() -> tuple[str, ...]:
+        admin = KafkaTransport(settings).admin()
+        await admin.start()
+        try:
+            specs = plan_topics((), defaults=TopicDefaults.from_settings(settings), internal=True)
+            return (await ensure_topics(admin, specs)).created
+        finally:
+            await admin.stop()
+
+    created = _run_sync(create)
+    progress(f"created topics {', '.join(created)}" if created else "topics already present")
+
+
 def _run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, even when a loop already runs here
     (a sync pytest fixture set up from inside an async one)."""
@@ -373,6 +396,7 @@ __all__ = [
     "DevStack",
     "Service",
     "StackState",
+    "ensure_command_topics",
     "registry_available",
     "wait_for_kafka",
 ]

@@ -105,6 +105,7 @@ async def audit_hook(
     """
     from streaming.audit.logger import AuditLogger
     from streaming.clients.producer import EventProducer
+    from streaming.clients.topics import topic_exists
     from streaming.serde.client import SchemaRegistryClient
 
     if mode not in ("auto", "chain", "log"):
@@ -121,13 +122,7 @@ async def audit_hook(
             )
         yield log_replay_action
         return
-    admin = transport.admin()
-    await admin.start()
-    try:
-        exists = topic in await admin.list_topics()
-    finally:
-        await admin.stop()
-    if not exists:
+    if not await topic_exists(transport, topic):
         raise ConfigError(
             [
                 f"audit topic {topic!r} does not exist: create it "

@@ -19,6 +19,14 @@ class SnapshotNotFoundError(ReplayError):
     """No offsets snapshot exists for the group and name."""
 
 
+class SnapshotExistsError(ReplayError):
+    """An offsets snapshot of that group and name exists; replacing it needs ``force``."""
+
+
+class BoundsError(ReplayError):
+    """Replay bounds that do not parse, or that contradict each other (start after end)."""
+
+
 class IncompatibleRangeError(ReplayError):
     """The target reader schema cannot read every writer schema id in the range."""
 
@@ -51,10 +59,12 @@ class ConcurrentRunFencedError(TransactionError):
 
 
 __all__ = [
+    "BoundsError",
     "ConcurrentRunFencedError",
     "GroupActiveError",
     "IncompatibleRangeError",
     "ReplayError",
     "ResetPlanError",
+    "SnapshotExistsError",
     "SnapshotNotFoundError",
 ]

@@ -56,9 +56,15 @@ class OffsetManager:
 
     # -- snapshots
     async def snapshot(
-        self, group: str, name: str, *, topics: Sequence[str] | None = None
+        self, group: str, name: str, *, topics: Sequence[str] | None = None, force: bool = False
     ) -> OffsetSnapshot:
-        """Store the group's committed offsets (with log ends and timestamps) as ``name``."""
+        """Store the group's committed offsets (with log ends and timestamps) as ``name``.
+
+        An existing snapshot of that name is refused (:class:`SnapshotExistsError`) unless
+        ``force``: a restore point is not replaced by accident.
+        """
+        if not force:
+            await self.store.refuse_existing(group, name)
         admin, consumer = await self._with_clients()
         try:
             committed = await admin.group_offsets(group)

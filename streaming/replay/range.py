@@ -14,19 +14,17 @@ topic). The range itself is fixed at the first run and stored with the progress,
 Handler mode calls ``async (Record) -> None`` per record in order and stores progress
 after each batch: at-least-once (a resumed run repeats at most the interrupted batch).
 
-Why it is long (~540 lines): one replay is one transactional loop (read, write,
-record progress in the same transaction, resume); its bounds resolution and progress
-record are the only other parts, and they are kept beside the loop they serve.
+Why it is long (~500 lines): one replay is one loop (read, write, record progress,
+resume) in two delivery modes; its progress record and the range check are the only other
+parts, and they are kept beside the loop they serve (bounds are :mod:`.bounds`).
 """
 
 from __future__ import annotations
 
-import enum
+import hashlib
 import json
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -35,13 +33,13 @@ from streaming.core.clock import now_ms
 from streaming.core.headers import H_REPLAY_ID, H_REPLAY_ORIGIN, REPLAY_HEADERS
 from streaming.errors import TopicError
 from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_replay_action
+from streaming.replay.bounds import Bound, BoundKind, resolve_bound
 from streaming.replay.errors import (
     IncompatibleRangeError,
     ReplayError,
 )
-from streaming.replay.plan import to_epoch_ms
 from streaming.replay.ratelimit import RateLimiter
-from streaming.replay.reading import OffsetRange, iter_range
+from streaming.replay.reading import OffsetRange, iter_range, partition_extents
 from streaming.replay.schemacheck import schema_ids, unreadable_ids
 from streaming.replay.snapshots import SnapshotStore, encode_json, row_key
 from streaming.replay.txn import commit_batch
@@ -64,69 +62,18 @@ Handler = Callable[[Record], Awaitable[None]]
 ProgressCallback = Callable[[int, int], None]
 
 
-class BoundKind(enum.StrEnum):
-    EARLIEST = "earliest"
-    LATEST = "latest"
-    OFFSET = "offset"
-    TIME = "time"
-    OFFSETS = "offsets"
-
-
-@dataclass(frozen=True, slots=True)
-class Bound:
-    """One end of a replay range: earliest/latest, an offset, a time, or per-partition offsets."""
-
-    kind: BoundKind
-    offset: int = 0
-    time_ms: int = 0
-    offsets: Mapping[int, int] = field(default_factory=dict)
-
-    @classmethod
-    def earliest(cls) -> Bound:
-        return cls(BoundKind.EARLIEST)
-
-    @classmethod
-    def latest(cls) -> Bound:
-        return cls(BoundKind.LATEST)
-
-    @classmethod
-    def at_offset(cls, offset: int) -> Bound:
-        return cls(BoundKind.OFFSET, offset=offset)
-
-    @classmethod
-    def at_time(cls, when: datetime | int) -> Bound:
-        return cls(BoundKind.TIME, time_ms=when if isinstance(when, int) else to_epoch_ms(when))
-
-    @classmethod
-    def at_offsets(cls, offsets: Mapping[int, int]) -> Bound:
-        """Per-partition offsets, e.g. a snapshot's committed offsets of the topic."""
-        return cls(BoundKind.OFFSETS, offsets=dict(offsets))
-
-
-def resolve_bound(
-    bound: Bound,
-    partition: int,
-    beginning: int,
-    end: int,
-    time_offset: int | None,
-    *,
-    missing: int,
-) -> int:
-    """Offset of ``bound`` in one partition, clamped into ``[beginning, end]``.
-
-    A partition a per-partition bound does not name resolves to ``missing``.
-    """
-    if bound.kind is BoundKind.EARLIEST:
-        value = beginning
-    elif bound.kind is BoundKind.LATEST:
-        value = end
-    elif bound.kind is BoundKind.OFFSET:
-        value = bound.offset
-    elif bound.kind is BoundKind.TIME:
-        value = end if time_offset is None else time_offset
-    else:
-        value = bound.offsets.get(partition, missing)
-    return min(max(value, beginning), end)
+def derive_replay_id(
+    source: str,
+    destination: str,
+    start: Bound,
+    end: Bound,
+    partitions: Sequence[int] | None = None,
+) -> str:
+    """The default replay id: the same source, destination and range give the same id, so
+    running the same replay again resumes or finds it done instead of writing it twice."""
+    parts = sorted(partitions) if partitions is not None else None
+    text = json.dumps([source, destination, start.describe(), end.describe(), parts])
+    return "r-" + hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +194,8 @@ class RangeReplayer:
         consumer = self.transport.consumer(group_id=None, isolation_level="read_committed")
         await consumer.start()
         try:
-            parts = sorted(partitions or await consumer.partitions_for(source))
-            tps = [TopicPartition(source, p) for p in parts]
-            begin = await consumer.beginning_offsets(tps)
-            last = await consumer.end_offsets(tps)
+            extents = await partition_extents(consumer, source, partitions or None)
+            tps = list(extents)
             lookups: list[dict[TopicPartition, int | None]] = []
             for bound in (start, end):
                 lookups.append(
@@ -261,8 +206,7 @@ class RangeReplayer:
         finally:
             await consumer.stop()
         out: dict[int, OffsetRange] = {}
-        for tp in tps:
-            b, e = begin[tp], last[tp]
+        for tp, (b, e) in extents.items():
             lo = resolve_bound(start, tp.partition, b, e, lookups[0].get(tp), missing=b)
             hi = resolve_bound(end, tp.partition, b, e, lookups[1].get(tp), missing=e)
             out[tp.partition] = (lo, max(lo, hi))
@@ -309,12 +253,16 @@ class RangeReplayer:
         """Replay ``source`` between ``start`` (default earliest) and ``end`` (default latest).
 
         Exactly one of ``target`` and ``handler``. Passing the ``replay_id`` of an
-        interrupted run resumes it; of a finished run, does nothing.
+        interrupted run resumes it; of a finished run, does nothing. Without one, the id
+        is derived from source, destination and range (:func:`derive_replay_id`): the
+        same replay run twice writes its range once.
         """
         if (target is None) == (handler is None):
             raise ReplayError("give exactly one of a target topic or a handler")
-        replay_id = replay_id or uuid.uuid4().hex
         destination = target if target is not None else _handler_target(handler)  # type: ignore[arg-type]
+        replay_id = replay_id or derive_replay_id(
+            source, destination, start or Bound.earliest(), end or Bound.latest(), partitions
+        )
         producer: ProducerTransport | None = None
         if target is not None:
             await self.store.ensure_topic()
@@ -452,39 +400,30 @@ class RangeReplayer:
         limiter: RateLimiter,
         on_progress: ProgressCallback | None,
     ) -> ReplayProgress:
+        """Each batch and its progress row in one transaction."""
         key = row_key("replay", progress.replay_id)
-        stream = self._stream(progress, limiter)
-        try:
-            async for records in stream:
-                nxt = self._advance(progress, records)
-                out = [
-                    OutgoingRecord(
-                        topic=target,
-                        value=r.value,
-                        key=r.key,
-                        headers=replay_headers(r, progress.replay_id),
-                        partition=mapper(r.partition),
-                        timestamp_ms=r.timestamp_ms,
-                    )
-                    for r in records
-                ]
-                row = OutgoingRecord(self.store.topic, encode_json(nxt.to_dict()), key=key)
-                await commit_batch(producer, [*out, row], who=f"replay {progress.replay_id}")
-                progress = nxt
-                if on_progress is not None:
-                    on_progress(progress.covered, progress.total)
-        finally:
-            await stream.aclose()
-        done = replace(
-            progress, done=True, next_offsets={p: r[1] for p, r in progress.ranges.items()}
-        )
-        await commit_batch(
-            producer,
-            [OutgoingRecord(self.store.topic, encode_json(done.to_dict()), key=key)],
-            who=f"replay {done.replay_id}",
-        )
-        if on_progress is not None:
-            on_progress(done.total, done.total)
+        who = f"replay {progress.replay_id}"
+
+        async def deliver(records: Sequence[Record], nxt: ReplayProgress) -> None:
+            out = [
+                OutgoingRecord(
+                    topic=target,
+                    value=r.value,
+                    key=r.key,
+                    headers=replay_headers(r, progress.replay_id),
+                    partition=mapper(r.partition),
+                    timestamp_ms=r.timestamp_ms,
+                )
+                for r in records
+            ]
+            row = OutgoingRecord(self.store.topic, encode_json(nxt.to_dict()), key=key)
+            await commit_batch(producer, [*out, row], who=who)
+
+        async def record(done: ReplayProgress) -> None:
+            row = OutgoingRecord(self.store.topic, encode_json(done.to_dict()), key=key)
+            await commit_batch(producer, [row], who=who)
+
+        done = await self._drive(progress, limiter, on_progress, deliver, record)
         log.info("replay finished", replay_id=done.replay_id, written=done.written)
         return done
 
@@ -495,14 +434,35 @@ class RangeReplayer:
         limiter: RateLimiter,
         on_progress: ProgressCallback | None,
     ) -> ReplayProgress:
+        """Each record through ``handler``, then the batch's progress row (at-least-once)."""
         key = row_key("replay", progress.replay_id)
+
+        async def deliver(records: Sequence[Record], nxt: ReplayProgress) -> None:
+            for r in records:
+                await handler(r)
+            await self.store.write(key, encode_json(nxt.to_dict()))
+
+        async def record(done: ReplayProgress) -> None:
+            await self.store.write(key, encode_json(done.to_dict()))
+
+        return await self._drive(progress, limiter, on_progress, deliver, record)
+
+    async def _drive(
+        self,
+        progress: ReplayProgress,
+        limiter: RateLimiter,
+        on_progress: ProgressCallback | None,
+        deliver: Callable[[Sequence[Record], ReplayProgress], Awaitable[None]],
+        record: Callable[[ReplayProgress], Awaitable[None]],
+    ) -> ReplayProgress:
+        """The one loop of both modes: read the rest of the range batch by batch, hand each
+        batch with the progress it completes to ``deliver``, then ``record`` it done."""
         stream = self._stream(progress, limiter)
         try:
             async for records in stream:
-                for record in records:
-                    await handler(record)
-                progress = self._advance(progress, records)
-                await self.store.write(key, encode_json(progress.to_dict()))
+                nxt = self._advance(progress, records)
+                await deliver(records, nxt)
+                progress = nxt
                 if on_progress is not None:
                     on_progress(progress.covered, progress.total)
         finally:
@@ -510,7 +470,9 @@ class RangeReplayer:
         done = replace(
             progress, done=True, next_offsets={p: r[1] for p, r in progress.ranges.items()}
         )
-        await self.store.write(key, encode_json(done.to_dict()))
+        await record(done)
+        if on_progress is not None:
+            on_progress(done.total, done.total)
         return done
 
 
@@ -538,6 +500,7 @@ __all__ = [
     "ReplayProgress",
     "ReplayResult",
     "create_like",
+    "derive_replay_id",
     "replay_headers",
     "resolve_bound",
 ]

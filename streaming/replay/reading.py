@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from streaming.replay.errors import ReplayError
 from streaming.telemetry import global_instruments, metric_attributes
@@ -11,6 +11,17 @@ from streaming.transport.base import ConsumerTransport, Record, TopicPartition
 
 OffsetRange = tuple[int, int]
 """``(start, end)``: offsets ``start <= offset < end``."""
+
+
+async def partition_extents(
+    consumer: ConsumerTransport, topic: str, partitions: Iterable[int] | None = None
+) -> dict[TopicPartition, OffsetRange]:
+    """``(log start, log end)`` of each partition of ``topic`` (or of ``partitions``)."""
+    parts = sorted(partitions if partitions is not None else await consumer.partitions_for(topic))
+    tps = [TopicPartition(topic, p) for p in parts]
+    begin = await consumer.beginning_offsets(tps)
+    end = await consumer.end_offsets(tps)
+    return {tp: (begin[tp], end[tp]) for tp in tps}
 
 
 async def iter_range(
@@ -70,4 +81,4 @@ async def iter_range(
             )
 
 
-__all__ = ["OffsetRange", "iter_range"]
+__all__ = ["OffsetRange", "iter_range", "partition_extents"]

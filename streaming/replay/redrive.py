@@ -44,7 +44,7 @@ from streaming.core.topics import dlq_topic, parking_topic
 from streaming.replay.audit import AuditHook, ReplayAuditEvent, current_actor, log_replay_action
 from streaming.replay.errors import ReplayError
 from streaming.replay.ratelimit import RateLimiter
-from streaming.replay.reading import OffsetRange, iter_range
+from streaming.replay.reading import OffsetRange, iter_range, partition_extents
 from streaming.replay.snapshots import SnapshotStore, encode_json, row_key
 from streaming.replay.txn import commit_batch
 from streaming.transport.base import (
@@ -372,16 +372,11 @@ class DlqRedriver:
         consumer = self.transport.consumer(group_id=None, isolation_level="read_committed")
         await consumer.start()
         try:
-            tps = [
-                TopicPartition(self.dlq, p) for p in sorted(await consumer.partitions_for(self.dlq))
-            ]
-            begin = await consumer.beginning_offsets(tps)
-            end = await consumer.end_offsets(tps)
+            extents = await partition_extents(consumer, self.dlq)
         finally:
             await consumer.stop()
         out: dict[TopicPartition, OffsetRange] = {}
-        for tp in tps:
-            lo, hi = begin[tp], end[tp]
+        for tp, (lo, hi) in extents.items():
             if flt.offsets is not None:
                 if tp.partition not in flt.offsets:
                     continue

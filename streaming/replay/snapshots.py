@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from streaming.core.topics import OFFSET_SNAPSHOTS_CONFIG as SNAPSHOTS_TOPIC_CONFIG
 from streaming.core.topics import OFFSET_SNAPSHOTS_TOPIC as SNAPSHOTS_TOPIC
-from streaming.replay.errors import ReplayError, SnapshotNotFoundError
+from streaming.replay.errors import ReplayError, SnapshotExistsError, SnapshotNotFoundError
 from streaming.replay.table import CompactedTable
 from streaming.transport.base import (
     AdminTransport,
@@ -208,6 +209,17 @@ class SnapshotStore:
                 f"'streaming offsets list --group {group}' shows the existing ones"
             )
         return OffsetSnapshot.from_dict(json.loads(raw))
+
+    async def refuse_existing(self, group: str, name: str) -> None:
+        """Raise :class:`SnapshotExistsError` if ``group`` has a snapshot ``name``."""
+        raw = await self.read("offsets", group, name)
+        if raw is not None:
+            created = OffsetSnapshot.from_dict(json.loads(raw)).created_at_ms
+            when = datetime.fromtimestamp(created / 1000, UTC).isoformat(timespec="seconds")
+            raise SnapshotExistsError(
+                f"group {group!r} already has a snapshot {name!r} (created {when}); "
+                "choose another --name, or pass --force to replace it"
+            )
 
     async def delete_snapshot(self, group: str, name: str) -> None:
         """Tombstone the snapshot (compaction then removes it for good)."""

@@ -18,7 +18,7 @@ import structlog
 
 from streaming.errors import TransportError
 from streaming.replay.kv import KeyValueView
-from streaming.replay.reading import iter_range
+from streaming.replay.reading import iter_range, partition_extents
 from streaming.transport.base import ConsumerTransport, Record, TopicPartition, TransportFactory
 
 log = structlog.get_logger(__name__)
@@ -92,21 +92,16 @@ class CompactedTable(KeyValueView):
         return self._consumer
 
     async def _build(self, consumer: ConsumerTransport) -> None:
-        parts = await consumer.partitions_for(self.topic)
-        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-        begin = await consumer.beginning_offsets(tps)
-        end = await consumer.end_offsets(tps)
+        extents = await partition_extents(consumer, self.topic)
+        tps = list(extents)
         async for batch in iter_range(
-            consumer,
-            {tp: (begin[tp], end[tp]) for tp in tps},
-            max_records=2000,
-            stall_timeout_s=self._stall_timeout_s,
+            consumer, extents, max_records=2000, stall_timeout_s=self._stall_timeout_s
         ):
             for records in batch.values():
                 for record in records:
                     await self._apply(record)
-        for tp in tps:
-            self._positions[tp] = max(end[tp], self._positions.get(tp, 0))
+        for tp, (_begin, end) in extents.items():
+            self._positions[tp] = max(end, self._positions.get(tp, 0))
         # Every partition is now at its high watermark: read on from there.
         consumer.assign(tps)
         consumer.resume(*tps)  # iter_range paused each partition at its end

@@ -186,10 +186,26 @@ class KafkaProducerTransport:
         finally:
             await _call("stop producer", self._producer.stop)
 
+    async def _partitions(self, topic: str) -> list[int]:
+        """The topic's partitions. A topic the cluster's metadata lacks fails at once with
+        one TopicError: aiokafka would wait ``request_timeout_ms`` for it, logging an error
+        for every metadata refresh."""
+        client = self._producer.client
+        if client.cluster.partitions_for_topic(topic) is None:
+            cluster = await client.fetch_all_metadata()  # names no topic: never auto-creates
+            if topic not in cluster.topics():
+                raise TopicError(
+                    f"send to {topic}: topic {topic!r} does not exist; create it first "
+                    f"(streaming topics ensure --topic {topic})"
+                )
+        return sorted(await self._producer.partitions_for(topic))
+
     async def _check_partition(self, record: OutgoingRecord) -> None:
-        """aiokafka only asserts an explicit partition exists; say it as a TopicError."""
+        """The topic must exist; aiokafka only asserts an explicit partition exists, say it
+        as a TopicError."""
+        parts = await self._partitions(record.topic)
         if record.partition is not None:
-            self._partition(record, sorted(await self._producer.partitions_for(record.topic)))
+            self._partition(record, parts)
 
     async def send(self, record: OutgoingRecord) -> RecordMetadata:
         await self._buffer.drain()  # records enqueued before this one go first
@@ -216,8 +232,7 @@ class KafkaProducerTransport:
         parts = self._sorted_partitions(record.topic)
         if parts is None:
             with _translated(f"send to {record.topic}"):
-                await self._producer.partitions_for(record.topic)
-            parts = self._sorted_partitions(record.topic) or []
+                parts = await self._partitions(record.topic)
         partition = self._partition(record, parts)
         return await self._buffer.add(record, partition, partial(self._check_size, record))
 
@@ -253,7 +268,7 @@ class KafkaProducerTransport:
             parts: dict[str, list[int]] = {}  # per call: partitions may be added meanwhile
             for r in records:
                 if r.topic not in parts:
-                    parts[r.topic] = sorted(await self._producer.partitions_for(r.topic))
+                    parts[r.topic] = await self._partitions(r.topic)
                 tp = (r.topic, self._partition(r, parts[r.topic]))
                 builders = batches.setdefault(tp, [])
                 meta = None

@@ -91,7 +91,7 @@ USAGE_ERRORS = [
     (["produce", "-t", "x", "--type", "OrderPlaced", "--batch", "-1"], "'--batch'"),
     (["produce", "-t", "x", "--type", "OrderPlaced", "--fake", "-3"], "'--fake'"),
     (["consume", "-t", "x", "--max", "-1"], "'--max'"),
-    (["topics", "ensure", "--partitions", "2"], "Missing option '--topic'"),
+    (["topics", "ensure", "--partitions", "many"], "Invalid value for '--partitions'"),
     (["dlq", "show", "-t", "x"], "Missing option '--group'"),
     (["dlq", "redrive", "-t", "x", "-g", "g", "--bogus"], "No such option: --bogus"),
     (["registry", "serve", "--port", "abc"], "Invalid value for '--port'"),

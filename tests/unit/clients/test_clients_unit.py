@@ -20,6 +20,7 @@ from streaming.clients.producer import (
 from streaming.clients.retry import RetryPolicy
 from streaming.clients.topics import INTERNAL_TOPICS, TopicDefaults, plan_topics
 from streaming.context import ExecutionContext, execution_context
+from streaming.core.topics import COMMAND_TOPICS
 from streaming.errors import TransactionError
 from streaming.events import OrderCancelled, OrderPlaced, OrderSide, OrderType
 from streaming.serde.errors import RegistryUnavailableError
@@ -214,7 +215,7 @@ def test_plan_topics_sizes_failure_topics_like_their_source_and_compacts_interna
         "orders.billing.retry.1",
         "orders.billing.retry.2",
         "orders.billing.dlq",
-        *INTERNAL_TOPICS,
+        *COMMAND_TOPICS,
     }
     assert {specs[n].partitions for n in specs if n.startswith("orders")} == {12}
     assert specs["orders.billing.dlq"].config == {

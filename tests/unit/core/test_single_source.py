@@ -19,7 +19,7 @@ TOPIC_NAMES = {
     topics.SCHEMAS_TOPIC,
     topics.REVOCATIONS_TOPIC,
     topics.SUBJECT_KEYS_TOPIC,
-    *topics.INTERNAL_TOPICS,
+    *topics.COMMAND_TOPICS,
 }
 ALLOWED = {
     # the registry's HTTP request header, not a Kafka record header

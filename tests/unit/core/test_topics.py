@@ -9,7 +9,9 @@ from streaming.clients.topics import TopicDefaults, plan_topics
 from streaming.core.topics import (
     AUDIT_CHECKPOINTS_CONFIG,
     AUDIT_CHECKPOINTS_TOPIC,
+    AUDIT_EVENTS_TOPIC,
     CHANGELOG_CONFIG,
+    COMMAND_TOPICS,
     COMPACTED,
     INTERNAL_TOPIC_CONFIGS,
     INTERNAL_TOPICS,
@@ -67,7 +69,8 @@ def test_planned_internal_topics_get_the_same_config_their_owners_create() -> No
         s.name: s
         for s in plan_topics([], defaults=TopicDefaults(min_insync_replicas=2), internal=True)
     }
-    assert set(specs) == set(INTERNAL_TOPICS)
+    assert set(specs) == set(COMMAND_TOPICS)  # every topic the commands need
+    assert specs[AUDIT_EVENTS_TOPIC].config["retention.ms"] == str(7 * 86_400_000)
     for name in INTERNAL_TOPICS:
         assert specs[name].partitions == 1
         assert specs[name].config == {**INTERNAL_TOPIC_CONFIGS[name], "min.insync.replicas": "2"}

@@ -29,4 +29,4 @@ def test_bad_reset_requests_exit_2(args: list[str]) -> None:
 def test_bad_offsets_filter_exits_2() -> None:
     result = runner.invoke(dlq_app, ["redrive", "-t", "o", "-g", "g", "--offsets", "0:x"])
     assert result.exit_code == 2
-    assert "PARTITION:START-END" in result.output
+    assert "P:START-END" in result.output
