@@ -83,7 +83,7 @@ def serve(
             DatabaseError, fix="check DATABASE_URL (or unset it to run without PostgreSQL)"
         ),
     ):
-        run(serve_until_stopped, telemetry=False)
+        run(serve_until_stopped)  # OTEL_*: traces/metrics out, OTEL_PROMETHEUS_PORT serves
 
 
 def _get(url: str, path: str) -> Any:
