@@ -292,6 +292,7 @@ async def test_a_redriven_event_is_one_trace_from_produce_to_handled_in_jaeger(
                         "query.start_time_min": "2000-01-01T00:00:00Z",
                         "query.start_time_max": "2100-01-01T00:00:00Z",
                         "query.num_traces": "100",
+                        "query.raw_traces": "true",  # as sent: no clock-skew adjustment
                     },
                 )
                 if reply.status_code == 404:  # nothing from that service yet
@@ -301,14 +302,21 @@ async def test_a_redriven_event_is_one_trace_from_produce_to_handled_in_jaeger(
                     if span["name"] in names:
                         found.setdefault(span["traceId"], [])
             for trace_id in found:
-                reply = await client.get(f"/api/v3/traces/{trace_id}")
+                reply = await client.get(
+                    f"/api/v3/traces/{trace_id}", params={"raw_traces": "true"}
+                )
                 reply.raise_for_status()
                 found[trace_id] = [s for s in _spans(reply.json()) if s["name"] in names]
             return found
 
+        def handled_and_exported(traces: dict[str, list[dict[str, Any]]]) -> bool:
+            """Both deliveries to the handler are in (the consumer flushed last)."""
+            spans = [s for t in traces.values() for s in t]
+            return sum(s["name"] == f"process {topic}" for s in spans) == 2
+
         traces = await eventually(
             traces_with_our_spans,
-            until=lambda t: sum(len(s) for s in t.values()) >= 8,
+            until=handled_and_exported,
             timeout_s=60,
             what="the event's spans in Jaeger",
             interval_s=0.5,
