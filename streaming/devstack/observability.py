@@ -193,8 +193,12 @@ def prometheus_config(targets_dir: Path, collector_metrics: str | None) -> dict[
 
 
 def write_scrape_targets(targets_dir: Path, targets: dict[str, str]) -> None:
-    """One file-SD file per service (``name -> host:port``), replaced atomically."""
+    """One file-SD file per service (``name -> host:port``), replaced atomically; files of
+    services no longer running are removed."""
     targets_dir.mkdir(parents=True, exist_ok=True)
+    for stale in targets_dir.glob("*.json"):
+        if stale.stem not in targets:
+            stale.unlink()
     for name, address in targets.items():
         path = targets_dir / f"{name}.json"
         tmp = path.with_suffix(".tmp")
@@ -260,6 +264,7 @@ def start_prometheus(
     targets.mkdir(parents=True, exist_ok=True)
     config = root / "prometheus.yml"
     config.write_text(json.dumps(prometheus_config(targets, collector_metrics), indent=2))
+    shutil.rmtree(root / "data", ignore_errors=True)  # a new stack starts with no series
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = root / "prometheus.log"

@@ -70,8 +70,10 @@ def test_prometheus_scrapes_service_targets_and_the_collector(tmp_path: Path) ->
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}  # type: ignore[attr-defined]
     assert set(jobs) == {SERVICES_JOB, COLLECTOR_JOB}
     assert jobs[COLLECTOR_JOB]["static_configs"] == [{"targets": ["127.0.0.1:5"]}]
+    (tmp_path / "gone.json").write_text("[]")
     write_scrape_targets(tmp_path, {"registry": "127.0.0.1:7"})
     assert "127.0.0.1:7" in (tmp_path / "registry.json").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["registry.json"]
 
 
 def test_a_jaeger_binary_named_by_the_environment_must_exist(
