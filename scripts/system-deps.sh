@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Make sure the machine has what the local stack and the tests need: a JDK 17+ and Maven
 # for the Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS points at one), Prometheus for the
-# dashboard test and `dev up --observability`, and wrk for the registry benchmark. Installs
-# them with apt-get when we are root on Debian/Ubuntu; otherwise says what to install.
-# (Jaeger is built with the Go toolchain by `make observability`, part of `make install`.)
+# dashboard test and `dev up --observability`, wrk for the registry benchmark and tmux for
+# the `streaming top` test. Installs them with apt-get when we are root on Debian/Ubuntu;
+# otherwise says what to install. (Jaeger is built with the Go toolchain by
+# `make observability`, part of `make install`.)
 set -euo pipefail
 missing=()
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
@@ -15,6 +16,8 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 # The registry benchmark (and its smoke test) drives HTTP load with wrk.
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# The `streaming top` test drives the live view in a tmux pane, as a person would.
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} with apt-get" >&2

@@ -22,6 +22,7 @@ from streaming.cli import (
     registry,
     replay,
     table,
+    top,
     topics,
 )
 from streaming.cli._common import group
@@ -30,6 +31,7 @@ app = group("tradesense-streaming: Kafka event backbone tools.", name="streaming
 app.command("health")(health.health)
 app.command("produce")(produce.produce)
 app.command("consume")(consume.consume)
+app.command("top")(top.top)
 app.add_typer(dev.app, name="dev")
 app.add_typer(topics.app, name="topics")
 app.add_typer(dlq.app, name="dlq")

@@ -87,6 +87,11 @@ def parking_topic(topic: str, group: str) -> str:
     return _checked(f"{topic}.{group}.parking")
 
 
+def is_internal_topic(name: str) -> bool:
+    """Kafka's and ours (``__consumer_offsets``, ``_schemas``, ``_streaming.*``): not data."""
+    return name.startswith("_")
+
+
 def changelog_topic(name: str) -> str:
     """``<name>.changelog``: the compacted topic a state store ``name`` is rebuilt from."""
     return f"{name}.changelog"
@@ -107,6 +112,7 @@ __all__ = [
     "RetryTopicNameError",
     "changelog_topic",
     "dlq_topic",
+    "is_internal_topic",
     "parking_topic",
     "retry_topic",
     "revocations_config",

@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -38,6 +39,7 @@ from streaming.registry.errors import (
 )
 from streaming.registry.model import SUPPORTED_TYPES
 from streaming.registry.openapi import openapi_document
+from streaming.registry.request_count import CountRequests, RequestCount
 from streaming.registry.service import RegistryService
 from streaming.security.http import http_error
 
@@ -399,8 +401,11 @@ def create_app(
             return SchemaResponse({"ready": True})
         return _error(503, {"error_code": 50003, "message": "not ready", "ready": False})
 
+    count = RequestCount()
+
     async def health(request: Request) -> Response:
-        return SchemaResponse({"status": "ok"})
+        # requests_total: API requests so far, so `streaming top` can show a rate.
+        return SchemaResponse({"status": "ok", "requests_total": count.total})
 
     document = openapi_document()
 
@@ -503,7 +508,11 @@ def create_app(
             methods=["GET", "POST", "PUT", "DELETE"],
         ),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_exception})
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_exception},
+        middleware=[Middleware(CountRequests, count=count)],
+    )
 
 
 __all__ = [

@@ -196,7 +196,13 @@ def openapi_document() -> dict[str, Any]:
                     guarded=False,
                 )
             },
-            "/health": {"get": _op("liveness", {"type": "object"}, guarded=False)},
+            "/health": {
+                "get": _op(
+                    "liveness; requests_total counts API requests (probes excluded)",
+                    {"type": "object"},
+                    guarded=False,
+                )
+            },
             "/openapi.json": {
                 "get": _op(
                     "this document", {"type": "object"}, guarded=False, media="application/json"

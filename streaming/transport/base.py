@@ -121,6 +121,8 @@ class GroupInfo:
     group_id: str
     state: str
     members: int
+    member_ids: tuple[str, ...] = ()
+    """Who is in the group: a changed set between two looks means it rebalanced."""
 
 
 RebalanceCallback = Callable[[Sequence[TopicPartition]], Awaitable[None]]

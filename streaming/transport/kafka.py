@@ -691,7 +691,8 @@ class KafkaAdminTransport:
             for group in response.groups:
                 # (error_code, group_id, state, protocol_type, protocol, members, ...)
                 if group[1] == group_id:
-                    return GroupInfo(group_id=group_id, state=group[2], members=len(group[5]))
+                    ids = tuple(sorted(str(member[0]) for member in group[5]))
+                    return GroupInfo(group_id, state=group[2], members=len(ids), member_ids=ids)
         return GroupInfo(group_id=group_id, state="Dead", members=0)
 
     async def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:

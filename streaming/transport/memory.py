@@ -550,7 +550,8 @@ class InMemoryAdmin(_Lifecycle):
         group = self._broker.groups.get(group_id)
         if group is None or not (group.members or group.offsets):
             return GroupInfo(group_id=group_id, state="Dead", members=0)
-        return GroupInfo(group_id=group_id, state=group.state, members=len(group.members))
+        ids = tuple(sorted(group.members))
+        return GroupInfo(group_id, state=group.state, members=len(ids), member_ids=ids)
 
     async def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
         self._require_started()

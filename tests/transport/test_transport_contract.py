@@ -297,7 +297,7 @@ async def test_admin_sees_group_offsets_and_may_alter_them_when_empty(harness: H
     assert await harness.admin.group_offsets(group) == {p0: 3, p1: 0}
     assert group in await harness.admin.list_groups()
     info = await harness.admin.describe_group(group)
-    assert (info.state, info.members) == ("Empty", 0)
+    assert (info.state, info.members, info.member_ids) == ("Empty", 0, ())
 
     await harness.admin.alter_group_offsets(group, {p0: 1})
     assert await harness.admin.group_offsets(group) == {p0: 1, p1: 0}
@@ -323,6 +323,8 @@ async def test_altering_offsets_of_an_active_group_is_refused(harness: Harness) 
         await harness.admin.alter_group_offsets(group, {tp: 0})
     info = await harness.admin.describe_group(group)
     assert (info.state, info.members) == ("Stable", 1)
+    (member,) = info.member_ids  # who is in it: a changed set means a rebalance
+    assert member
 
 
 async def _assigned(consumer: ConsumerTransport, wanted: set[TopicPartition]) -> bool:
