@@ -71,6 +71,12 @@ def _cli(
     return done
 
 
+async def _produce(env: dict[str, str], topic: str, count: int, *, service: str) -> None:
+    """``streaming produce --fake`` as the process ``service``."""
+    argv = ("produce", "--topic", topic, "--type", "OrderPlaced", "--fake", str(count))
+    await asyncio.to_thread(_cli, *argv, cwd=Path.cwd(), env={**env, "OTEL_SERVICE_NAME": service})
+
+
 @pytest.fixture(scope="module")
 def observed(
     streaming_stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory
@@ -125,19 +131,7 @@ async def test_prometheus_scrapes_the_registry_and_metrics_sent_over_otlp(
     observed: ObservedStack, topic_factory: TopicFactory
 ) -> None:
     topic = await topic_factory(1, prefix="obs-metrics")
-    env = {**observed.env, "OTEL_SERVICE_NAME": "obs-metrics-producer"}
-    await asyncio.to_thread(
-        _cli,
-        "produce",
-        "--topic",
-        topic,
-        "--type",
-        "OrderPlaced",
-        "--fake",
-        "3",
-        cwd=Path.cwd(),
-        env=env,
-    )
+    await _produce(observed.env, topic, 3, service="obs-metrics-producer")
     async with httpx.AsyncClient(base_url=observed.prometheus, timeout=5) as client:
 
         async def query(expr: str) -> list[dict[str, Any]]:
@@ -232,17 +226,7 @@ async def test_a_redriven_event_is_one_trace_from_produce_to_handled_in_jaeger(
 
     task = asyncio.create_task(consumer.run())
     try:
-        await asyncio.to_thread(
-            cli,
-            "produce",
-            "--topic",
-            topic,
-            "--type",
-            "OrderPlaced",
-            "--fake",
-            "1",
-            service="obs-producer",
-        )
+        await _produce(env, topic, 1, service="obs-producer")
         await eventually(
             lambda: consumer.stats.dead_lettered,
             until=lambda n: n == 1,
