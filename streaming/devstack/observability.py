@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -171,7 +172,7 @@ def jaeger_config(
 
 def prometheus_config(targets_dir: Path, collector_metrics: str | None) -> dict[str, object]:
     """The shipped layout (deploy/prometheus): services' own /metrics by file service
-    discovery, the collector's re-exposed OTLP metrics as a static target."""
+    discovery, the collector's re-exposed OTLP metrics (its /metrics URL) statically."""
     jobs: list[dict[str, object]] = [
         {
             "job_name": SERVICES_JOB,
@@ -183,7 +184,7 @@ def prometheus_config(targets_dir: Path, collector_metrics: str | None) -> dict[
             {
                 "job_name": COLLECTOR_JOB,
                 "honor_labels": True,
-                "static_configs": [{"targets": [collector_metrics]}],
+                "static_configs": [{"targets": [urlsplit(collector_metrics).netloc]}],
             }
         )
     return {
@@ -193,16 +194,17 @@ def prometheus_config(targets_dir: Path, collector_metrics: str | None) -> dict[
 
 
 def write_scrape_targets(targets_dir: Path, targets: dict[str, str]) -> None:
-    """One file-SD file per service (``name -> host:port``), replaced atomically; files of
-    services no longer running are removed."""
+    """One file-SD file per service (``name -> its /metrics URL``), replaced atomically;
+    files of services no longer running are removed."""
     targets_dir.mkdir(parents=True, exist_ok=True)
     for stale in targets_dir.glob("*.json"):
         if stale.stem not in targets:
             stale.unlink()
-    for name, address in targets.items():
+    for name, url in targets.items():
         path = targets_dir / f"{name}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([{"targets": [address], "labels": {"service": name}}]))
+        target = urlsplit(url).netloc
+        tmp.write_text(json.dumps([{"targets": [target], "labels": {"service": name}}]))
         tmp.replace(path)
 
 
@@ -236,7 +238,7 @@ def start_jaeger(state_dir: Path, progress: Progress) -> tuple[int, str, dict[st
         "ui": ui,
         "otlp_http": f"http://127.0.0.1:{ports['otlp_http']}",
         "otlp_grpc": f"http://127.0.0.1:{ports['otlp_grpc']}",
-        "metrics": f"127.0.0.1:{ports['metrics']}",
+        "metrics": f"http://127.0.0.1:{ports['metrics']}/metrics",
     }
     wait_until(
         lambda: (

@@ -337,7 +337,7 @@ class DevStack:
             from streaming.devstack.observability import otel_env
 
             metrics_port = free_port()
-            endpoints["metrics"] = f"127.0.0.1:{metrics_port}"
+            endpoints["metrics"] = f"http://127.0.0.1:{metrics_port}/metrics"
             env.update(
                 otel_env(state.jaeger.endpoints["otlp_http"]),
                 OTEL_SERVICE_NAME="streaming-registry",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,11 @@ def _observed_state() -> StackState:
             "local",
             "http://127.0.0.1:16686",
             [1],
-            endpoints={"ui": "http://127.0.0.1:16686", "otlp_http": OTLP, "metrics": "x:1"},
+            endpoints={
+                "ui": "http://127.0.0.1:16686",
+                "otlp_http": OTLP,
+                "metrics": "http://x:1/metrics",
+            },
         ),
         prometheus=Service("prometheus", "local", "http://127.0.0.1:9090", [2]),
     )
@@ -66,13 +71,13 @@ def test_jaeger_takes_otlp_traces_into_storage_and_metrics_out_for_prometheus() 
 
 
 def test_prometheus_scrapes_service_targets_and_the_collector(tmp_path: Path) -> None:
-    config = prometheus_config(tmp_path, "127.0.0.1:5")
+    config = prometheus_config(tmp_path, "http://127.0.0.1:5/metrics")
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}  # type: ignore[attr-defined]
     assert set(jobs) == {SERVICES_JOB, COLLECTOR_JOB}
     assert jobs[COLLECTOR_JOB]["static_configs"] == [{"targets": ["127.0.0.1:5"]}]
     (tmp_path / "gone.json").write_text("[]")
-    write_scrape_targets(tmp_path, {"registry": "127.0.0.1:7"})
-    assert "127.0.0.1:7" in (tmp_path / "registry.json").read_text()
+    write_scrape_targets(tmp_path, {"registry": "http://127.0.0.1:7/metrics"})
+    assert json.loads((tmp_path / "registry.json").read_text())[0]["targets"] == ["127.0.0.1:7"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["registry.json"]
 
 
