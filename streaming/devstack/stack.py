@@ -341,6 +341,7 @@ class DevStack:
             env.update(
                 otel_env(state.jaeger.endpoints["otlp_http"]),
                 OTEL_SERVICE_NAME="streaming-registry",
+                OTEL_METRICS_EXPORTER="none",  # scraped from /metrics, not pushed twice
                 OTEL_PROMETHEUS_PORT=str(metrics_port),
                 OTEL_PROMETHEUS_HOST="127.0.0.1",
             )
