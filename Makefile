@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Jaeger for `dev up --observability` and the trace test: built once with Go from its
-# module into ~/.cache/tradesense-streaming/jaeger/ (minutes on 2 cores; then a no-op).
+# module into ~/.cache/tradesense-streaming/jaeger/ (~8 CPU-minutes once; then a no-op).
 observability: $(STAMP)
 	@$(PY) -m streaming.devstack.observability >/dev/null || \
 		echo "Jaeger not built: 'dev up --observability' and the trace test need it" >&2
