@@ -25,11 +25,11 @@ observability: $(STAMP)
 install: system-deps $(STAMP) observability
 
 lint: install
-	$(BIN)/ruff check streaming connectors tests bench scripts
-	$(BIN)/ruff format --check streaming connectors tests bench scripts
+	$(BIN)/ruff check streaming connectors tests bench scripts examples
+	$(BIN)/ruff format --check streaming connectors tests bench scripts examples
 
 typecheck: install
-	$(BIN)/mypy streaming connectors scripts/demo_consumer.py
+	$(BIN)/mypy streaming connectors scripts/demo_consumer.py examples
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -4,20 +4,29 @@ The package root re-exports the small public surface; implementation lives in mo
 """
 
 from streaming.audit.logger import AuditLogger
-from streaming.clients.bus import EventBus, InMemoryEventBus, KafkaEventBus
+from streaming.clients.bus import (
+    DeadLetter,
+    EventBus,
+    EventBusHealth,
+    EventBusMetrics,
+    EventHandler,
+    InMemoryEventBus,
+    KafkaEventBus,
+    create_event_bus,
+)
 from streaming.clients.consumer import ConsumerOptions, EventConsumer, Message
 from streaming.clients.producer import EventProducer
 from streaming.clients.retry import RetryPolicy
-from streaming.config import Environment, Settings, load_settings
-from streaming.context import (
-    AuditContext,
-    ExecutionContext,
-    audit_context,
-    execution_context,
+from streaming.config import Environment, Settings, get_settings, load_settings, reload_settings
+from streaming.context import AuditContext, ExecutionContext, audit_context, execution_context
+from streaming.db import CircuitBreaker, Database, DatabaseConnectionManager, TransactionManager
+from streaming.decorators import (
+    set_default_audit_logger,
     with_audit_context,
     with_execution_context,
+    with_performance_monitoring,
+    with_retry,
 )
-from streaming.db import CircuitBreaker, Database, TransactionManager
 from streaming.errors import (
     AuthenticationError,
     BrokerUnavailableError,
@@ -51,6 +60,14 @@ from streaming.events import (
 )
 from streaming.logging import configure_logging, get_logger
 from streaming.replay import CompactedTable, DlqRedriver, OffsetManager, RangeReplayer, StateStore
+from streaming.security import (
+    Action,
+    JWTManager,
+    ResourceType,
+    RoleBasedAccessControl,
+    SecureHasher,
+    require_permission,
+)
 from streaming.serde import (
     AvroDeserializer,
     AvroSerializer,
@@ -63,6 +80,7 @@ from streaming.serde import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Action",
     "AuditContext",
     "AuditEvent",
     "AuditEventType",
@@ -78,6 +96,7 @@ __all__ = [
     "ConfigError",
     "ConsumerOptions",
     "Database",
+    "DatabaseConnectionManager",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DeserializationError",
@@ -93,6 +112,7 @@ __all__ = [
     "GroupNotEmptyError",
     "InMemoryEventBus",
     "InMemorySchemaRegistryClient",
+    "JWTManager",
     "KafkaEventBus",
     "Message",
     "Money",
@@ -104,8 +124,11 @@ __all__ = [
     "PermissionDenied",
     "PositionChanged",
     "RangeReplayer",
+    "ResourceType",
     "RetryPolicy",
+    "RoleBasedAccessControl",
     "SchemaRegistryClient",
+    "SecureHasher",
     "SecurityError",
     "SerializationContext",
     "SerializationError",
@@ -120,9 +143,22 @@ __all__ = [
     "__version__",
     "audit_context",
     "configure_logging",
+    "create_event_bus",
     "execution_context",
     "get_logger",
+    "get_settings",
     "load_settings",
+    "reload_settings",
+    "require_permission",
     "with_audit_context",
     "with_execution_context",
+]
+__all__ += [  # the seed's front door: decorators and the event bus (issue 13, seedctx)
+    "DeadLetter",
+    "EventBusHealth",
+    "EventBusMetrics",
+    "EventHandler",
+    "set_default_audit_logger",
+    "with_performance_monitoring",
+    "with_retry",
 ]

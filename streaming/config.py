@@ -11,6 +11,7 @@ financial-compliance rules enforced when ``ENVIRONMENT=production``, into one
 from __future__ import annotations
 
 import enum
+import functools
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
@@ -22,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -91,8 +93,48 @@ class KafkaSettings(BaseSettings):
         return self.bootstrap_servers.split(",")
 
 
+def parse_db_hosts(hosts: str, default_port: int) -> tuple[tuple[str, int], ...]:
+    """``h1[:p1],h2[:p2]`` (``[::1]:p`` for IPv6) -> ``((h1, p1), (h2, p2))``."""
+    found: list[tuple[str, int]] = []
+    for entry in (e.strip() for e in hosts.split(",")):
+        if not entry:
+            continue
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            port_text = rest.removeprefix(":")
+        elif entry.count(":") == 1:
+            host, _, port_text = entry.partition(":")
+        else:
+            host, port_text = entry, ""
+        if not host or (port_text and not port_text.isdigit()):
+            raise ValueError(f"host {entry!r} is not host[:port]")
+        port = int(port_text) if port_text else default_port
+        if not 0 < port < 65536:
+            raise ValueError(f"host {entry!r} has a port outside 1..65535")
+        found.append((host, port))
+    if not found:
+        raise ValueError("names no host; expected host[:port][,host[:port]...]")
+    return tuple(found)
+
+
+def _split_url(raw: str) -> tuple[str, str, str, str]:
+    """``scheme://userinfo@hostlist/path?query`` -> its four parts; unlike ``urlsplit``
+    this accepts the multi-host form ``postgresql://u@h1:5432,h2:5433/db``."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        raise ValueError("must look like postgresql://user:password@host:5432/dbname")
+    rest = rest.partition("?")[0]
+    authority, slash, path = rest.partition("/")
+    userinfo, at, hostlist = authority.rpartition("@")
+    return scheme, userinfo if at else "", hostlist, (slash + path) if slash else ""
+
+
 class DatabaseSettings(BaseSettings):
-    """``DATABASE_URL`` wins; otherwise the seed's ``DB_HOST``/``DB_PORT``/... build it."""
+    """``DATABASE_URL`` wins; otherwise the seed's ``DB_HOST``/``DB_PORT``/... build it.
+
+    Either may name several hosts (``DB_HOST=a,b`` or ``postgresql://u@a:5432,b:5432/db``):
+    they are tried in that order, each behind its own circuit breaker (failover).
+    """
 
     model_config = _section("DB_")
 
@@ -119,24 +161,45 @@ class DatabaseSettings(BaseSettings):
     def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
-        parts = urlsplit(value.get_secret_value())
-        if not parts.scheme.startswith("postgres") or not parts.hostname:
+        scheme, _user, hostlist, _path = _split_url(value.get_secret_value())
+        if not scheme.startswith("postgres") or not hostlist:
             raise ValueError("must look like postgresql://user:password@host:5432/dbname")
+        parse_db_hosts(hostlist, 5432)
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        parse_db_hosts(value, 5432)
         return value
 
     @property
-    def connection_url(self) -> str:
-        """A SQLAlchemy URL for the asyncpg driver (contains the password: never log it)."""
+    def hosts(self) -> tuple[tuple[str, int], ...]:
+        """Every ``(host, port)`` to try, in failover order."""
         if self.url is not None:
-            raw = self.url.get_secret_value()
-            _scheme, rest = raw.split("://", 1)
-            base = rest.split("?", 1)[0]
-            return f"postgresql+asyncpg://{base}"
+            _scheme, _user, hostlist, _path = _split_url(self.url.get_secret_value())
+            return parse_db_hosts(hostlist, 5432)
+        return parse_db_hosts(self.host, self.port)
+
+    def host_url(self, index: int = 0) -> str:
+        """The asyncpg SQLAlchemy URL of host ``index`` (contains the password: never log it)."""
+        host, port = self.hosts[index]
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if self.url is not None:
+            _scheme, userinfo, _hosts, path = _split_url(self.url.get_secret_value())
+            auth = f"{userinfo}@" if userinfo else ""
+            return f"postgresql+asyncpg://{auth}{netloc}{path}"
         auth = quote(self.username, safe="")
         secret = self.password.get_secret_value()
         if secret:
             auth += ":" + quote(secret, safe="")
-        return f"postgresql+asyncpg://{auth}@{self.host}:{self.port}/{self.database}"
+        return f"postgresql+asyncpg://{auth}@{netloc}/{self.database}"
+
+    @property
+    def connection_url(self) -> str:
+        """The first host's SQLAlchemy URL for asyncpg (contains the password: never log
+        it; :attr:`display_url` is the printable form)."""
+        return self.host_url(0)
 
     @property
     def effective_ssl_mode(self) -> str:
@@ -158,8 +221,12 @@ class DatabaseSettings(BaseSettings):
 
     @property
     def display_url(self) -> str:
-        """The URL with the password replaced, safe for logs and status output."""
-        parts = urlsplit(self.connection_url.replace("postgresql+asyncpg", "postgresql"))
+        """The first host's URL with the password replaced, safe for logs and output."""
+        return self.display_host_url(0)
+
+    def display_host_url(self, index: int) -> str:
+        """Host ``index``'s URL with the password replaced."""
+        parts = urlsplit(self.host_url(index).replace("postgresql+asyncpg", "postgresql"))
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
         user = (
@@ -198,11 +265,14 @@ class RegistrySettings(BaseSettings):
 
 
 class SecuritySettings(BaseSettings):
+    """``SECURITY_JWT_ALGORITHM`` unset: HS256 when only ``SECURITY_JWT_SECRET_KEY`` is
+    given (the seed's configuration), else EdDSA with ``SECURITY_JWT_PRIVATE_KEY_PEM``."""
+
     model_config = _section("SECURITY_")
 
     jwt_secret_key: SecretStr | None = None
-    jwt_algorithm: Literal["EdDSA", "ES256", "HS256"] = "EdDSA"
     jwt_private_key_pem: SecretStr | None = None
+    jwt_algorithm: Literal["EdDSA", "ES256", "HS256"] = Field(default=None, validate_default=True)
     jwt_issuer: str = "tradesense-streaming"
     jwt_audience: str = "tradesense"
     jwt_leeway_s: float = Field(default=10.0, ge=0)
@@ -218,14 +288,39 @@ class SecuritySettings(BaseSettings):
     # A verifier that cannot confirm its revocation list is this fresh refuses tokens (503).
     revocation_max_lag_s: float = Field(default=2.0, gt=0)
 
+    @field_validator("jwt_algorithm", mode="before")
+    @classmethod
+    def _default_algorithm(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None:
+            return value
+        only_secret = (
+            info.data.get("jwt_secret_key") is not None
+            and info.data.get("jwt_private_key_pem") is None
+        )
+        return "HS256" if only_secret else "EdDSA"
+
 
 class LoggingSettings(BaseSettings):
-    model_config = _section("LOG_")
+    """``level`` and ``format`` may be reassigned (validated), as the seed's debug-mode
+    recipe does before calling ``configure_logging`` again; the audit fields may not."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOG_",
+        validate_assignment=True,
+        extra="forbid",
+        populate_by_name=True,
+        case_sensitive=False,
+    )
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     format: Literal["json", "console"] = "console"
-    audit_retention_days: int = Field(default=MIN_AUDIT_RETENTION_DAYS, gt=0)
-    audit_encryption_enabled: bool = True
+    audit_retention_days: int = Field(default=MIN_AUDIT_RETENTION_DAYS, gt=0, frozen=True)
+    audit_encryption_enabled: bool = Field(default=True, frozen=True)
+
+    @property
+    def audit_retention_ms(self) -> int:
+        """The audit topic's ``retention.ms``."""
+        return self.audit_retention_days * 86_400_000
 
     @field_validator("level", mode="before")
     @classmethod
@@ -260,48 +355,51 @@ class OtelSettings(BaseSettings):
 
 
 class Settings(BaseModel):
-    """All sections together; build it with :func:`load_settings`."""
+    """All sections together; build it with :func:`load_settings` (or the cached
+    :func:`get_settings`). Only ``debug`` may be reassigned; the sections are fixed."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(validate_assignment=True, extra="forbid")
 
-    environment: Environment = Environment.DEVELOPMENT
-    kafka: KafkaSettings
-    database: DatabaseSettings
-    registry: RegistrySettings
-    security: SecuritySettings
-    logging: LoggingSettings
-    messaging: MessagingSettings
-    otel: OtelSettings
+    environment: Environment = Field(default=Environment.DEVELOPMENT, frozen=True)
+    debug: bool = False
+    kafka: KafkaSettings = Field(frozen=True)
+    database: DatabaseSettings = Field(frozen=True)
+    registry: RegistrySettings = Field(frozen=True)
+    security: SecuritySettings = Field(frozen=True)
+    logging: LoggingSettings = Field(frozen=True)
+    messaging: MessagingSettings = Field(frozen=True)
+    otel: OtelSettings = Field(frozen=True)
 
     def compliance_problems(self) -> list[str]:
-        """The seed's financial-compliance rules; they bind only in production."""
-        if self.environment is not Environment.PRODUCTION:
-            return []
+        """The seed's financial-compliance rules, as it states them: audit retention, salt
+        rounds and audit encryption always; database SSL and token expiry in production."""
         problems: list[str] = []
         if self.logging.audit_retention_days < MIN_AUDIT_RETENTION_DAYS:
             problems.append(
                 f"LOG_AUDIT_RETENTION_DAYS={self.logging.audit_retention_days}: audit retention "
-                f"must be at least {MIN_AUDIT_RETENTION_DAYS} days (7 years) in production"
-            )
-        if not self.database.ssl_enabled:
-            problems.append(
-                f"database SSL is '{self.database.effective_ssl_mode}': set DB_SSL_MODE=require "
-                "(or sslmode=require in DATABASE_URL) in production"
+                f"must be at least {MIN_AUDIT_RETENTION_DAYS} days (7 years)"
             )
         if self.security.password_salt_rounds < MIN_PASSWORD_SALT_ROUNDS:
             problems.append(
                 f"SECURITY_PASSWORD_SALT_ROUNDS={self.security.password_salt_rounds}: must be at "
-                f"least {MIN_PASSWORD_SALT_ROUNDS} in production"
+                f"least {MIN_PASSWORD_SALT_ROUNDS}"
+            )
+        if not self.logging.audit_encryption_enabled:
+            problems.append(
+                "LOG_AUDIT_ENCRYPTION_ENABLED=false: audit log encryption must be enabled"
+            )
+        if self.environment is not Environment.PRODUCTION:
+            return problems
+        if not self.database.ssl_enabled:
+            problems.append(
+                f"database SSL is '{self.database.effective_ssl_mode}': set DB_SSL_MODE=require "
+                "(or sslmode=require in DATABASE_URL) in production"
             )
         if self.security.access_token_expire_minutes > MAX_PRODUCTION_ACCESS_TOKEN_MINUTES:
             problems.append(
                 "SECURITY_ACCESS_TOKEN_EXPIRE_MINUTES="
                 f"{self.security.access_token_expire_minutes}: access tokens must expire within "
                 f"{MAX_PRODUCTION_ACCESS_TOKEN_MINUTES} minutes in production"
-            )
-        if not self.logging.audit_encryption_enabled:
-            problems.append(
-                "LOG_AUDIT_ENCRYPTION_ENABLED=false: audit log encryption must be on in production"
             )
         return problems
 
@@ -378,6 +476,22 @@ def load_settings(
     return settings
 
 
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once (the seed's entry point).
+
+    Cached: every caller shares one :class:`Settings`. Tests that change the environment
+    call :func:`reload_settings` (or ``get_settings.cache_clear()``) afterwards.
+    """
+    return load_settings()
+
+
+def reload_settings() -> Settings:
+    """Forget the cached settings and read the environment again."""
+    get_settings.cache_clear()
+    return get_settings()
+
+
 __all__ = [
     "DatabaseSettings",
     "Environment",
@@ -388,7 +502,10 @@ __all__ = [
     "RegistrySettings",
     "SecuritySettings",
     "Settings",
+    "get_settings",
     "load_settings",
     "parse_bootstrap_servers",
+    "parse_db_hosts",
     "read_settings",
+    "reload_settings",
 ]

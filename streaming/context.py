@@ -3,28 +3,65 @@
 ``ExecutionContext`` holds the correlation id that logs, produced headers and audit
 events all share; ``AuditContext`` says which resource and action an operation audits.
 Both are bound for the duration of a ``with`` block and restored afterwards, so
-concurrent tasks never see each other's values.
+concurrent tasks never see each other's values. The decorators that bind them live in
+:mod:`streaming.decorators`.
 """
 
 from __future__ import annotations
 
 import contextvars
-import functools
+import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar
+from typing import Protocol
 
-from streaming.core.headers import H_CORRELATION_ID, HTTP_CORRELATION_ID
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from streaming.core.headers import (
+    H_CORRELATION_ID,
+    HTTP_CORRELATION_ID,
+    HTTP_FORWARDED_FOR,
+    HTTP_REQUEST_ID,
+)
 
 
 def _new_id() -> str:
     return str(uuid.uuid4())
+
+
+class ClientAddress(Protocol):
+    @property
+    def host(self) -> str: ...
+
+
+class RequestLike(Protocol):
+    """What :meth:`ExecutionContext.create_for_request` reads: a Starlette/FastAPI
+    ``Request`` or anything with ``headers`` and ``client.host``."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def client(self) -> ClientAddress | None: ...
+
+
+# An incoming id is trusted only if it looks like an id: it lands in logs and headers.
+_ID_SHAPE = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+def _incoming_id(headers: Mapping[str, str]) -> str | None:
+    for name in (HTTP_CORRELATION_ID, HTTP_REQUEST_ID, H_CORRELATION_ID):
+        value = (headers.get(name) or "").strip()
+        if _ID_SHAPE.fullmatch(value):
+            return value
+    return None
+
+
+def _operation_of(request: object) -> str:
+    method = getattr(request, "method", None)
+    path = getattr(getattr(request, "url", None), "path", None)
+    return f"{method} {path}" if method and path else "request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +82,33 @@ class ExecutionContext:
     @classmethod
     def create_for_request(
         cls,
-        operation: str,
-        *,
+        request: RequestLike | None = None,
         user_id: str | None = None,
+        *,
+        operation: str | None = None,
         headers: Mapping[str, str] | None = None,
         ip_address: str | None = None,
+        trust_forwarded: bool = True,
     ) -> ExecutionContext:
-        """Reuse the caller's ``X-Correlation-ID`` when it sent one, else start a new one."""
-        lowered = {k.lower(): v for k, v in (headers or {}).items()}
-        correlation = lowered.get(HTTP_CORRELATION_ID) or lowered.get(H_CORRELATION_ID)
+        """The context of one incoming request.
+
+        The correlation id is the caller's ``X-Correlation-ID``, else ``X-Request-ID``,
+        else ``correlation-id`` (a value that is not 1-128 id characters is ignored), else
+        a new one. The client IP is the first ``X-Forwarded-For`` hop (set
+        ``trust_forwarded=False`` unless a proxy you run sets that header), else
+        ``request.client.host``. ``operation`` defaults to ``"<METHOD> <path>"``.
+        Explicit ``headers``/``ip_address`` win over the request's.
+        """
+        source = headers if headers is not None else (request.headers if request else {})
+        lowered = {k.lower(): v for k, v in source.items()}
+        if ip_address is None:
+            forwarded = lowered.get(HTTP_FORWARDED_FOR, "") if trust_forwarded else ""
+            first_hop = forwarded.split(",", 1)[0].strip()
+            client = request.client if request is not None else None
+            ip_address = first_hop or (client.host if client is not None else None)
         return cls(
-            operation=operation,
-            correlation_id=correlation or _new_id(),
+            operation=operation or _operation_of(request),
+            correlation_id=_incoming_id(lowered) or _new_id(),
             user_id=user_id,
             ip_address=ip_address,
             source="request",
@@ -116,48 +168,14 @@ def audit_context(ctx: AuditContext) -> Iterator[AuditContext]:
         _audit.reset(token)
 
 
-def with_execution_context(
-    operation: str,
-) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Run a coroutine function inside a child of the current context (or a new one)."""
-
-    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            parent = _execution.get()
-            ctx = (
-                parent.child(operation) if parent else ExecutionContext.create_for_system(operation)
-            )
-            with execution_context(ctx):
-                return await fn(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
-def with_audit_context(
-    resource_type: str, action: str, reason: str | None = None
-) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            with audit_context(AuditContext(resource_type, action, reason)):
-                return await fn(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
 __all__ = [
     "AuditContext",
+    "ClientAddress",
     "ExecutionContext",
+    "RequestLike",
     "audit_context",
     "current_audit_context",
     "current_correlation_id",
     "current_execution_context",
     "execution_context",
-    "with_audit_context",
-    "with_execution_context",
 ]

@@ -4,9 +4,10 @@ SQLAlchemy (asyncio) on asyncpg with pool settings from :class:`DatabaseSettings
 The only module that inspects driver (asyncpg / SQLAlchemy) exceptions: they become
 :mod:`streaming.errors` types here (:func:`translate_db_error`, :func:`translate_sql_error`,
 :meth:`Database.raw_connection`), e.g. a unique violation is a :class:`DuplicateKeyError`.
-Connection failures trip a :class:`CircuitBreaker` so a dead database makes callers fail
-fast with :class:`CircuitOpenError` instead of each waiting out a connect timeout; after
-a cooldown one probe is let through and its outcome closes or re-opens the circuit.
+Connection failures trip a :class:`CircuitBreaker` (one per configured host) so a dead
+database makes callers fail fast with :class:`CircuitOpenError` instead of each waiting
+out a connect timeout, or fail over to the next host; after a cooldown one probe is let
+through and its outcome closes or re-opens the circuit.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
+from opentelemetry import metrics
+from opentelemetry.metrics import Meter
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from streaming.config import DatabaseSettings
@@ -163,9 +166,12 @@ def _is_duplicate_key(exc: BaseException) -> bool:
     return False
 
 
-def translate_db_error(exc: BaseException, settings: DatabaseSettings) -> DatabaseError:
-    """One line that says what failed and how to fix it; never a password."""
-    where = settings.display_url
+def translate_db_error(
+    exc: BaseException, settings: DatabaseSettings, *, where: str | None = None
+) -> DatabaseError:
+    """One line that says what failed and how to fix it; never a password. ``where``
+    names the host it happened on (default: the first configured host)."""
+    where = where or settings.display_url
     orig = getattr(exc, "orig", None) or exc
     reason = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
     if _is_connection_problem(exc):
@@ -192,8 +198,68 @@ def translate_sql_error(exc: BaseException, doing: str) -> DatabaseError:
     return kind(f"could not {doing}: {type(exc).__name__}")
 
 
+class SlowQueryMonitor:
+    """Logs (``slow query`` warning) and counts statements slower than ``threshold_ms``.
+
+    Hooks SQLAlchemy's cursor events, so it sees every statement sent through an engine
+    (not COPY on a raw driver connection). The statement text is logged cut to 200
+    characters; bound parameters never are.
+    """
+
+    def __init__(self, threshold_ms: float, meter: Meter | None = None) -> None:
+        self.threshold_ms = threshold_ms
+        self.counter = (meter or metrics.get_meter(__name__)).create_counter(
+            "db.client.slow_queries",
+            unit="{query}",
+            description=f"statements slower than DB_SLOW_QUERY_MS ({threshold_ms:g} ms)",
+        )
+
+    def watch(self, engine: AsyncEngine, url: str) -> None:
+        def before(conn: Any, _cursor: Any, *_: Any) -> None:
+            conn.info.setdefault("streaming_query_started", []).append(time.perf_counter())
+
+        def after(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            stack = conn.info.get("streaming_query_started")
+            if not stack:
+                return
+            elapsed_ms = (time.perf_counter() - stack.pop()) * 1000
+            if elapsed_ms >= self.threshold_ms:
+                self.counter.add(1, {"db.system": "postgresql", "server.address": url})
+                log.warning(
+                    "slow query",
+                    duration_ms=round(elapsed_ms, 2),
+                    threshold_ms=self.threshold_ms,
+                    statement=" ".join(statement.split())[:200],
+                    url=url,
+                )
+
+        event.listen(engine.sync_engine, "before_cursor_execute", before)
+        event.listen(engine.sync_engine, "after_cursor_execute", after)
+
+
+class _Host:
+    """One PostgreSQL host: its own engine (pool), breaker and printable URL."""
+
+    def __init__(
+        self, url: str, display_url: str, breaker: CircuitBreaker, engine: AsyncEngine
+    ) -> None:
+        self.url = url
+        self.display_url = display_url
+        self.breaker = breaker
+        self.engine = engine
+
+
 class Database:
-    """Owns the engine; every connection goes through the circuit breaker."""
+    """Owns one engine per configured host; every connection goes through a breaker.
+
+    With several hosts (``DB_HOST=a,b`` or a multi-host ``DATABASE_URL``) each checkout
+    tries them in the configured order and takes the first that answers: a host whose
+    breaker is open is skipped at once, so after ``DB_BREAKER_FAILURE_THRESHOLD`` failures
+    a dead primary costs nothing until its cooldown lets one probe through (failover and
+    failback). Queries slower than ``DB_SLOW_QUERY_MS`` are logged (``slow query``) and
+    counted (``db.client.slow_queries``). ``DatabaseConnectionManager`` is this class
+    under the seed's name.
+    """
 
     def __init__(
         self,
@@ -201,30 +267,64 @@ class Database:
         *,
         breaker: CircuitBreaker | None = None,
         echo: bool = False,
+        meter: Meter | None = None,
     ) -> None:
         self.settings = settings
-        self.breaker = breaker or CircuitBreaker(
-            "postgres",
-            failure_threshold=settings.breaker_failure_threshold,
-            cooldown_s=settings.breaker_cooldown_s,
-        )
         connect_args: dict[str, Any] = {"timeout": settings.connect_timeout_s}
         mode = settings.effective_ssl_mode
         if mode in {"require", "verify-ca", "verify-full", "prefer", "disable"}:
             connect_args["ssl"] = mode
-        self.engine: AsyncEngine = create_async_engine(
-            settings.connection_url,
-            pool_size=settings.pool_size,
-            max_overflow=settings.max_overflow,
-            pool_timeout=settings.pool_timeout_s,
-            pool_recycle=settings.pool_recycle_s,
-            pool_pre_ping=True,
-            connect_args=connect_args,
-            echo=echo,
-        )
+        slow = SlowQueryMonitor(settings.slow_query_ms, meter)
+        hosts: list[_Host] = []
+        for index in range(len(settings.hosts)):
+            display = settings.display_host_url(index)
+            engine = create_async_engine(
+                settings.host_url(index),
+                pool_size=settings.pool_size,
+                max_overflow=settings.max_overflow,
+                pool_timeout=settings.pool_timeout_s,
+                pool_recycle=settings.pool_recycle_s,
+                pool_pre_ping=True,
+                connect_args=connect_args,
+                echo=echo,
+            )
+            slow.watch(engine, display)
+            guard = (
+                breaker
+                if breaker is not None and index == 0
+                else CircuitBreaker(
+                    "postgres" if index == 0 else f"postgres[{index}]",
+                    failure_threshold=settings.breaker_failure_threshold,
+                    cooldown_s=settings.breaker_cooldown_s,
+                )
+            )
+            hosts.append(_Host(settings.host_url(index), display, guard, engine))
+        self.hosts: tuple[_Host, ...] = tuple(hosts)
+        self._active = 0
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine of the host that answered last (the first host until one fails)."""
+        return self.hosts[self._active].engine
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The breaker of the host that answered last."""
+        return self.hosts[self._active].breaker
+
+    def translate(self, exc: BaseException) -> DatabaseError:
+        """:func:`translate_db_error` naming the host that answered last."""
+        return translate_db_error(exc, self.settings, where=self.hosts[self._active].display_url)
+
+    async def initialize(self) -> Database:
+        """Connect once so a wrong URL or a dead database fails here, not on first use."""
+        await self.execute_scalar("SELECT 1")
+        log.info("database ready", url=self.hosts[self._active].display_url)
+        return self
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        for host in self.hosts:
+            await host.engine.dispose()
 
     async def __aenter__(self) -> Database:
         return self
@@ -232,25 +332,46 @@ class Database:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _checkout(self) -> AsyncConnection:
-        async def connect() -> AsyncConnection:
-            try:
-                return await self.engine.connect()
-            except (TimeoutError, sa_exc.SQLAlchemyError, OSError) as exc:
-                raise translate_db_error(exc, self.settings) from exc
+    async def _checkout(self) -> tuple[AsyncConnection, _Host]:
+        """A connection from the first host that answers, in the configured order."""
+        failures: list[DatabaseUnavailableError] = []
+        for index, host in enumerate(self.hosts):
 
-        return await self.breaker.call(connect)
+            async def connect(host: _Host = host) -> AsyncConnection:
+                try:
+                    return await host.engine.connect()
+                except (TimeoutError, sa_exc.SQLAlchemyError, OSError) as exc:
+                    raise translate_db_error(exc, self.settings, where=host.display_url) from exc
+
+            try:
+                conn = await host.breaker.call(connect)
+            except DatabaseUnavailableError as exc:
+                failures.append(exc)
+                continue
+            if index != self._active:
+                log.warning(
+                    "database failover", url=host.display_url, skipped=index, hosts=len(self.hosts)
+                )
+                self._active = index
+            return conn, host
+        if len(failures) == 1:
+            raise failures[0]
+        if all(isinstance(f, CircuitOpenError) for f in failures):
+            raise min(failures, key=lambda f: getattr(f, "retry_in_s", 0.0))
+        raise DatabaseUnavailableError(
+            "no PostgreSQL host answered: " + "; ".join(str(f) for f in failures)
+        ) from failures[-1]
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A pooled connection (autobegin; caller commits)."""
-        conn = await self._checkout()
+        conn, host = await self._checkout()
         try:
             yield conn
         except (sa_exc.SQLAlchemyError, OSError) as exc:
-            error = translate_db_error(exc, self.settings)
+            error = translate_db_error(exc, self.settings, where=host.display_url)
             if isinstance(error, DatabaseUnavailableError):
-                self.breaker.record_failure()
+                host.breaker.record_failure()
             raise error from exc
         finally:
             await conn.close()
@@ -261,12 +382,13 @@ class Database:
         errors come out translated, and a lost one is dropped from the pool."""
         async with self.connect() as conn:
             fairy = await conn.get_raw_connection()
+            host = self.hosts[self._active]
             try:
                 yield fairy.driver_connection
             except DRIVER_ERRORS as exc:
-                error = translate_db_error(exc, self.settings)
+                error = translate_db_error(exc, self.settings, where=host.display_url)
                 if isinstance(error, DatabaseUnavailableError):
-                    self.breaker.record_failure()
+                    host.breaker.record_failure()
                     fairy.invalidate()
                 raise error from exc
 
@@ -288,7 +410,8 @@ class Database:
             return value
 
     async def get_health_status(self) -> dict[str, Any]:
-        """``{"healthy", "response_time_ms", "pool_status", ...}`` as in the seed."""
+        """``{"healthy", "response_time_ms", "pool_status", ...}`` as in the seed; with
+        several hosts, ``hosts`` lists each one's circuit state."""
         started = time.perf_counter()
         error: str | None = None
         try:
@@ -298,22 +421,28 @@ class Database:
             healthy = False
             error = str(exc)
         elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-        pool: Any = self.engine.pool
+        active = self.hosts[self._active]
+        pool: Any = active.engine.pool
         status: dict[str, Any] = {
             "healthy": healthy,
             "response_time_ms": elapsed_ms,
-            "url": self.settings.display_url,
-            "circuit": self.breaker.state.value,
+            "url": active.display_url,
+            "circuit": active.breaker.state.value,
             "pool_status": {
                 "pool_size": pool.size() if hasattr(pool, "size") else None,
                 "checked_out": pool.checkedout() if hasattr(pool, "checkedout") else None,
                 "checked_in": pool.checkedin() if hasattr(pool, "checkedin") else None,
                 "overflow": pool.overflow() if hasattr(pool, "overflow") else None,
             },
+            "hosts": [{"url": h.display_url, "circuit": h.breaker.state.value} for h in self.hosts],
         }
         if error:
             status["error"] = error
         return status
+
+
+DatabaseConnectionManager = Database
+"""The seed's name for :class:`Database` (``DatabaseConnectionManager(settings.database)``)."""
 
 
 _current_session: contextvars.ContextVar[AsyncSession | None] = contextvars.ContextVar(
@@ -344,7 +473,7 @@ class TransactionManager:
                 async with session.begin():
                     yield session
             except (sa_exc.SQLAlchemyError, OSError) as exc:
-                raise translate_db_error(exc, self.database.settings) from exc
+                raise self.database.translate(exc) from exc
             finally:
                 _current_session.reset(token)
 
@@ -354,7 +483,7 @@ class TransactionManager:
             async with session.begin_nested():
                 yield
         except (sa_exc.SQLAlchemyError, OSError) as exc:
-            raise translate_db_error(exc, self.database.settings) from exc
+            raise self.database.translate(exc) from exc
 
 
 __all__ = [
@@ -362,6 +491,8 @@ __all__ = [
     "BreakerState",
     "CircuitBreaker",
     "Database",
+    "DatabaseConnectionManager",
+    "SlowQueryMonitor",
     "TransactionManager",
     "translate_db_error",
     "translate_sql_error",

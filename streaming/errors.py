@@ -108,6 +108,9 @@ run time. ``(R)`` marks ``retriable = True``: retrying the same call may succeed
     |   +-- IncompatibleRangeError       the reader schema cannot read some writer ids
     +-- BundleError                      [connectors.audit_sink.bundle] unreadable export
 
+Every error carries ``correlation_id`` and ``operation`` from the execution context it
+was created in (``None`` outside one).
+
 ``retriable`` is a class attribute, never set on an instance: where retriability
 depends on the case, a retriable subclass is raised instead. The Confluent error codes
 live once, on the registry classes (``streaming.serde.errors.ERROR_CODES`` maps them
@@ -124,9 +127,26 @@ if TYPE_CHECKING:  # annotations only: the error tree imports nothing at run tim
 
 
 class StreamingError(Exception):
-    """Root of every error this package raises on purpose."""
+    """Root of every error this package raises on purpose.
+
+    An error created inside an :class:`~streaming.context.ExecutionContext` remembers its
+    ``correlation_id`` and ``operation`` (``None`` outside one), so a handler far from
+    the failure can still log and report which request it belongs to.
+    """
 
     retriable: bool = False
+    correlation_id: str | None
+    operation: str | None
+
+    def __new__(cls, *args: object, **kwargs: object) -> StreamingError:
+        self = super().__new__(cls, *args)
+        # imported here: the tree imports nothing at module load (context imports core)
+        from streaming.context import current_execution_context
+
+        ctx = current_execution_context()
+        self.correlation_id = ctx.correlation_id if ctx else None
+        self.operation = ctx.operation if ctx else None
+        return self
 
 
 class ConfigError(StreamingError):

@@ -64,7 +64,7 @@ _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]+:)[^@\s]+@")
 
 
-def _is_sensitive(key: str) -> bool:
+def is_sensitive_key(key: str) -> bool:
     lowered = key.lower()
     return (
         lowered in SECRET_KEYS
@@ -83,7 +83,7 @@ def mask_text(text: str) -> str:
 def mask_value(key: str, value: Any) -> Any:
     if isinstance(value, SecretStr | SecretBytes):
         return MASK
-    if _is_sensitive(key) and value not in (None, ""):
+    if is_sensitive_key(key) and value not in (None, ""):
         return MASK
     if isinstance(value, Mapping):
         return {k: mask_value(str(k), v) for k, v in value.items()}
@@ -165,4 +165,12 @@ def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
 
 
-__all__ = ["MASK", "configure_logging", "get_logger", "mask_secrets", "mask_text", "mask_value"]
+__all__ = [
+    "MASK",
+    "configure_logging",
+    "get_logger",
+    "is_sensitive_key",
+    "mask_secrets",
+    "mask_text",
+    "mask_value",
+]

@@ -23,8 +23,9 @@ from streaming.audit.checkpoints import (
     signer_key_id,
 )
 from streaming.audit.keys import MacKeyRing
-from streaming.config import SecuritySettings
+from streaming.config import LoggingSettings, SecuritySettings, read_settings
 from streaming.core.topics import AUDIT_CHECKPOINTS_TOPIC as DEFAULT_CHECKPOINT_TOPIC
+from streaming.core.topics import AUDIT_EVENTS_TOPIC
 from streaming.errors import ConfigError
 from streaming.security.fields import FieldEncryptor, key_id, parse_key
 
@@ -51,7 +52,7 @@ class AuditSinkSettings(BaseSettings):
         env_prefix="AUDIT_", frozen=True, extra="forbid", populate_by_name=True
     )
 
-    topics: str = "audit.events"
+    topics: str = AUDIT_EVENTS_TOPIC
     group_id: str = "audit-sink"
     db_schema: str = "audit"
     writer_role: str | None = "audit_writer"
@@ -70,7 +71,9 @@ class AuditSinkSettings(BaseSettings):
     verify_keys: str = ""
     kek: SecretStr | None = None
     previous_keks: SecretStr | None = None
-    pii_enabled: bool = True
+    pii_enabled: bool | None = None
+    """``AUDIT_PII_ENABLED``; unset: ``LOG_AUDIT_ENCRYPTION_ENABLED`` decides (see
+    :attr:`encrypt_pii`)."""
     pii_key_cache_size: int = Field(default=10_000, gt=0)
     pii_key_cache_ttl_s: float = Field(default=300.0, gt=0)
 
@@ -80,6 +83,23 @@ class AuditSinkSettings(BaseSettings):
         if value is not None and not _IDENT.match(value):
             raise ValueError("must be a lower-case SQL identifier (letters, digits, _)")
         return value
+
+    def encrypt_pii(self, logging: LoggingSettings | None = None) -> bool:
+        """Whether the sink envelope-encrypts PII: ``LOG_AUDIT_ENCRYPTION_ENABLED`` (the
+        seed's switch, on by default and required by the compliance rules) unless
+        ``AUDIT_PII_ENABLED`` says otherwise; turning it off while the seed's switch is on
+        is refused, so the two can never disagree silently."""
+        wanted = (logging or read_settings(LoggingSettings)).audit_encryption_enabled
+        if self.pii_enabled is None:
+            return wanted
+        if wanted and not self.pii_enabled:
+            raise ConfigError(
+                [
+                    "AUDIT_PII_ENABLED=false contradicts LOG_AUDIT_ENCRYPTION_ENABLED=true: "
+                    "audit log encryption must be enabled; unset AUDIT_PII_ENABLED"
+                ]
+            )
+        return self.pii_enabled
 
     @property
     def topic_list(self) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,17 +23,22 @@ from connectors.audit_sink.records import RecordPreparer
 from connectors.audit_sink.sink import AuditSink, SinkOptions
 from connectors.audit_sink.store import AuditStore
 from connectors.audit_sink.verify import VerifyReport, verify_store
-from streaming.config import SecuritySettings
+from streaming.config import KafkaSettings, LoggingSettings, SecuritySettings, read_settings
+from streaming.core.topics import audit_events_config
 from streaming.db import Database
 from streaming.serde.avro import AvroDeserializer
 from streaming.serde.client import SchemaRegistry
-from streaming.transport.base import TransportFactory
+from streaming.transport.base import AdminTransport, TopicSpec, TransportFactory
 
 
 def build_store(
-    database: Database, settings: AuditSinkSettings, security: SecuritySettings | None = None
+    database: Database,
+    settings: AuditSinkSettings,
+    security: SecuritySettings | None = None,
+    logging: LoggingSettings | None = None,
 ) -> AuditStore:
-    pii = PiiCipher(settings.kek_encryptor(security)) if settings.pii_enabled else None
+    encrypt = settings.encrypt_pii(logging)
+    pii = PiiCipher(settings.kek_encryptor(security)) if encrypt else None
     return AuditStore(
         database,
         settings.db_schema,
@@ -41,6 +46,22 @@ def build_store(
         pii=pii,
         key_cache=SubjectKeyCache(settings.pii_key_cache_size, settings.pii_key_cache_ttl_s),
     )
+
+
+async def ensure_audit_topics(
+    admin: AdminTransport, topics: Sequence[str], retention_days: int, partitions: int = 6
+) -> None:
+    """Create missing audit topics with :func:`audit_events_config`; on existing ones set
+    the retention it names (a topic auto-created by a producer got the broker default)."""
+    config = audit_events_config(retention_days)
+    present = await admin.list_topics()
+    await admin.create_topics(
+        [TopicSpec(t, partitions, config=config) for t in topics if t not in present]
+    )
+    for topic in (t for t in topics if t in present):
+        current = await admin.describe_topic_config(topic)
+        if any(current.get(k) != v for k, v in config.items()):
+            await admin.alter_topic_config(topic, config)
 
 
 def sink_options(settings: AuditSinkSettings) -> SinkOptions:
@@ -71,15 +92,27 @@ async def running_sink(
     security: SecuritySettings | None = None,
     migrate: bool = True,
     meter: Meter | None = None,
+    logging: LoggingSettings | None = None,
 ) -> AsyncIterator[AuditSink]:
-    """A started sink (consumer + checkpoint producer); ``await sink.run()`` to consume."""
-    store = build_store(database, settings, security)
+    """A started sink (consumer + checkpoint producer); ``await sink.run()`` to consume.
+
+    ``logging`` (default: ``LOG_*`` from the environment) decides PII encryption and the
+    audit topics' retention, which is set on the topics whether they exist or not.
+    """
+    logging = logging or read_settings(LoggingSettings)
+    store = build_store(database, settings, security, logging)
     if migrate:
         await store.migrate()
     admin = transport.admin()
     await admin.start()
     try:
         await ensure_checkpoint_topic(admin, settings.checkpoint_topic)
+        await ensure_audit_topics(
+            admin,
+            settings.topic_list,
+            logging.audit_retention_days,
+            read_settings(KafkaSettings).default_partitions,
+        )
     finally:
         await admin.stop()
     producer = transport.producer(linger_ms=0)

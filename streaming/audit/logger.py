@@ -6,17 +6,29 @@ audit sink chains them into PostgreSQL. Correlation id, trace id, user and IP co
 the current :mod:`streaming.context` and OpenTelemetry span when not given. PII fields
 (``ip_address``, ``user_agent``, ``actor.username``) travel as plain values inside the
 authenticated Kafka cluster and are envelope-encrypted by the sink at rest.
+
+Built as the seed builds it, ``AuditLogger(encryption_key)``, the logger has no producer
+yet: on first use it makes one from the settings (``KAFKA_*``, ``REGISTRY_URL``) for the
+running event loop, creating the audit topic with ``LOG_AUDIT_RETENTION_DAYS`` retention
+if it is missing; :meth:`AuditLogger.aclose` stops it. The ``encryption_key`` (32 bytes,
+as ``SECURITY_ENCRYPTION_KEY``) encrypts ``details`` values under secret or PII keys
+(``password``, ``email``, ...) before they leave the process, with the sink's envelope
+format (:class:`~streaming.security.fields.FieldEncryptor`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import trace
+from pydantic import SecretStr
 
 from streaming.clients.producer import EventProducer
+from streaming.config import Settings
 from streaming.context import current_audit_context, current_execution_context
 from streaming.events import (
     Actor,
@@ -26,8 +38,10 @@ from streaming.events import (
     AuditOutcome,
     EventMetadata,
 )
+from streaming.logging import is_sensitive_key
 from streaming.security.events import SecurityEvent, SecurityEventType
-from streaming.transport.base import RecordMetadata
+from streaming.security.fields import FieldEncryptor, parse_key
+from streaming.transport.base import RecordMetadata, TopicSpec
 
 DEFAULT_AUDIT_TOPIC = "audit.events"
 
@@ -48,24 +62,112 @@ def _text(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True, separators=(",", ":"))
 
 
+_DETAIL = b"audit.details."
+
+
+class _OwnedProducer:
+    """The producer an :class:`AuditLogger` built from settings, for one event loop."""
+
+    def __init__(self, settings: Settings | None, topic: str) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._lock = asyncio.Lock()
+        self._producer: EventProducer | None = None
+        self._closers: list[Any] = []
+
+    async def get(self) -> EventProducer:
+        async with self._lock:
+            if self._producer is None:
+                self._producer = await self._start()
+            return self._producer
+
+    async def _start(self) -> EventProducer:
+        from streaming.clients.topics import ensure_topics
+        from streaming.config import get_settings
+        from streaming.core.topics import audit_events_config
+        from streaming.serde.client import SchemaRegistryClient
+        from streaming.transport.kafka import KafkaTransport
+
+        settings = self._settings or get_settings()
+        transport = KafkaTransport(settings.kafka)
+        admin = transport.admin()
+        await admin.start()
+        try:  # the sink's topic config: retention LOG_AUDIT_RETENTION_DAYS, never compacted
+            config = audit_events_config(settings.logging.audit_retention_days)
+            await ensure_topics(admin, [TopicSpec(self._topic, 1, config=config)])
+        finally:
+            await admin.stop()
+        registry = SchemaRegistryClient(settings.registry)
+        producer = EventProducer(transport, registry)
+        try:
+            await producer.start()
+        except BaseException:
+            await registry.aclose()
+            raise
+        self._closers = [producer.stop, registry.aclose]
+        return producer
+
+    async def close(self) -> None:
+        async with self._lock:
+            closers, self._closers, self._producer = self._closers, [], None
+            for close in closers:
+                await close()
+
+
 def _current_trace_id() -> str | None:
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
 class AuditLogger:
-    """Publishes audit events; share one per service (it holds no global state)."""
+    """Publishes audit events; share one per service (it holds no global state).
+
+    ``AuditLogger(encryption_key)`` is the seed's form (producer from settings on first
+    use); ``AuditLogger(producer)`` (or ``producer=``) sends through a producer you own.
+    """
 
     def __init__(
         self,
-        producer: EventProducer,
+        encryption_key: str | bytes | SecretStr | EventProducer | None = None,
         *,
+        producer: EventProducer | None = None,
         topic: str = DEFAULT_AUDIT_TOPIC,
         source: str = "tradesense-streaming",
+        settings: Settings | None = None,
     ) -> None:
+        if isinstance(encryption_key, EventProducer):  # the form that predates the seed's
+            producer, encryption_key = encryption_key, None
         self._producer = producer
+        self._encryptor = FieldEncryptor(parse_key(encryption_key)) if encryption_key else None
         self.topic = topic
         self.source = source
+        self._settings = settings
+        self._owned: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _OwnedProducer] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def _get_producer(self) -> EventProducer:
+        if self._producer is not None:
+            return self._producer
+        loop = asyncio.get_running_loop()
+        owned = self._owned.get(loop)
+        if owned is None:
+            owned = self._owned[loop] = _OwnedProducer(self._settings, self.topic)
+        return await owned.get()
+
+    async def aclose(self) -> None:
+        """Stop the producer this logger made for the running loop (not one passed in)."""
+        owned = self._owned.pop(asyncio.get_running_loop(), None)
+        if owned is not None:
+            await owned.close()
+
+    def _details(self, details: Mapping[str, Any] | None) -> dict[str, str]:
+        out = {k: _text(v) for k, v in (details or {}).items()}
+        if self._encryptor is not None:
+            for key, value in out.items():
+                if is_sensitive_key(key):
+                    out[key] = self._encryptor.encrypt_str(value, context=_DETAIL + key.encode())
+        return out
 
     def _metadata(self) -> EventMetadata:
         ctx = current_execution_context()
@@ -77,7 +179,8 @@ class AuditLogger:
 
     async def log(self, event: AuditEvent) -> RecordMetadata:
         """Send a fully built event (keyed by its resource id)."""
-        return await self._producer.send(self.topic, event)
+        producer = await self._get_producer()
+        return await producer.send(self.topic, event)
 
     async def log_business_event(
         self,
@@ -110,7 +213,7 @@ class AuditLogger:
             resource_id=resource_id or (audit_ctx.resource_id if audit_ctx else None),
             action=action or (audit_ctx.action if audit_ctx else str(event_type).lower()),
             outcome=outcome,
-            details={k: _text(v) for k, v in (details or {}).items()},
+            details=self._details(details),
             ip_address=ip_address or (ctx.ip_address if ctx else None),
             user_agent=user_agent,
             session_id=session_id,
@@ -148,7 +251,7 @@ class AuditLogger:
             resource_id=actor_id,
             action=str(AuditEventType(event_type).value).lower(),
             outcome=AuditOutcome.SUCCESS if success else AuditOutcome.FAILURE,
-            details={k: _text(v) for k, v in extra.items()},
+            details=self._details(extra),
             ip_address=ip_address or (ctx.ip_address if ctx else None),
             user_agent=user_agent,
         )

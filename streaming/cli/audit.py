@@ -89,6 +89,7 @@ def sink_command(as_json: JsonOpt = False) -> None:
                 settings=audit,
                 security=settings.security,
                 meter=telemetry.meter_provider.get_meter(METER_NAME),
+                logging=settings.logging,
             ) as sink:
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -188,7 +189,7 @@ def shred_command(
 
     async def main() -> bool:
         async with Database(settings.database) as database:
-            store = build_store(database, audit, settings.security)
+            store = build_store(database, audit, settings.security, settings.logging)
             return await store.subject_keys.shred(subject)
 
     deleted = run(main, telemetry=False)
@@ -205,7 +206,9 @@ def rewrap_command(as_json: JsonOpt = False) -> None:
 
     async def main() -> int:
         async with Database(settings.database) as database:
-            return await build_store(database, audit, settings.security).subject_keys.rewrap()
+            return await build_store(
+                database, audit, settings.security, settings.logging
+            ).subject_keys.rewrap()
 
     changed = run(main, telemetry=False)
     if as_json:

@@ -60,14 +60,20 @@ H_REPLAY_ID = "x-replay-id"
 H_REPLAY_ORIGIN = "x-replay-origin"
 REPLAY_HEADERS = (H_REPLAY_ID, H_REPLAY_ORIGIN)
 
-# -- HTTP: an incoming request's correlation id (``correlation-id`` is accepted too)
+# -- HTTP: an incoming request's correlation id (``correlation-id`` is accepted too), the
+# request id proxies set when the caller sent none, and the proxy chain's client address
 HTTP_CORRELATION_ID = "x-correlation-id"
+HTTP_REQUEST_ID = "x-request-id"
+HTTP_FORWARDED_FOR = "x-forwarded-for"
+REQUEST_HEADERS = (HTTP_CORRELATION_ID, HTTP_REQUEST_ID, HTTP_FORWARDED_FOR)
 
 __all__ = [
     "CONTENT_TYPE_AVRO",
     "EVENT_HEADERS",
     "FAILURE_HEADERS",
     "HTTP_CORRELATION_ID",
+    "HTTP_FORWARDED_FOR",
+    "HTTP_REQUEST_ID",
     "H_ATTEMPT",
     "H_CONSUMER_GROUP",
     "H_CONTENT_TYPE",
@@ -93,5 +99,6 @@ __all__ = [
     "H_TRACESTATE",
     "REDRIVE_HEADERS",
     "REPLAY_HEADERS",
+    "REQUEST_HEADERS",
     "TRACE_HEADERS",
 ]

@@ -24,6 +24,8 @@ SCHEMAS_TOPIC = "_schemas"
 OFFSET_SNAPSHOTS_TOPIC = "_streaming.offset-snapshots"
 AUDIT_CHECKPOINTS_TOPIC = "_streaming.audit-checkpoints"
 REVOCATIONS_TOPIC = "_streaming.revocations"
+AUDIT_EVENTS_TOPIC = "audit.events"
+"""Where audit events are published and the audit sink reads (``AUDIT_TOPICS``)."""
 INTERNAL_TOPICS = (OFFSET_SNAPSHOTS_TOPIC, AUDIT_CHECKPOINTS_TOPIC)
 """What ``streaming topics create --internal`` provisions (``_schemas`` belongs to the
 registry deployable; the revocations topic to the token verifiers, which size its retention)."""
@@ -47,6 +49,18 @@ AUDIT_CHECKPOINTS_CONFIG = _compacted({"min.compaction.lag.ms": "60000"})
 def revocations_config(retention_ms: int) -> Mapping[str, str]:
     """Compacted AND deleted: a revocation is useless once its token has expired."""
     return MappingProxyType({"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)})
+
+
+def audit_events_config(retention_days: int) -> Mapping[str, str]:
+    """An audit topic: deleted by age only, after ``LOG_AUDIT_RETENTION_DAYS`` (never
+    compacted, never by size), so Kafka keeps every event as long as the regulation asks."""
+    return MappingProxyType(
+        {
+            "cleanup.policy": "delete",
+            "retention.ms": str(retention_days * 86_400_000),
+            "retention.bytes": "-1",
+        }
+    )
 
 
 INTERNAL_TOPIC_CONFIGS: Mapping[str, Mapping[str, str]] = MappingProxyType(
@@ -100,6 +114,7 @@ def changelog_topic(name: str) -> str:
 __all__ = [
     "AUDIT_CHECKPOINTS_CONFIG",
     "AUDIT_CHECKPOINTS_TOPIC",
+    "AUDIT_EVENTS_TOPIC",
     "CHANGELOG_CONFIG",
     "COMPACTED",
     "INTERNAL_TOPICS",
@@ -110,6 +125,7 @@ __all__ = [
     "REVOCATIONS_TOPIC",
     "SCHEMAS_TOPIC",
     "RetryTopicNameError",
+    "audit_events_config",
     "changelog_topic",
     "dlq_topic",
     "is_internal_topic",

@@ -137,7 +137,7 @@ async def audit_hook(
     client = SchemaRegistryClient(registry)
     try:
         async with EventProducer(transport, client) as producer:
-            yield chain_hook(AuditLogger(producer, topic=topic, source="streaming-cli"))
+            yield chain_hook(AuditLogger(producer=producer, topic=topic, source="streaming-cli"))
     finally:
         await client.aclose()
 

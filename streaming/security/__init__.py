@@ -27,6 +27,7 @@ from streaming.security.events import (
     log_security_event,
 )
 from streaming.security.fields import FieldEncryptor
+from streaming.security.guard import default_rbac, require_permission
 from streaming.security.hashing import PasswordCheck, SecureHasher, validate_password_strength
 from streaming.security.http import HttpAuthenticator, HttpError, http_error, registry_requirement
 from streaming.security.jwt import JWTManager, TokenClaims, TokenPair
@@ -42,7 +43,6 @@ from streaming.security.rbac import (
     Role,
     RoleBasedAccessControl,
     YamlPolicySource,
-    require_permission,
 )
 from streaming.security.revocation import (
     InMemoryRevocationStore,
@@ -100,6 +100,7 @@ __all__ = [
     "UnknownKeyError",
     "UnknownPepperError",
     "YamlPolicySource",
+    "default_rbac",
     "http_error",
     "log_security_event",
     "registry_requirement",

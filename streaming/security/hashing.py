@@ -11,8 +11,10 @@ instance given the same pepper agrees on it without extra configuration. Rotatio
 the new pepper and keep the old one in ``previous_peppers``; old hashes still verify,
 :meth:`SecureHasher.needs_rehash` reports them, and the login path re-hashes.
 
-argon2's own cost parameters are constructor arguments; ``password_salt_rounds`` from
-the settings is a bcrypt cost and does not apply to argon2.
+Cost: ``SECURITY_PASSWORD_SALT_ROUNDS`` (the seed's bcrypt-style work factor, at least
+12) sets argon2's passes with bcrypt's meaning that each round doubles the work: 12
+rounds are RFC 9106's recommended ``t=3`` (64 MiB, 4 lanes), 13 are ``t=6``, 14 ``t=12``.
+An explicit ``time_cost`` argument wins (tests use it to stay fast).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ _PREFIX = "$pepper$"
 _MIN_PEPPER_BYTES = 16
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
+BASE_SALT_ROUNDS = 12  # the compliance floor; maps to argon2's recommended t=3
+BASE_TIME_COST = 3
 
 Secret = str | bytes | SecretStr
 
@@ -46,6 +50,14 @@ def _secret_bytes(value: Secret) -> bytes:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def time_cost_for_rounds(rounds: int) -> int:
+    """argon2 passes for a bcrypt-style cost: 3 at 12 rounds, doubling per extra round
+    (and halving per round below, down to one pass)."""
+    if rounds >= BASE_SALT_ROUNDS:
+        return BASE_TIME_COST << (rounds - BASE_SALT_ROUNDS)
+    return max(1, BASE_TIME_COST >> (BASE_SALT_ROUNDS - rounds))
 
 
 def pepper_id(pepper: Secret) -> str:
@@ -62,7 +74,7 @@ class SecureHasher:
         *,
         pepper: Secret | None = None,
         previous_peppers: Iterable[Secret] = (),
-        time_cost: int = 3,
+        time_cost: int | None = None,
         memory_cost_kib: int = 65536,
         parallelism: int = 4,
     ) -> None:
@@ -78,6 +90,9 @@ class SecureHasher:
         self._current_id = pepper_id(current)
         self._peppers = {pepper_id(p): _secret_bytes(p) for p in previous_peppers}
         self._peppers[self._current_id] = _secret_bytes(current)
+        if time_cost is None:
+            rounds = settings.password_salt_rounds if settings else BASE_SALT_ROUNDS
+            time_cost = time_cost_for_rounds(rounds)
         self._argon = PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_cost_kib,
@@ -215,5 +230,6 @@ __all__ = [
     "SecureHasher",
     "common_passwords",
     "pepper_id",
+    "time_cost_for_rounds",
     "validate_password_strength",
 ]

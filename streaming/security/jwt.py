@@ -14,6 +14,7 @@ checks ``exp``/``nbf``/``iat`` against the wall clock with ``jwt_leeway_s`` of s
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +24,7 @@ from typing import Any
 import jwt as pyjwt
 
 from streaming.config import SecuritySettings
+from streaming.context import ExecutionContext, current_execution_context
 from streaming.security.errors import (
     InvalidTokenError,
     RefreshTokenReuseError,
@@ -93,13 +95,32 @@ class TokenPair:
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
 
 
-def _context_claim(execution_context: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Only scalar values travel (correlation id, request id, ...)."""
-    if not execution_context:
+ContextLike = Mapping[str, Any] | ExecutionContext
+"""What ``execution_context=`` takes: the seed's :class:`ExecutionContext` or a mapping."""
+
+
+def _context_claim(execution_context: ContextLike | None) -> dict[str, Any]:
+    """The ``ctx`` claim: only scalar values travel (operation, correlation id, ...).
+
+    ``None`` means the :class:`ExecutionContext` bound in this task, if any.
+    """
+    if execution_context is None:
+        execution_context = current_execution_context()
+    if execution_context is None:
         return {}
-    return {
-        str(k): v for k, v in execution_context.items() if isinstance(v, str | int | float | bool)
-    }
+    if isinstance(execution_context, Mapping):
+        items = dict(execution_context)
+    elif dataclasses.is_dataclass(execution_context):
+        fields = dataclasses.fields(execution_context)
+        items = {f.name: getattr(execution_context, f.name) for f in fields}
+    elif callable(dump := getattr(execution_context, "to_dict", None)):
+        items = dict(dump())
+    else:
+        raise TypeError(
+            f"execution_context must be an ExecutionContext or a mapping, not "
+            f"{type(execution_context).__name__}"
+        )
+    return {str(k): v for k, v in items.items() if isinstance(v, str | int | float | bool)}
 
 
 class JWTManager:
@@ -150,17 +171,22 @@ class JWTManager:
 
     async def create_access_token(
         self,
-        user_id: str,
+        user_id: str | int | uuid.UUID,
         permissions: Iterable[str | Permission] = (),
-        execution_context: Mapping[str, Any] | None = None,
+        execution_context: ContextLike | None = None,
         *,
         roles: Iterable[str] = (),
         family_id: str | None = None,
         ttl_s: int | None = None,
     ) -> str:
-        """A signed access token; bad permission strings raise ``ValueError`` here."""
+        """A signed access token (the seed's call: ``(user_id, permissions, context)``).
+
+        ``execution_context`` (an :class:`ExecutionContext` or a mapping; default: the one
+        bound in this task) travels as the ``ctx`` claim. Bad permission strings raise
+        ``ValueError`` here.
+        """
         claims: dict[str, Any] = {
-            "sub": user_id,
+            "sub": str(user_id),
             "token_use": ACCESS,
             "roles": sorted(set(roles)),
             "permissions": sorted({str(_permission(p)) for p in permissions}),
@@ -178,7 +204,7 @@ class JWTManager:
         *,
         roles: Iterable[str] = (),
         permissions: Iterable[str | Permission] = (),
-        execution_context: Mapping[str, Any] | None = None,
+        execution_context: ContextLike | None = None,
         family_id: str | None = None,
     ) -> TokenPair:
         """A new access + refresh pair, starting a token family unless one is given."""

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
-import inspect
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -253,13 +251,23 @@ class YamlPolicySource:
 
 
 class _Decorator(Protocol):
-    def __call__(
-        self, func: Callable[P, Awaitable[R]], /
-    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+def _source_from_settings() -> PolicySource:
+    """``SECURITY_RBAC_POLICY_PATH`` when set, else an empty (deny-all) in-memory policy."""
+    from streaming.config import SecuritySettings, read_settings
+
+    path = read_settings(SecuritySettings).rbac_policy_path
+    return YamlPolicySource(path) if path is not None else InMemoryPolicySource()
 
 
 class RoleBasedAccessControl:
-    """Answers "may this user/principal do that?", with a TTL-cached policy."""
+    """Answers "may this user/principal do that?", with a TTL-cached policy.
+
+    ``RoleBasedAccessControl()`` (the seed's form) reads ``SECURITY_RBAC_POLICY_PATH``;
+    without it the policy starts empty and roles are added with :meth:`define_role`.
+    """
 
     def __init__(
         self,
@@ -269,7 +277,9 @@ class RoleBasedAccessControl:
         audit: AuditCallback = log_security_event,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if source is None or isinstance(source, Policy):
+        if source is None:
+            source = _source_from_settings()
+        elif isinstance(source, Policy):
             source = InMemoryPolicySource(source)
         self._source = source
         self._ttl_s = cache_ttl_s
@@ -401,62 +411,18 @@ class RoleBasedAccessControl:
         resource_arg: str | None = None,
     ) -> Coroutine[Any, Any, None] | _Decorator:
         """``await rbac.require_permission(user, type, action[, name])`` raises AccessDenied;
-        ``@rbac.require_permission(type, action)`` guards a coroutine function that takes
-        ``user_id`` (and, with ``resource_arg``, the resource name) as arguments."""
+        ``@rbac.require_permission(type, action)`` guards a function (sync or async) as
+        :func:`streaming.security.guard.require_permission` does, with this checker."""
         if isinstance(first, ResourceType) and isinstance(second, Action):
-            return _guard(lambda _args: self, first, second, user_arg, resource_arg)
+            from streaming.security.guard import guard  # guard builds on this class
+
+            return guard(lambda _args: self, first, second, user_arg, resource_arg)
         if isinstance(second, ResourceType) and isinstance(third, Action):
             return self._require(first, second, third, resource)
         raise TypeError(
             "use require_permission(user_id, ResourceType.X, Action.Y) "
             "or require_permission(ResourceType.X, Action.Y)"
         )
-
-
-def require_permission(
-    resource_type: ResourceType,
-    action: Action,
-    *,
-    user_arg: str = "user_id",
-    resource_arg: str | None = None,
-    rbac_attr: str = "rbac",
-) -> _Decorator:
-    """Method decorator (the seed's form): the checker is ``self.<rbac_attr>``."""
-
-    def find(args: inspect.BoundArguments) -> RoleBasedAccessControl:
-        owner = next(iter(args.arguments.values()), None)
-        rbac = getattr(owner, rbac_attr, None)
-        if not isinstance(rbac, RoleBasedAccessControl):
-            raise TypeError(f"@require_permission needs self.{rbac_attr} to be RBAC")
-        return rbac
-
-    return _guard(find, resource_type, action, user_arg, resource_arg)
-
-
-def _guard(
-    find: Callable[[inspect.BoundArguments], RoleBasedAccessControl],
-    resource_type: ResourceType,
-    action: Action,
-    user_arg: str,
-    resource_arg: str | None,
-) -> _Decorator:
-    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-        signature = inspect.signature(func)
-        if user_arg not in signature.parameters:
-            raise TypeError(f"{func.__qualname__} has no parameter {user_arg!r} to check")
-
-        @functools.wraps(func)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            resource = None if resource_arg is None else str(bound.arguments[resource_arg])
-            rbac = find(bound)
-            await rbac._require(str(bound.arguments[user_arg]), resource_type, action, resource)
-            return await func(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
 
 
 __all__ = [
@@ -470,5 +436,4 @@ __all__ = [
     "Role",
     "RoleBasedAccessControl",
     "YamlPolicySource",
-    "require_permission",
 ]

@@ -7,7 +7,6 @@ counts that agree with each other.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -18,6 +17,7 @@ from streaming.config import DatabaseSettings, KafkaSettings
 from streaming.replay import SnapshotNotFoundError, SnapshotStore
 from streaming.transport.base import AdminTransport
 from streaming.transport.kafka import KafkaTransport
+from tests.integration.children import run_to_end
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 150  # what demo_flow.sh produces
@@ -25,22 +25,7 @@ TIMEOUT_S = 150
 
 
 async def run_flow(env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        "bash",
-        str(ROOT / "scripts" / "demo_flow.sh"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=ROOT,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_to_end(["bash", str(ROOT / "scripts" / "demo_flow.sh")], env, ROOT, TIMEOUT_S)
 
 
 def one(pattern: str, text: str) -> re.Match[str]:

@@ -11,14 +11,14 @@ from streaming.context import (
     current_audit_context,
     current_correlation_id,
     execution_context,
-    with_execution_context,
 )
+from streaming.decorators import with_execution_context
 
 
 def test_request_context_reuses_callers_correlation_id() -> None:
-    ctx = ExecutionContext.create_for_request("op", headers={"X-Correlation-ID": "abc"})
+    ctx = ExecutionContext.create_for_request(operation="op", headers={"X-Correlation-ID": "abc"})
     assert ctx.correlation_id == "abc"
-    assert ExecutionContext.create_for_request("op").correlation_id != "abc"
+    assert ExecutionContext.create_for_request(operation="op").correlation_id != "abc"
 
 
 def test_context_is_restored_after_block() -> None:

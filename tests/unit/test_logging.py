@@ -73,7 +73,7 @@ def test_stdlib_logging_is_routed_through_structlog(captured: io.StringIO) -> No
 
 
 def test_correlation_id_from_execution_context(captured: io.StringIO) -> None:
-    ctx = ExecutionContext.create_for_request("place_order", user_id="u7")
+    ctx = ExecutionContext.create_for_request(operation="place_order", user_id="u7")
     with execution_context(ctx):
         get_logger("t").info("inside")
     get_logger("t").info("outside")

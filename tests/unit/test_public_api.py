@@ -12,6 +12,7 @@ import types
 import streaming
 
 EXPORTED = [
+    "Action",
     "AuditContext",
     "AuditEvent",
     "AuditEventType",
@@ -27,6 +28,7 @@ EXPORTED = [
     "ConfigError",
     "ConsumerOptions",
     "Database",
+    "DatabaseConnectionManager",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DeserializationError",
@@ -42,6 +44,7 @@ EXPORTED = [
     "GroupNotEmptyError",
     "InMemoryEventBus",
     "InMemorySchemaRegistryClient",
+    "JWTManager",
     "KafkaEventBus",
     "Message",
     "Money",
@@ -53,8 +56,11 @@ EXPORTED = [
     "PermissionDenied",
     "PositionChanged",
     "RangeReplayer",
+    "ResourceType",
     "RetryPolicy",
+    "RoleBasedAccessControl",
     "SchemaRegistryClient",
+    "SecureHasher",
     "SecurityError",
     "SerializationContext",
     "SerializationError",
@@ -69,16 +75,29 @@ EXPORTED = [
     "__version__",
     "audit_context",
     "configure_logging",
+    "create_event_bus",
     "execution_context",
     "get_logger",
+    "get_settings",
     "load_settings",
+    "reload_settings",
+    "require_permission",
     "with_audit_context",
     "with_execution_context",
+    # the seed's front door: decorators and the event bus (issue 13, seedctx)
+    "DeadLetter",
+    "EventBusHealth",
+    "EventBusMetrics",
+    "EventHandler",
+    "set_default_audit_logger",
+    "with_performance_monitoring",
+    "with_retry",
 ]
 
 
 def test_all_is_exactly_the_pinned_surface() -> None:
-    assert sorted(streaming.__all__) == EXPORTED
+    assert sorted(streaming.__all__) == sorted(EXPORTED)
+    assert len(EXPORTED) == len(set(EXPORTED))
 
 
 def test_all_is_unique() -> None:

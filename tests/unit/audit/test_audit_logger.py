@@ -37,9 +37,9 @@ async def test_business_and_authentication_events_carry_the_context() -> None:
     await admin.create_topics([TopicSpec("audit.events", 1)])
     registry = InMemorySchemaRegistryClient()
     async with EventProducer(transport, registry) as producer:
-        audit = AuditLogger(producer)
+        audit = AuditLogger(producer=producer)
         ctx = ExecutionContext.create_for_request(
-            "place_order", user_id="u-1", ip_address="1.2.3.4"
+            operation="place_order", user_id="u-1", ip_address="1.2.3.4"
         )
         with execution_context(ctx):
             await audit.log_business_event(

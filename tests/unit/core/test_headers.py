@@ -32,7 +32,7 @@ def test_no_two_header_groups_share_a_name() -> None:
         h.FAILURE_HEADERS,
         h.REDRIVE_HEADERS,
         h.REPLAY_HEADERS,
-        (h.HTTP_CORRELATION_ID,),
+        h.REQUEST_HEADERS,
     ]
     every = [name for group in groups for name in group]
     assert len(every) == len(set(every))

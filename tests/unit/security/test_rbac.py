@@ -151,11 +151,11 @@ async def test_method_decorator_finds_rbac_on_self() -> None:
         await service.place_order("alice", "ACME")
 
 
-def test_decorator_needs_a_user_parameter() -> None:
+def test_decorator_checks_a_named_resource_parameter_exists() -> None:
     rbac = RoleBasedAccessControl(POLICY)
-    with pytest.raises(TypeError, match="user_id"):
+    with pytest.raises(TypeError, match="topic"):
 
-        @rbac.require_permission(ResourceType.ORDER, Action.CREATE)
+        @rbac.require_permission(ResourceType.TOPIC, Action.WRITE, resource_arg="topic")
         async def anonymous(symbol: str) -> None:
             return None
 
