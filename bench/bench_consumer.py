@@ -5,6 +5,8 @@ in a subprocess); each round every contender reads all of it, each in its own fr
 process, from the first record to the last (group join and start-up excluded):
 
 - ``typed``: ``EventConsumer`` (decode, model, dispatch, commit), tracing and metrics on;
+- ``typed batch``: the same with a batch handler (one ``process`` span per partition
+  batch, linked to each record's producer, instead of one per record);
 - ``faststream``: FastStream's aiokafka broker, a fastavro decoder building the same
   pydantic model, its OpenTelemetry middleware (spans and metrics) on, default ack policy;
 - ``raw``: aiokafka ``getmany``; ``raw+fastavro``: the same plus ``schemaless_reader`` of
@@ -60,8 +62,11 @@ def _decoder() -> Any:
     return decode
 
 
-async def typed(bootstrap: str, registry_url: str, topic: str, n: int, deadline_s: float) -> Any:
-    """Child job: the typed consumer with tracing and metrics on."""
+async def typed(
+    bootstrap: str, registry_url: str, topic: str, n: int, deadline_s: float, batch: bool = False
+) -> Any:
+    """Child job: the typed consumer with tracing and metrics on (a record handler, or
+    with ``batch`` a batch handler: one span per partition batch)."""
     tel = harness.telemetry()
     async with SchemaRegistryClient(RegistrySettings(url=registry_url)) as registry:
         consumer = harness.traced_consumer(bootstrap, registry, topic, tel, poll_timeout_ms=100)
@@ -72,7 +77,16 @@ async def typed(bootstrap: str, registry_url: str, topic: str, n: int, deadline_
             if len(marks) >= n:
                 consumer.request_stop()
 
-        consumer.add_handler(OrderPlaced, handle)
+        async def handle_batch(events: list[OrderPlaced]) -> None:
+            now = time.perf_counter()
+            marks.extend(now for _ in events)
+            if len(marks) >= n:
+                consumer.request_stop()
+
+        if batch:
+            consumer.add_batch_handler(OrderPlaced, handle_batch)
+        else:
+            consumer.add_handler(OrderPlaced, handle)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(consumer.run(), deadline_s)
     return _result(marks, n)
@@ -189,6 +203,9 @@ async def measure(messages: int, rounds: int, deadline_s: float) -> dict[str, An
         async def typed_run() -> Run:
             return await child("typed")
 
+        async def typed_batch_run() -> Run:
+            return await child("typed", batch=True)
+
         async def faststream_run() -> Run:
             return await child("faststream")
 
@@ -204,6 +221,7 @@ async def measure(messages: int, rounds: int, deadline_s: float) -> dict[str, An
         got = await harness.interleave(
             {
                 "typed": typed_run,
+                "typed batch": typed_batch_run,
                 "faststream": faststream_run,
                 "raw": raw_run,
                 "raw+fastavro": raw_decode_run,
@@ -222,6 +240,8 @@ async def measure(messages: int, rounds: int, deadline_s: float) -> dict[str, An
             got.ratio("typed consumer ÷ raw getmany+fastavro", "typed", "raw+fastavro"),
             got.ratio("typed consumer ÷ FastStream", "typed", "faststream"),
             got.ratio("typed consumer ÷ raw getmany", "typed", "raw"),
+            got.ratio("typed batch consumer ÷ raw getmany+fastavro", "typed batch", "raw+fastavro"),
+            got.ratio("typed batch consumer ÷ FastStream", "typed batch", "faststream"),
             got.ratio("raw getmany ÷ Kafka ConsumerPerformance", "raw", "kafka-perf"),
         ],
         **got.summary(),

@@ -4,8 +4,8 @@ Not a test. Per value size (~100 B, ~1 KiB) and round, each contender writes to 
 topic (acks=all, idempotence on, linger 5 ms) and the topic's end offsets are checked
 against what it claims to have sent (a shortfall drops the round):
 
-- ``typed loop``: ``await EventProducer.send()`` per event (time-boxed: it waits for each
-  acknowledgement, so it runs at one round trip per event today);
+- ``typed loop``: ``await EventProducer.enqueue()`` per event, the delivery futures
+  gathered per 1000 (``EventProducer.send()`` waits for each acknowledgement instead);
 - ``typed many``: ``EventProducer.send_many`` in chunks of 1000;
 - ``raw``: aiokafka per-record ``send()`` (enqueue, gather the futures per chunk) of the
   same value bytes, key and headers;
@@ -14,7 +14,7 @@ against what it claims to have sent (a shortfall drops the round):
 - ``kafka-perf``: ``org.apache.kafka.tools.ProducerPerformance``, the physical-limit anchor
   (same settings and value size; 5x the records, so the JVM's warm-up does not dominate).
 
-    python -m bench.bench_producer [--messages 20000] [--rounds 3] [--loop-seconds 2]
+    python -m bench.bench_producer [--messages 20000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -124,7 +124,6 @@ class Contenders:
         self.transport = KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap))
         self.registry = InMemorySchemaRegistryClient()
         self.records: list[Any] = []
-        self.loop_seconds = 2.0
 
     async def prepare(self) -> float:
         async with EventProducer(self.transport, self.registry) as p:
@@ -135,18 +134,19 @@ class Contenders:
         return Run(rate, expected=expected, seen=await harness.end_offsets(self.bootstrap, topic))
 
     async def typed_loop(self) -> Run:
+        """``await EventProducer.enqueue()`` per event, the futures gathered per 1000 (the
+        shape of the raw contender's loop)."""
         topic = await self.make_topic()
         async with EventProducer(self.transport, self.registry) as p:
-            await p.send(topic, self.events[0])  # registry, metadata, connection
-            sent, started = 0, time.perf_counter()
-            deadline = started + self.loop_seconds
-            for event in self.events:
-                await p.send(topic, event)
-                sent += 1
-                if time.perf_counter() > deadline:
-                    break
-            rate = sent / (time.perf_counter() - started)
-        return await self._checked(topic, rate, sent + 1)
+            await (await p.enqueue(topic, self.events[0]))  # registry, metadata, connection
+            started = time.perf_counter()
+            for i in range(0, self.n, 1000):
+                await asyncio.gather(
+                    *[await p.enqueue(topic, e) for e in self.events[i : i + 1000]]
+                )
+            await p.flush()
+            rate = self.n / (time.perf_counter() - started)
+        return await self._checked(topic, rate, self.n + 1)
 
     async def typed_many(self) -> Run:
         topic = await self.make_topic()
@@ -205,7 +205,7 @@ class Contenders:
         return Run(run.value, expected=n, seen=await harness.end_offsets(self.bootstrap, topic))
 
 
-async def measure(messages: int, rounds: int, loop_seconds: float) -> dict[str, Any]:
+async def measure(messages: int, rounds: int) -> dict[str, Any]:
     bootstrap = harness.env("KAFKA_BOOTSTRAP_SERVERS")
     rows: list[dict[str, Any]] = []
     by_size: dict[str, harness.Rounds] = {}
@@ -216,7 +216,6 @@ async def measure(messages: int, rounds: int, loop_seconds: float) -> dict[str, 
     ):
         for label, pad in SIZES:
             c = Contenders(bootstrap, registry_url, make_topic, messages, pad)
-            c.loop_seconds = loop_seconds
             size = round(await c.prepare())
 
             async def perf(c: Contenders = c, size: int = size) -> Run:
@@ -247,7 +246,7 @@ async def measure(messages: int, rounds: int, loop_seconds: float) -> dict[str, 
             ]
             by_size[label], value_bytes[label] = got, size
     return {
-        "params": {"messages": messages, "rounds": rounds, "loop_seconds": loop_seconds},
+        "params": {"messages": messages, "rounds": rounds},
         "rows": rows,
         "value_bytes": value_bytes,
         **harness.groups(by_size),
@@ -258,10 +257,9 @@ async def measure(messages: int, rounds: int, loop_seconds: float) -> dict[str, 
 def main(
     messages: int = typer.Option(20_000, min=10, help="Messages per run."),
     rounds: int = typer.Option(3, min=1, help="Interleaved rounds (median of ratios)."),
-    loop_seconds: float = typer.Option(2.0, help="Time box of the per-event send loop."),
     out: Path | None = harness.OUT_OPTION,
 ) -> None:
-    harness.run("producer", measure(messages, rounds, loop_seconds), out)
+    harness.run("producer", measure(messages, rounds), out)
 
 
 if __name__ == "__main__" and not harness.child_main({"confluent": confluent}):

@@ -14,7 +14,7 @@ from streaming.clients.bus import (
     KafkaEventBus,
     create_event_bus,
 )
-from streaming.clients.consumer import ConsumerOptions, EventConsumer, Message
+from streaming.clients.consumer import BatchFailure, ConsumerOptions, EventConsumer, Message
 from streaming.clients.producer import EventProducer
 from streaming.clients.retry import RetryPolicy
 from streaming.config import Environment, Settings, get_settings, load_settings, reload_settings
@@ -88,6 +88,7 @@ __all__ = [
     "AuthenticationError",
     "AvroDeserializer",
     "AvroSerializer",
+    "BatchFailure",
     "BrokerUnavailableError",
     "CircuitBreaker",
     "CircuitOpenError",

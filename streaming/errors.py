@@ -17,6 +17,7 @@ run time. ``(R)`` marks ``retriable = True``: retrying the same call may succeed
     +-- ConsumerError                    [clients.consumer] consumer misconfigured or misused
     |   +-- UnhandledEventError          no handler for the event type (dead-lettered)
     +-- TransientProcessingError (R)     [clients.consumer] cannot finish now; rewind
+    +-- BatchFailure                     [clients.batch] a batch handler names its failed record
     +-- TransportError                   talking to Kafka failed
     |   +-- BrokerUnavailableError (R)   no broker answered
     |   +-- TransientTransportError (R)  Kafka says retry (leader moved, coordinator busy)

@@ -221,7 +221,10 @@ def extract_context(headers: Iterable[tuple[str, bytes]]) -> Context:
 
 def span_context_of(headers: Iterable[tuple[str, bytes]]) -> SpanContext | None:
     """The producer's span context from ``headers``, for links; ``None`` if absent."""
-    span_context = trace.get_current_span(extract_context(headers)).get_span_context()
+    fields = _trace_fields(headers)
+    if not fields:
+        return None
+    span_context = trace.get_current_span(_W3C.extract(fields)).get_span_context()
     return span_context if span_context.is_valid else None
 
 
@@ -315,6 +318,21 @@ def send_span(
 ) -> AbstractContextManager[Span]:
     """A ``send <topic>`` PRODUCER span; inject its context with :func:`inject_headers`
     inside the block and report where the record landed with :func:`record_sent`."""
+    attributes = send_attributes(
+        topic, key=key, value=value, message_id=message_id, partition=partition
+    )
+    return _messaging_span(tracer, f"send {topic}", SpanKind.PRODUCER, attributes, links)
+
+
+def send_attributes(
+    topic: str,
+    *,
+    key: bytes | None = None,
+    value: bytes | None = b"",
+    message_id: str | None = None,
+    partition: int | None = None,
+) -> dict[str, Any]:
+    """The attributes of a ``send <topic>`` span (for a span that outlives a block)."""
     attributes: dict[str, Any] = {
         MESSAGING_SYSTEM: KAFKA,
         MESSAGING_DESTINATION_NAME: topic,
@@ -330,7 +348,7 @@ def send_span(
         attributes[MESSAGING_MESSAGE_ID] = message_id
     if partition is not None:
         attributes[MESSAGING_DESTINATION_PARTITION_ID] = str(partition)
-    return _messaging_span(tracer, f"send {topic}", SpanKind.PRODUCER, attributes, links)
+    return attributes
 
 
 def record_sent(span: Span, metadata: RecordMetadata) -> None:
@@ -348,7 +366,11 @@ def process_span(
     links: Sequence[Link] = (),
 ) -> AbstractContextManager[Span]:
     """A ``process <topic>`` CONSUMER span: a child of the producer's context in the
-    record's headers, with a link to it as the conventions ask."""
+    record's headers, with a link to it as the conventions ask.
+
+    It runs once per record: the attributes are one dict literal and the W3C context is
+    parsed only when the record carries a ``traceparent``.
+    """
     attributes: dict[str, Any] = {
         MESSAGING_SYSTEM: KAFKA,
         MESSAGING_DESTINATION_NAME: record.topic,
@@ -356,8 +378,9 @@ def process_span(
         MESSAGING_KAFKA_OFFSET: record.offset,
         MESSAGING_OPERATION_TYPE: "process",
         MESSAGING_OPERATION_NAME: "process",
-        **_key_attribute(record.key),
     }
+    if record.key is not None:
+        attributes.update(_key_attribute(record.key))
     if group is not None:
         attributes[MESSAGING_CONSUMER_GROUP_NAME] = group
     if message_id is not None:
@@ -366,14 +389,19 @@ def process_span(
         attributes[MESSAGING_KAFKA_MESSAGE_TOMBSTONE] = True
     else:
         attributes[MESSAGING_MESSAGE_BODY_SIZE] = len(record.value)
-    # One W3C extraction serves both the parent and the link (this runs once per record).
-    parent: Context | None = extract_context(record.headers)
-    producer = trace.get_current_span(parent).get_span_context()
-    all_links = [Link(producer), *links] if producer.is_valid else list(links)
-    if not all_links:
-        parent = None
-    name = f"process {record.topic}"
-    return _messaging_span(tracer, name, SpanKind.CONSUMER, attributes, all_links, parent)
+    parent: Context | None = None
+    all_links: Sequence[Link] = links
+    fields = _trace_fields(record.headers)
+    if fields:  # one W3C extraction serves both the parent and the link
+        parent = _W3C.extract(fields)
+        producer = trace.get_current_span(parent).get_span_context()
+        if producer.is_valid:
+            all_links = [Link(producer), *links]
+        elif not links:
+            parent = None
+    return _messaging_span(
+        tracer, f"process {record.topic}", SpanKind.CONSUMER, attributes, all_links, parent
+    )
 
 
 def add_trace_context(
@@ -539,6 +567,7 @@ __all__ = [
     "process_span",
     "record_sent",
     "replace_trace_headers",
+    "send_attributes",
     "send_span",
     "span_context_of",
 ]

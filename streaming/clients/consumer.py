@@ -19,24 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, Self, TypedDict, TypeVar, Unpack
+from typing import Any, Self, TypeVar, Unpack
 
 import structlog
 from opentelemetry import trace
-from opentelemetry.trace import Tracer
 
+from streaming.clients.batch import BatchFailure, BatchHandler, BatchProcessor
 from streaming.clients.chain import chain
+from streaming.clients.consumer_options import ConsumerKeywords, ConsumerOptions
 from streaming.clients.flow import PartitionFlow
 from streaming.clients.middlewares import (
     CallNext,
     ConsumerError,
     ConsumerStats,
     DecodeMiddleware,
+    DeliveryTally,
     Handler,
     Message,
     Middleware,
@@ -45,21 +45,17 @@ from streaming.clients.middlewares import (
     TransientProcessingError,
     UnhandledEventError,
 )
-from streaming.clients.producer import TopicGuard
 from streaming.clients.retry import RetryPolicy, attempt_of
 from streaming.clients.router import RetryRouter, RetryWriteError
-from streaming.clients.topics import TopicDefaults, ensure_failure_topics
-from streaming.core.clock import now_ms
+from streaming.clients.topics import ensure_failure_topics
 from streaming.core.topics import retry_topic
-from streaming.errors import ConfigError, TransportError
-from streaming.events import EVENT_TYPES, Event, EventDeserializer, EventTypes
+from streaming.errors import TransportError
+from streaming.events import Event, EventDeserializer
 from streaming.security.rbac import Action
-from streaming.serde.catalog import SchemaCatalog
 from streaming.serde.client import SchemaRegistry
-from streaming.telemetry import INSTRUMENTATION_NAME, MessagingInstruments, global_instruments
+from streaming.telemetry import INSTRUMENTATION_NAME, global_instruments
 from streaming.transport.base import (
     ConsumerTransport,
-    IsolationLevel,
     ProducerTransport,
     Record,
     TopicPartition,
@@ -69,67 +65,6 @@ from streaming.transport.base import (
 log = structlog.get_logger(__name__)
 
 E = TypeVar("E", bound=Event)
-
-
-@dataclass(frozen=True, slots=True)
-class ConsumerOptions:
-    """Everything an :class:`EventConsumer` is configured with, checked once.
-
-    ``tracer``/``instruments`` default to the global providers' when the consumer is
-    built; ``clock_ms`` and ``rng`` are there for tests.
-    """
-
-    topics: Sequence[str]
-    group_id: str
-    retry_policy: RetryPolicy | None = None
-    event_types: EventTypes = field(default_factory=lambda: EVENT_TYPES)  # the shared one
-    catalog: SchemaCatalog | None = None
-    tracer: Tracer | None = None
-    instruments: MessagingInstruments | None = None
-    guard: TopicGuard | None = None
-    create_failure_topics: bool = True
-    topic_defaults: TopicDefaults | None = None
-    unhandled: Literal["skip", "dlq"] = "skip"
-    max_poll_records: int = 500
-    poll_timeout_ms: int = 500
-    session_timeout_ms: int = 10_000
-    auto_offset_reset: str = "earliest"
-    isolation_level: IsolationLevel = "read_committed"
-    backoff_s: tuple[float, float] = (0.1, 5.0)
-    clock_ms: Callable[[], int] = now_ms
-    rng: random.Random | None = None
-    lag_interval_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if not self.topics:
-            raise ConfigError(["EventConsumer needs at least one topic"])
-        object.__setattr__(self, "topics", tuple(self.topics))
-
-
-class ConsumerKeywords(TypedDict, total=False):
-    """:class:`ConsumerOptions` fields as keywords of :class:`EventConsumer` (a test keeps
-    the two in step)."""
-
-    topics: Sequence[str]
-    group_id: str
-    retry_policy: RetryPolicy | None
-    event_types: EventTypes
-    catalog: SchemaCatalog | None
-    tracer: Tracer | None
-    instruments: MessagingInstruments | None
-    guard: TopicGuard | None
-    create_failure_topics: bool
-    topic_defaults: TopicDefaults | None
-    unhandled: Literal["skip", "dlq"]
-    max_poll_records: int
-    poll_timeout_ms: int
-    session_timeout_ms: int
-    auto_offset_reset: str
-    isolation_level: IsolationLevel
-    backoff_s: tuple[float, float]
-    clock_ms: Callable[[], int]
-    rng: random.Random | None
-    lag_interval_s: float
 
 
 class EventConsumer:
@@ -188,9 +123,12 @@ class EventConsumer:
             retry_topic(t, group_id, n) for t in self.topics for n in range(1, self.policy.attempts)
         )
         self._handlers: dict[type[Event], Handler] = {}
+        self._batch_handlers: dict[type[Event], BatchHandler] = {}
+        self._batches: BatchProcessor | None = None
         self._middlewares: list[Middleware] = []
         self._chain: CallNext | None = None
         self.stats = ConsumerStats()
+        self._tally = DeliveryTally(self._instruments, group_id)
         self._flow = PartitionFlow(
             self._consumer, clock_ms=options.clock_ms, backoff_s=options.backoff_s
         )
@@ -211,15 +149,51 @@ class EventConsumer:
         return register
 
     def add_handler(self, event_type: type[E], fn: Callable[[E], Awaitable[None]]) -> None:
-        if event_type in self._handlers:
+        if self._batch_handlers:
+            raise ConsumerError(
+                "this consumer has batch handlers; a consumer takes record handlers or "
+                "batch handlers, not both (use a second consumer)"
+            )
+        self._check_type(event_type, self._handlers)
+        self._handlers[event_type] = fn
+        self._chain = None
+
+    def batch_handler(
+        self, event_type: type[E]
+    ) -> Callable[[Callable[[list[E]], Awaitable[None]]], Any]:
+        """Decorator: ``@consumer.batch_handler(OrderPlaced) async def on(events): ...``
+        (a list per partition and poll; see :mod:`streaming.clients.batch`)."""
+
+        def register(
+            fn: Callable[[list[E]], Awaitable[None]],
+        ) -> Callable[[list[E]], Awaitable[None]]:
+            self.add_batch_handler(event_type, fn)
+            return fn
+
+        return register
+
+    def add_batch_handler(
+        self, event_type: type[E], fn: Callable[[list[E]], Awaitable[None]]
+    ) -> None:
+        """A consumer is a record or a batch consumer (as a Spring listener container is):
+        mixing both is refused, use two consumer groups."""
+        if self._handlers:
+            raise ConsumerError(
+                "this consumer has record handlers; a consumer takes record handlers or "
+                "batch handlers, not both (use a second consumer)"
+            )
+        self._check_type(event_type, self._batch_handlers)
+        self._batch_handlers[event_type] = fn
+        self._chain = None
+
+    def _check_type(self, event_type: type[Event], registered: dict[type[Event], Any]) -> None:
+        if event_type in registered:
             raise ConsumerError(f"a handler for {event_type.__name__} is already registered")
         if event_type.avro_name not in self.options.event_types:
             raise ConsumerError(
                 f"{event_type.__name__} is not in the consumer's event_types; pass "
                 "event_types=EVENT_TYPES.with_types(...)"
             )
-        self._handlers[event_type] = fn
-        self._chain = None
 
     def use(self, middleware: Middleware) -> Middleware:
         """Add a middleware ``async (message, call_next)`` (runs after decoding, in order)."""
@@ -354,26 +328,38 @@ class EventConsumer:
         self, tp: TopicPartition, records: list[Record], generation: int
     ) -> int:
         chain = self._get_chain()
+        if self._batches is not None:
+            try:
+                count, complete = await self._batches.process(tp, records, generation)
+            finally:
+                self._tally.flush(tp.topic, tp.partition)
+            if complete and records:
+                await self._flow.caught_up(tp, generation)
+            return count
         flow = self._flow
         is_retry = tp.topic in self.retry_topics
+        stats, group, stopping = self.stats, self.group_id, self._stopping
         count = 0
-        for record in records:
-            if self._stopping.is_set() or generation != flow.generation:
-                return count
-            attempt = 1
-            if is_retry:
-                if flow.not_due(tp, record, generation):
+        try:
+            for record in records:
+                if stopping.is_set() or generation != flow.generation:
                     return count
-                attempt = attempt_of(record.headers)
-            self.stats.consumed += 1
-            try:
-                await chain(Message(record, self.group_id, attempt))
-            except (RetryWriteError, TransientProcessingError) as exc:
-                self.stats.rewinds += 1
-                flow.back_off(tp, record, generation, str(exc))
-                return count
-            flow.done(tp, record, generation)
-            count += 1
+                attempt = 1
+                if is_retry:
+                    if flow.not_due(tp, record, generation):
+                        return count
+                    attempt = attempt_of(record.headers)
+                stats.consumed += 1
+                try:
+                    await chain(Message(record, group, attempt))
+                except (RetryWriteError, TransientProcessingError) as exc:
+                    stats.rewinds += 1
+                    flow.back_off(tp, record, generation, str(exc))
+                    return count
+                flow.done(tp, record, generation)
+                count += 1
+        finally:
+            self._tally.flush(tp.topic, tp.partition)
         if records:
             await flow.caught_up(tp, generation)
         return count
@@ -398,13 +384,31 @@ class EventConsumer:
     # -- the middleware chain
     def _get_chain(self) -> CallNext:
         if self._chain is None:
-            steps: list[Middleware] = [
-                TraceMiddleware(self._tracer),
-                RouteMiddleware(self._router, self.stats, self._instruments),
+            decode: list[Middleware] = [
                 DecodeMiddleware(self._deserializer, self.stats),
                 *self._middlewares,
             ]
+            steps: list[Middleware] = [
+                TraceMiddleware(self._tracer),
+                RouteMiddleware(self._router, self.stats, self._tally),
+                *decode,
+            ]
             self._chain = chain(steps, self._dispatch)
+            self._batches = None
+            if self._batch_handlers:
+                self._batches = BatchProcessor(
+                    handlers=self._batch_handlers,
+                    prepare=lambda collect: chain(decode, collect),
+                    router=self._router,
+                    flow=self._flow,
+                    stats=self.stats,
+                    tally=self._tally,
+                    tracer=self._tracer,
+                    group=self.group_id,
+                    unhandled=self.options.unhandled,
+                    retry_topics=self.retry_topics,
+                    stopping=self._stopping.is_set,
+                )
         return self._chain
 
     async def _dispatch(self, message: Message) -> None:
@@ -430,6 +434,8 @@ class EventConsumer:
 
 
 __all__ = [
+    "BatchFailure",
+    "BatchHandler",
     "CallNext",
     "ConsumerError",
     "ConsumerKeywords",

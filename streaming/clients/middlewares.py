@@ -6,7 +6,8 @@ Every record becomes a :class:`Message` and runs through middlewares of the shap
 
 - :class:`TraceMiddleware` opens the ``process <topic>`` span (a child of the producer's);
 - :class:`RouteMiddleware` turns a failure into a write to the retry topic or the DLQ and
-  counts every delivery (``messaging.client.consumed.messages``, process duration);
+  tallies every delivery (:class:`DeliveryTally`: ``messaging.client.consumed.messages``
+  and process duration, reported per partition batch);
 - :class:`DecodeMiddleware` decodes the value into an :class:`~streaming.events.Event`.
 
 Two failures are not the record's fault and pass the router untouched, so the consumer
@@ -107,18 +108,59 @@ class TraceMiddleware:
             await call_next(message)
 
 
+class DeliveryTally:
+    """Deliveries counted per partition batch, not per record: the SDK's ``add`` and
+    ``record`` (attribute hashing, exemplars) cost more than the rest of a record.
+
+    ``messaging.client.consumed.messages`` gets one ``add(n)`` per partition batch and
+    outcome (``error.type``); ``messaging.process.duration`` one measurement per partition
+    batch and outcome: the time the batch's records of that outcome took to process.
+    """
+
+    __slots__ = ("_group", "_instruments", "_open")
+
+    def __init__(self, instruments: MessagingInstruments, group: str) -> None:
+        self._instruments = instruments
+        self._group = group
+        # (topic, partition) -> error type (None: success) -> [count, seconds]
+        self._open: dict[tuple[str, int], dict[type[BaseException] | None, list[Any]]] = {}
+
+    def add(self, record: Record, elapsed_s: float, failure: BaseException | None) -> None:
+        key = (record.topic, record.partition)
+        outcomes = self._open.get(key)
+        if outcomes is None:
+            outcomes = self._open[key] = {}
+        kind = type(failure) if failure is not None else None
+        slot = outcomes.get(kind)
+        if slot is None:
+            outcomes[kind] = [1, elapsed_s, failure]
+        else:
+            slot[0] += 1
+            slot[1] += elapsed_s
+
+    def flush(self, topic: str, partition: int) -> None:
+        """Report what one partition's batch delivered (call once it is processed)."""
+        outcomes = self._open.pop((topic, partition), None)
+        if not outcomes:
+            return
+        for count, seconds, failure in outcomes.values():
+            attributes = metric_attributes(
+                topic, operation="process", partition=partition, group=self._group, error=failure
+            )
+            self._instruments.consumed.add(count, attributes)
+            self._instruments.process_duration.record(seconds, attributes)
+
+
 class RouteMiddleware:
     """Send a record whose processing failed to its retry topic or the DLQ (then it
-    counts as done), and count every delivery as the messaging conventions do."""
+    counts as done), and tally every delivery as the messaging conventions count it."""
 
-    __slots__ = ("_instruments", "_router", "_stats")
+    __slots__ = ("_router", "_stats", "_tally")
 
-    def __init__(
-        self, router: RetryRouter, stats: ConsumerStats, instruments: MessagingInstruments
-    ) -> None:
+    def __init__(self, router: RetryRouter, stats: ConsumerStats, tally: DeliveryTally) -> None:
         self._router = router
         self._stats = stats
-        self._instruments = instruments
+        self._tally = tally
 
     async def __call__(self, message: Message, call_next: CallNext) -> None:
         started = time.perf_counter()
@@ -134,43 +176,30 @@ class RouteMiddleware:
             return
         finally:
             elapsed = time.perf_counter() - started
-            self._record_delivery(message, elapsed, failure)
+            self._tally.add(message.record, elapsed, failure)
         self._stats.processing_s += elapsed
 
     async def _route(self, message: Message, exc: Exception) -> None:
-        stats = self._stats
-        stats.failed += 1
         span = trace.get_current_span()
         span.set_attribute(ERROR_TYPE, error_type(exc))
         span.record_exception(exc)
         span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-        # An unhandled type will not get a handler by retrying: straight to the DLQ.
-        attempt = (
-            self._router.policy.attempts
-            if isinstance(exc, UnhandledEventError)
-            else message.attempt
-        )
-        meta = await self._router.route(message.record, exc, attempt)
-        if meta.topic.endswith(".dlq"):
-            stats.dead_lettered += 1
-        else:
-            stats.retried += 1
+        await route_failure(self._router, self._stats, message.record, exc, message.attempt)
 
-    def _record_delivery(
-        self, message: Message, elapsed_s: float, failure: BaseException | None
-    ) -> None:
-        """One delivery to the application: every record handed to the chain (handled,
-        skipped or failed), ``error.type`` on failure."""
-        record = message.record
-        attributes = metric_attributes(
-            record.topic,
-            operation="process",
-            partition=record.partition,
-            group=message.group,
-            error=failure,
-        )
-        self._instruments.consumed.add(1, attributes)
-        self._instruments.process_duration.record(elapsed_s, attributes)
+
+async def route_failure(
+    router: RetryRouter, stats: ConsumerStats, record: Record, exc: Exception, attempt: int
+) -> None:
+    """Send ``record`` (attempt ``attempt`` failed with ``exc``) to retry or the DLQ."""
+    stats.failed += 1
+    # An unhandled type will not get a handler by retrying: straight to the DLQ.
+    if isinstance(exc, UnhandledEventError):
+        attempt = router.policy.attempts
+    meta = await router.route(record, exc, attempt)
+    if meta.topic.endswith(".dlq"):
+        stats.dead_lettered += 1
+    else:
+        stats.retried += 1
 
 
 class DecodeMiddleware:
@@ -204,6 +233,7 @@ __all__ = [
     "ConsumerError",
     "ConsumerStats",
     "DecodeMiddleware",
+    "DeliveryTally",
     "Handler",
     "Message",
     "Middleware",
@@ -211,4 +241,5 @@ __all__ = [
     "TraceMiddleware",
     "TransientProcessingError",
     "UnhandledEventError",
+    "route_failure",
 ]

@@ -12,8 +12,10 @@ partition, because aiokafka lacks KIP-447 fencing by consumer-group metadata.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -23,6 +25,7 @@ from opentelemetry.trace import Tracer
 
 from streaming.clients.chain import chain
 from streaming.clients.publish import (
+    Delivery,
     Publish,
     PublishMiddleware,
     PublishNext,
@@ -188,6 +191,7 @@ class EventProducer:
 
     async def _authorize(self, topics: Iterable[str]) -> None:
         if self._guard is None:
+            self._allowed.update(topics)  # nothing to ask: remember them as allowed
             return
         for topic in set(topics) - self._allowed:
             await self._guard.check(topic, Action.WRITE)
@@ -220,7 +224,8 @@ class EventProducer:
         headers: Headers = (),
         partition: int | None = None,
     ) -> RecordMetadata:
-        """Serialize and send ``event``; returns where the broker stored it.
+        """Serialize and send ``event``, wait for the acknowledgement; returns where the
+        broker stored it (a round trip per call: loops of events use :meth:`enqueue`).
 
         ``key`` defaults to the event's partition key. Raises ``PermissionDenied`` (before
         anything is sent) when a guard refuses the topic.
@@ -230,6 +235,52 @@ class EventProducer:
         record = await self.build(topic, event, key=key, headers=headers, partition=partition)
         message_id = str(event.metadata.event_id)
         return (await self._counted(Publish(topic, (record,), message_id=message_id)))[0]
+
+    async def enqueue(
+        self,
+        topic: str,
+        event: Event,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        partition: int | None = None,
+    ) -> Delivery:
+        """Serialize ``event`` and hand it to the send buffer; returns the future of its
+        acknowledgement (aiokafka's ``send()``: ``meta = await (await p.enqueue(...))``).
+
+        Waits only while the buffer is full, so a loop of ``enqueue`` runs at the
+        batching rate rather than one round trip per event; a partition's records are
+        written in enqueue order (idempotence keeps it across retries). Errors known
+        before buffering (a refused topic, a serialization error) raise here; a
+        refused write fails the future. :meth:`flush` (or leaving ``async with``)
+        waits for everything enqueued. The ``send`` span ends at the acknowledgement.
+        """
+        self._require_started()
+        if topic not in self._allowed:
+            await self._authorize([topic])
+        record = await self.build(topic, event, key=key, headers=headers, partition=partition)
+        deliveries: list[Delivery] = []
+        publish = Publish(
+            topic, (record,), message_id=str(event.metadata.event_id), deliveries=deliveries
+        )
+        try:
+            metas = await self._publish(publish)
+        except StreamingError as exc:
+            self._count(topic, exc)
+            raise
+        if deliveries:
+            delivery = deliveries[0]
+        else:  # a middleware answered itself (as it may for send()): already delivered
+            delivery = asyncio.get_running_loop().create_future()
+            delivery.set_result(metas[0])
+        delivery.add_done_callback(partial(self._delivered, topic))
+        return delivery
+
+    def _delivered(self, topic: str, delivery: Delivery) -> None:
+        """Count an enqueued record once its fate is known."""
+        if delivery.cancelled():
+            return
+        self._count(topic, delivery.exception())
 
     async def send_many(
         self, topic: str, events: Sequence[Event], *, headers: Headers = ()

@@ -10,10 +10,13 @@ retry router alike; users add their own with ``EventProducer(middlewares=[...])`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
-from opentelemetry.trace import Link, SpanKind, Tracer
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
 from streaming.errors import StreamingError
 from streaming.telemetry import (
@@ -27,6 +30,7 @@ from streaming.telemetry import (
     inject_headers,
     record_sent,
     replace_trace_headers,
+    send_attributes,
     send_span,
 )
 from streaming.transport.base import Headers, OutgoingRecord, ProducerTransport, RecordMetadata
@@ -34,16 +38,26 @@ from streaming.transport.base import Headers, OutgoingRecord, ProducerTransport,
 MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
 
 
+Delivery = asyncio.Future[RecordMetadata]
+
+
 @dataclass(frozen=True, slots=True)
 class Publish:
     """Records on their way to ``topic``: one (a send, with its ``message_id`` and
-    ``links`` for the span) or a batch (``batch=True``: one span, every record carries it)."""
+    ``links`` for the span) or a batch (``batch=True``: one span, every record carries it).
+
+    ``deliveries`` set means enqueue only (:meth:`EventProducer.enqueue`): the endpoint
+    buffers the record, appends its acknowledgement's future there and returns no
+    metadata. A middleware that builds a new ``Publish`` keeps it with
+    ``dataclasses.replace``.
+    """
 
     topic: str
     records: Sequence[OutgoingRecord]
     batch: bool = False
     message_id: str | None = None
     links: Sequence[Link] = ()
+    deliveries: list[Delivery] | None = None
 
 
 PublishNext = Callable[[Publish], Awaitable[list[RecordMetadata]]]
@@ -54,6 +68,10 @@ def transport_endpoint(transport: ProducerTransport) -> PublishNext:
     """The end of a publish chain: send through ``transport`` (a batch pipelined)."""
 
     async def send(publish: Publish) -> list[RecordMetadata]:
+        if publish.deliveries is not None:
+            for record in publish.records:
+                publish.deliveries.append(await transport.enqueue(record))
+            return []
         if publish.batch:
             return await transport.send_many(publish.records)
         return [await transport.send(publish.records[0])]
@@ -73,6 +91,8 @@ class TracePublish:
     async def __call__(self, publish: Publish, call_next: PublishNext) -> list[RecordMetadata]:
         if publish.batch:
             return await self._batch(publish, call_next)
+        if publish.deliveries is not None:
+            return await self._enqueue(publish, call_next)
         record = publish.records[0]
         with send_span(
             self._tracer,
@@ -86,6 +106,39 @@ class TracePublish:
             traced = _with_headers(record, inject_headers(record.headers))
             metas = await call_next(_replace_records(publish, (traced,)))
             record_sent(span, metas[0])
+        return metas
+
+    async def _enqueue(self, publish: Publish, call_next: PublishNext) -> list[RecordMetadata]:
+        """The span ends when the broker acknowledges (or refuses) the record, as Kafka's
+        own instrumentation ends it in the send callback: it then carries the offset."""
+        record, deliveries = publish.records[0], publish.deliveries
+        assert deliveries is not None
+        span = self._tracer.start_span(
+            f"send {publish.topic}",
+            kind=SpanKind.PRODUCER,
+            links=publish.links,
+            attributes=send_attributes(
+                publish.topic,
+                key=record.key,
+                value=record.value,
+                message_id=publish.message_id,
+                partition=record.partition,
+            ),
+        )
+        if not span.is_recording() and not span.get_span_context().is_valid:
+            return await call_next(publish)  # tracing is off: no context to carry
+        first = len(deliveries)
+        with trace.use_span(span, end_on_exit=False) as current:
+            traced = _with_headers(record, inject_headers(record.headers))
+            try:
+                metas = await call_next(_replace_records(publish, (traced,)))
+            except BaseException:
+                current.end()  # use_span recorded the error
+                raise
+        if len(deliveries) > first:
+            deliveries[first].add_done_callback(partial(_end_send_span, span))
+        else:  # a middleware answered without the transport
+            span.end()
         return metas
 
     async def _batch(self, publish: Publish, call_next: PublishNext) -> list[RecordMetadata]:
@@ -112,8 +165,30 @@ class TracePublish:
                 raise
 
 
+def _end_send_span(span: Span, delivery: Delivery) -> None:
+    """End an enqueued record's span with where it landed, or why it did not."""
+    if delivery.cancelled():
+        span.end()
+        return
+    exc = delivery.exception()
+    if exc is None:
+        record_sent(span, delivery.result())
+    else:
+        span.set_attribute(ERROR_TYPE, error_type(exc))
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    span.end()
+
+
 def _replace_records(publish: Publish, records: Sequence[OutgoingRecord]) -> Publish:
-    return Publish(publish.topic, records, publish.batch, publish.message_id, publish.links)
+    return Publish(
+        publish.topic,
+        records,
+        publish.batch,
+        publish.message_id,
+        publish.links,
+        publish.deliveries,
+    )
 
 
 def _with_headers(record: OutgoingRecord, headers: Headers) -> OutgoingRecord:
@@ -124,6 +199,7 @@ def _with_headers(record: OutgoingRecord, headers: Headers) -> OutgoingRecord:
 
 __all__ = [
     "MESSAGING_BATCH_MESSAGE_COUNT",
+    "Delivery",
     "Publish",
     "PublishMiddleware",
     "PublishNext",

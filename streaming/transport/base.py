@@ -11,6 +11,7 @@ Records are plain frozen values: bytes in, bytes out. Headers are an ordered tup
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -141,6 +142,14 @@ class ProducerTransport(Protocol):
 
     async def send_many(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         """Send a batch pipelined, wait for all acknowledgements, keep per-partition order."""
+        ...
+
+    async def enqueue(self, record: OutgoingRecord) -> asyncio.Future[RecordMetadata]:
+        """Hand one record to the send buffer and return the future of its acknowledgement.
+
+        Waits only while the buffer is full; records of one partition are written in the
+        order they were enqueued. The future fails with a ``TransportError``.
+        """
         ...
 
     async def flush(self) -> None: ...

@@ -14,6 +14,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import aiokafka
@@ -51,6 +52,7 @@ from streaming.errors import (
     TransientTransportError,
     TransportError,
 )
+from streaming.transport._enqueue import EnqueueBuffer
 from streaming.transport.base import (
     ClusterInfo,
     GroupInfo,
@@ -166,12 +168,23 @@ class KafkaProducerTransport:
         self.max_request_size = int(options.get("max_request_size", DEFAULT_MAX_REQUEST_SIZE))
         self._partitioner = DefaultPartitioner()
         self._by_key: dict[tuple[int, bytes], int] = {}
+        self._parts: dict[str, tuple[Any, list[int]]] = {}
+        self._txn_capable = options.get("transactional_id") is not None
+        self._in_transaction = False
+        self._buffer = EnqueueBuffer(
+            create_batch=self._producer.create_batch,
+            send_batch=self._send_batch,
+            translate=translate,
+        )
 
     async def start(self) -> None:
         await _call("start producer", self._producer.start)
 
     async def stop(self) -> None:
-        await _call("stop producer", self._producer.stop)
+        try:
+            await self._buffer.drain()
+        finally:
+            await _call("stop producer", self._producer.stop)
 
     async def _check_partition(self, record: OutgoingRecord) -> None:
         """aiokafka only asserts an explicit partition exists; say it as a TopicError."""
@@ -179,6 +192,7 @@ class KafkaProducerTransport:
             self._partition(record, sorted(await self._producer.partitions_for(record.topic)))
 
     async def send(self, record: OutgoingRecord) -> RecordMetadata:
+        await self._buffer.drain()  # records enqueued before this one go first
         with _translated(f"send to {record.topic}"):
             await self._check_partition(record)
             fut = await self._producer.send(
@@ -192,6 +206,34 @@ class KafkaProducerTransport:
             meta = await fut
         return RecordMetadata(meta.topic, meta.partition, meta.offset, meta.timestamp)
 
+    async def enqueue(self, record: OutgoingRecord) -> asyncio.Future[RecordMetadata]:
+        """Append to the partition's open batch (:mod:`._enqueue`); the record's future."""
+        if self._txn_capable and not self._in_transaction:
+            raise TransactionError(
+                f"send to {record.topic}: a transactional producer can only send inside "
+                "begin_transaction()/commit_transaction()"
+            )
+        parts = self._sorted_partitions(record.topic)
+        if parts is None:
+            with _translated(f"send to {record.topic}"):
+                await self._producer.partitions_for(record.topic)
+            parts = self._sorted_partitions(record.topic) or []
+        partition = self._partition(record, parts)
+        return await self._buffer.add(record, partition, partial(self._check_size, record))
+
+    def _sorted_partitions(self, topic: str) -> list[int] | None:
+        """The topic's partitions from the producer's current metadata (no I/O)."""
+        known = self._producer.client.cluster.partitions_for_topic(topic)
+        if known is None:
+            return None
+        cached = self._parts.get(topic)
+        if cached is None or cached[0] is not known:
+            cached = self._parts[topic] = (known, sorted(known))
+        return cached[1]
+
+    async def _send_batch(self, builder: Any, topic: str, partition: int) -> Any:
+        return await self._producer.send_batch(builder, topic, partition=partition)
+
     async def send_many(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         """Send ``records`` as per-partition batches (aiokafka's batch API).
 
@@ -204,6 +246,7 @@ class KafkaProducerTransport:
         """
         if not records:
             return []
+        await self._buffer.drain()  # records enqueued before these go first
         with _translated("send batch"):
             placed: list[tuple[tuple[str, int], int, Any]] = []  # (tp, batch no., append meta)
             batches: dict[tuple[str, int], list[Any]] = {}
@@ -302,6 +345,7 @@ class KafkaProducerTransport:
             )
 
     async def flush(self) -> None:
+        await self._buffer.drain()
         await _call("flush", self._producer.flush)
 
     async def _transactional(self, what: str, fn: Callable[[], Awaitable[None]]) -> None:
@@ -314,11 +358,16 @@ class KafkaProducerTransport:
 
     async def begin_transaction(self) -> None:
         await self._transactional("begin transaction", self._producer.begin_transaction)
+        self._in_transaction = True
 
     async def commit_transaction(self) -> None:
+        await self._buffer.drain()  # enqueued records belong to the transaction
+        self._in_transaction = False
         await self._transactional("commit transaction", self._producer.commit_transaction)
 
     async def abort_transaction(self) -> None:
+        self._in_transaction = False
+        self._buffer.fail_all(TransactionError("send: the transaction was aborted"))
         await self._transactional("abort transaction", self._producer.abort_transaction)
 
     async def send_offsets_to_transaction(

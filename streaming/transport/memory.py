@@ -114,6 +114,13 @@ class InMemoryProducer(_Lifecycle):
     async def send_many(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         return [await self.send(r) for r in records]
 
+    async def enqueue(self, record: OutgoingRecord) -> asyncio.Future[RecordMetadata]:
+        """Append now (nothing is buffered in memory); a refused send raises here, as
+        Kafka's client raises what it can tell before buffering."""
+        delivery: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        delivery.set_result(await self.send(record))
+        return delivery
+
     async def flush(self) -> None:
         self._require_started()
 

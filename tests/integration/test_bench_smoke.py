@@ -27,7 +27,7 @@ def _sizes(*labels: str, rows: tuple[str, ...]) -> list[str]:
 
 CASES = {
     "producer": (
-        ["--messages", "200", "--rounds", "1", "--loop-seconds", "0.2"],
+        ["--messages", "200", "--rounds", "1"],
         _sizes(
             "100 B",
             "1 KiB",
@@ -46,6 +46,8 @@ CASES = {
             "typed consumer ÷ raw getmany+fastavro",
             "typed consumer ÷ FastStream",
             "typed consumer ÷ raw getmany",
+            "typed batch consumer ÷ raw getmany+fastavro",
+            "typed batch consumer ÷ FastStream",
             "raw getmany ÷ Kafka ConsumerPerformance",
         ],
     ),

@@ -20,6 +20,7 @@ EXPORTED = [
     "AuthenticationError",
     "AvroDeserializer",
     "AvroSerializer",
+    "BatchFailure",
     "BrokerUnavailableError",
     "CircuitBreaker",
     "CircuitOpenError",

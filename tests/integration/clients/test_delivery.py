@@ -8,7 +8,6 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -22,17 +21,6 @@ from streaming.serde.memory import InMemorySchemaRegistryClient
 from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
 from streaming.transport.kafka import KafkaTransport
-
-
-@pytest.fixture
-async def cleanup(kafka_admin) -> AsyncIterator[list[str]]:  # type: ignore[no-untyped-def]
-    """Prefixes whose retry/DLQ topics are deleted after the test."""
-    prefixes: list[str] = []
-    yield prefixes
-    present = await kafka_admin.list_topics()
-    doomed = [t for t in present if any(t.startswith(p + ".") for p in prefixes)]
-    if doomed:
-        await kafka_admin.delete_topics(doomed)
 
 
 def report(capsys: pytest.CaptureFixture[str], text: str) -> None:

@@ -15,9 +15,6 @@ import random
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
-
-import pytest
 
 from streaming.clients.bus import KafkaEventBus
 from streaming.clients.consumer import EventConsumer
@@ -31,7 +28,7 @@ from streaming.replay.snapshots import SNAPSHOTS_TOPIC, SNAPSHOTS_TOPIC_CONFIG
 from streaming.serde.client import SchemaRegistryClient
 from streaming.testing import eventually
 from streaming.testing.plugin import TopicFactory
-from streaming.transport.base import AdminTransport, OutgoingRecord
+from streaming.transport.base import OutgoingRecord
 from streaming.transport.kafka import KafkaTransport
 from tests.integration.replay.conftest import read_all
 from tests.integration.transactional import write_aborted_and_committed
@@ -51,17 +48,6 @@ async def _orders(
         write_aborted_and_committed, transport.settings.bootstrap_servers, committed, aborted
     )
     return [str(e.event_id) for e in events[1::2]]
-
-
-@pytest.fixture
-async def cleanup(kafka_admin: AdminTransport) -> AsyncIterator[list[str]]:
-    """Topics whose retry/DLQ topics (``<topic>.*``) are deleted after the test."""
-    prefixes: list[str] = []
-    yield prefixes
-    present = await kafka_admin.list_topics()
-    doomed = [t for t in present if any(t.startswith(p + ".") for p in prefixes)]
-    if doomed:
-        await kafka_admin.delete_topics(doomed)
 
 
 async def test_event_consumer_hands_handlers_committed_events_only(
