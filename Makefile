@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps lint typecheck test unit integration soak faults demo down bench clean
+.PHONY: install system-deps observability lint typecheck test unit integration soak faults demo down bench clean
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,devstack,bench]'
 	@touch $(STAMP)
 
-install: system-deps $(STAMP)
+# Jaeger for `dev up --observability` and the trace test: built once with Go from its
+# module into ~/.cache/tradesense-streaming/jaeger/ (~8 CPU-minutes once; then a no-op).
+observability: $(STAMP)
+	@$(PY) -m streaming.devstack.observability >/dev/null || \
+		echo "Jaeger not built: 'dev up --observability' and the trace test need it" >&2
+
+install: system-deps $(STAMP) observability
 
 lint: install
 	$(BIN)/ruff check streaming connectors tests bench scripts examples

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Make sure the machine has what the local stack and the tests need: a JDK 17+ and Maven
 # for the Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS points at one), Prometheus for the
-# dashboard test, wrk for the registry benchmark and tmux for the `streaming top` test.
-# Installs them with apt-get when we are root on Debian/Ubuntu; otherwise says what to install.
+# dashboard test and `dev up --observability`, wrk for the registry benchmark and tmux for
+# the `streaming top` test. Installs them with apt-get when we are root on Debian/Ubuntu;
+# otherwise says what to install. (Jaeger is built with the Go toolchain by
+# `make observability`, part of `make install`.)
 set -euo pipefail
 missing=()
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
@@ -10,7 +12,7 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   command -v mvn >/dev/null 2>&1 || missing+=(maven)
 fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
-# The dashboard test runs the shipped queries against a real Prometheus.
+# The dashboard and trace tests run a real Prometheus (so does dev up --observability).
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 # The registry benchmark (and its smoke test) drives HTTP load with wrk.
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)

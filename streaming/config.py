@@ -351,6 +351,10 @@ class OtelSettings(BaseSettings):
 
     service_name: str = "tradesense-streaming"
     exporter_otlp_endpoint: str | None = None
+    # The OTel SDK's OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER: "none" keeps a signal
+    # off the OTLP endpoint (e.g. metrics that Prometheus scrapes instead).
+    traces_exporter: str = "otlp"
+    metrics_exporter: str = "otlp"
     traces_enabled: bool = True
     metrics_enabled: bool = True
     # A Prometheus scrape endpoint (/metrics) on this port; off when unset, 0 picks one.

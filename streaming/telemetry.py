@@ -110,9 +110,10 @@ def configure_telemetry(
     """Build tracer and meter providers for ``settings``.
 
     With ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, spans and metrics go to that OTLP/HTTP
-    collector; with ``OTEL_PROMETHEUS_PORT`` set, metrics are also served for Prometheus
-    to scrape (``/metrics``); extra processors/readers (e.g. in-memory ones in tests) are added as
-    given. Disabled signals get no-op providers. ``set_global=False`` leaves the
+    collector (a signal whose ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` is
+    ``none`` stays off it); with ``OTEL_PROMETHEUS_PORT`` set, metrics are also served for
+    Prometheus to scrape (``/metrics``); extra processors/readers (e.g. in-memory ones in
+    tests) are added as given. Disabled signals get no-op providers. ``set_global=False`` leaves the
     OpenTelemetry globals alone.
     """
     resource = Resource.create({SERVICE_NAME: settings.service_name})
@@ -121,7 +122,7 @@ def configure_telemetry(
     tracer_provider: trace.TracerProvider = trace.NoOpTracerProvider()
     if settings.traces_enabled:
         sdk_tracer = TracerProvider(resource=resource)
-        if endpoint:
+        if endpoint and settings.traces_exporter != "none":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")
@@ -134,7 +135,7 @@ def configure_telemetry(
     scrape_server: WSGIServer | None = None
     if settings.metrics_enabled:
         readers: list[MetricReader] = list(metric_readers)
-        if endpoint:
+        if endpoint and settings.metrics_exporter != "none":
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
                 OTLPMetricExporter,
             )

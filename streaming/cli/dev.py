@@ -20,6 +20,13 @@ app = group("The local stack: Kafka (KRaft), PostgreSQL, schema registry.")
 def dev_up(
     brokers: Annotated[int, typer.Option(help="Number of KRaft broker+controller nodes.")] = 1,
     registry: Annotated[bool, typer.Option(help="Also start the schema registry.")] = True,
+    observability: Annotated[
+        bool,
+        typer.Option(
+            help="Also start Jaeger (traces) and Prometheus (metrics); 'dev env' then points "
+            "OTEL_EXPORTER_OTLP_ENDPOINT at them. Builds Jaeger with Go the first time."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Start (or reuse) the local stack; a second call is a no-op."""
@@ -27,7 +34,7 @@ def dev_up(
 
     stack = DevStack()
     if as_json:
-        state = stack.up(brokers=brokers, registry=registry)
+        state = stack.up(brokers=brokers, registry=registry, observability=observability)
         out.print_json(json.dumps(state.env()))
         return
     with err.status("starting the local stack...", spinner="dots") as status:
@@ -36,9 +43,14 @@ def dev_up(
             status.update(message + "...")
             err.print(f"[dim]-[/dim] {message}")
 
-        state = stack.up(brokers=brokers, registry=registry, progress=progress)
+        state = stack.up(
+            brokers=brokers, registry=registry, observability=observability, progress=progress
+        )
     for name, value in state.env().items():
         err.print(f"[green]ok[/green] {name}={mask_text(value)}")
+    for svc in (state.jaeger, state.prometheus):
+        if svc is not None:
+            err.print(f"[green]ok[/green] {svc.name} at {svc.address}")
 
 
 @app.command("down")
@@ -66,7 +78,12 @@ def dev_status(as_json: JsonOpt = False) -> None:
             table.add_row(
                 row["service"],
                 row["kind"],
-                row["address"],
+                "\n".join(
+                    [
+                        row["address"],
+                        *(f"{k} {v}" for k, v in row["endpoints"].items() if v != row["address"]),
+                    ]
+                ),
                 ",".join(str(p) for p in row["pids"]) or "-",
                 "[green]yes[/green]" if row["alive"] else "[red]no[/red]",
                 "\n".join(row["logs"]) or "-",

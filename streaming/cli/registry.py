@@ -31,6 +31,7 @@ from streaming.errors import DatabaseError, TransportError
 from streaming.registry.auth import auth_from_settings
 from streaming.registry.errors import NotReady
 from streaming.registry.server import RegistryServer, ServerSettings, serve_blocking
+from streaming.telemetry import command_telemetry
 
 app = group("The schema registry service.")
 
@@ -81,6 +82,7 @@ def serve(
         unavailable(
             DatabaseError, fix="check DATABASE_URL (or unset it to run without PostgreSQL)"
         ),
+        command_telemetry(),  # OTEL_*: traces/metrics out, OTEL_PROMETHEUS_PORT serves
     ):
         serve_blocking(serve_until_stopped(), settings)
 

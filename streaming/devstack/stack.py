@@ -31,6 +31,8 @@ from streaming.errors import DevStackError, StreamingError
 Kind = Literal["external", "local", "docker"]
 T = TypeVar("T")
 STATE_FILE = "devstack.json"
+# In start order (``down`` stops them in reverse).
+_SERVICES = ("kafka", "postgres", "jaeger", "registry", "prometheus")
 
 
 @dataclass
@@ -44,6 +46,8 @@ class Service:
     logs: list[str] = field(default_factory=list)
     container_id: str | None = None
     data_dir: str | None = None
+    # Named URLs beside ``address`` (e.g. Jaeger's OTLP endpoints, a /metrics target).
+    endpoints: dict[str, str] = field(default_factory=dict)
 
     @property
     def alive(self) -> bool:
@@ -61,10 +65,12 @@ class StackState:
     kafka: Service | None = None
     postgres: Service | None = None
     registry: Service | None = None
+    jaeger: Service | None = None
+    prometheus: Service | None = None
     brokers: int = 1
 
     def services(self) -> list[Service]:
-        return [s for s in (self.kafka, self.postgres, self.registry) if s is not None]
+        return [s for s in (getattr(self, n) for n in _SERVICES) if s is not None]
 
     def env(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -74,6 +80,10 @@ class StackState:
             out["DATABASE_URL"] = self.postgres.address
         if self.registry:
             out["REGISTRY_URL"] = self.registry.address
+        if self.jaeger:
+            from streaming.devstack.observability import otel_env
+
+            out.update(otel_env(self.jaeger.endpoints["otlp_http"]))
         return out
 
 
@@ -99,7 +109,7 @@ class DevStack:
                 f"cannot read {self.state_path}: {exc}; delete it and run 'streaming dev up'"
             ) from exc
         state = StackState(brokers=raw.get("brokers", 1))
-        for name in ("kafka", "postgres", "registry"):
+        for name in _SERVICES:
             if raw.get(name):
                 setattr(state, name, Service(**raw[name]))
         return state
@@ -107,7 +117,7 @@ class DevStack:
     def _save(self, state: StackState) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         payload: dict[str, Any] = {"brokers": state.brokers}
-        for name in ("kafka", "postgres", "registry"):
+        for name in _SERVICES:
             svc = getattr(state, name)
             payload[name] = asdict(svc) if svc else None
         tmp = self.state_path.with_suffix(".tmp")
@@ -116,9 +126,15 @@ class DevStack:
 
     # -- lifecycle --------------------------------------------------------------------
     def up(
-        self, *, brokers: int = 1, registry: bool = True, progress: Progress = _quiet
+        self,
+        *,
+        brokers: int = 1,
+        registry: bool = True,
+        observability: bool = False,
+        progress: Progress = _quiet,
     ) -> StackState:
-        """Bring every service up, reusing those already running; idempotent."""
+        """Bring every service up, reusing those already running; idempotent. With
+        ``observability``, Jaeger and Prometheus too, and the registry sends to them."""
         if brokers < 1:
             raise DevStackError("--brokers must be at least 1")
         state = self.load() or StackState(brokers=brokers)
@@ -140,12 +156,16 @@ class DevStack:
             self._save(state)
         else:
             progress("PostgreSQL already running")
+        if observability:
+            self._up_jaeger(state, progress)
         if registry and registry_available():
             if not (state.registry and state.registry.alive):
                 state.registry = self._start_registry(state, progress)
                 self._save(state)
             else:
                 progress(f"schema registry already running at {state.registry.address}")
+        if observability:
+            self._up_prometheus(state, progress)
         self._save(state)
         return state
 
@@ -216,6 +236,7 @@ class DevStack:
                 "pids": s.pids,
                 "alive": s.alive,
                 "logs": s.logs,
+                "endpoints": s.endpoints,
             }
             for s in state.services()
         ]
@@ -269,6 +290,40 @@ class DevStack:
             data_dir=pg.data_dir,
         )
 
+    def _up_jaeger(self, state: StackState, progress: Progress) -> None:
+        if state.jaeger and state.jaeger.alive:
+            progress(f"Jaeger already running at {state.jaeger.address}")
+            return
+        from streaming.devstack.observability import start_jaeger
+
+        pid, log_path, endpoints = start_jaeger(self.state_dir, progress)
+        state.jaeger = Service(
+            "jaeger", "local", endpoints["ui"], [pid], [log_path], endpoints=endpoints
+        )
+        self._save(state)
+        if state.registry and state.registry.alive and state.registry.kind == "local":
+            progress(
+                "the running registry was started without --observability and sends nothing; "
+                "'streaming dev down' then 'dev up --observability' wires it too"
+            )
+
+    def _up_prometheus(self, state: StackState, progress: Progress) -> None:
+        from streaming.devstack.observability import start_prometheus, write_scrape_targets
+
+        targets = {
+            s.name: s.endpoints["metrics"]
+            for s in state.services()
+            if s.name != "jaeger" and "metrics" in s.endpoints
+        }
+        write_scrape_targets(self.state_dir / "prometheus" / "targets", targets)
+        if state.prometheus and state.prometheus.alive:
+            progress(f"Prometheus already running at {state.prometheus.address}")
+            return
+        collector = state.jaeger.endpoints["metrics"] if state.jaeger else None
+        pid, log_path, url = start_prometheus(self.state_dir, collector, progress)
+        state.prometheus = Service("prometheus", "local", url, [pid], [log_path])
+        self._save(state)
+
     def _start_registry(self, state: StackState, progress: Progress) -> Service:
         external = os.environ.get("REGISTRY_URL")
         if external:
@@ -278,6 +333,19 @@ class DevStack:
         port = free_port()
         log_path = self.state_dir / "registry" / "registry.log"
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": state.kafka.address}
+        endpoints: dict[str, str] = {}
+        if state.jaeger and state.jaeger.alive:  # traces and metrics out, /metrics served
+            from streaming.devstack.observability import otel_env
+
+            metrics_port = free_port()
+            endpoints["metrics"] = f"http://127.0.0.1:{metrics_port}/metrics"
+            env.update(
+                otel_env(state.jaeger.endpoints["otlp_http"]),
+                OTEL_SERVICE_NAME="streaming-registry",
+                OTEL_METRICS_EXPORTER="none",  # scraped from /metrics, not pushed twice
+                OTEL_PROMETHEUS_PORT=str(metrics_port),
+                OTEL_PROMETHEUS_HOST="127.0.0.1",
+            )
         progress(f"starting the schema registry on 127.0.0.1:{port}")
         pid = spawn(
             [
@@ -302,7 +370,9 @@ class DevStack:
         )
         if not pid_alive(pid):
             raise DevStackError(f"the schema registry exited; last log lines:\n{tail(log_path)}")
-        return Service("registry", "local", url, pids=[pid], logs=[str(log_path)])
+        return Service(
+            "registry", "local", url, pids=[pid], logs=[str(log_path)], endpoints=endpoints
+        )
 
 
 def registry_available() -> bool:

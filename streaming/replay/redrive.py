@@ -15,7 +15,8 @@ Guarantees:
   ``<topic>.<group>.parking`` instead.
 
 Redriven records lose the ``x-*`` failure headers, so the consumer treats them as a first
-attempt; parked records keep them for whoever investigates.
+attempt; parked records keep them for whoever investigates. Each moved record continues
+its own trace (:mod:`streaming.replay.tracing`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from streaming.clients.retry import parse_failure_headers
 from streaming.core.clock import now_ms
@@ -46,7 +49,9 @@ from streaming.replay.errors import ReplayError
 from streaming.replay.ratelimit import RateLimiter
 from streaming.replay.reading import OffsetRange, iter_range, partition_extents
 from streaming.replay.snapshots import SnapshotStore, encode_json, row_key
+from streaming.replay.tracing import traced_move
 from streaming.replay.txn import commit_batch
+from streaming.telemetry import INSTRUMENTATION_NAME
 from streaming.transport.base import (
     Headers,
     OutgoingRecord,
@@ -280,6 +285,7 @@ class DlqRedriver:
         max_redrives: int = DEFAULT_MAX_REDRIVES,
         batch_size: int = 500,
         replication_factor: int | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         if max_redrives < 0:
             raise ValueError(f"max_redrives must be >= 0, got {max_redrives}")
@@ -293,6 +299,7 @@ class DlqRedriver:
         self.max_redrives = max_redrives
         self._batch_size = batch_size
         self._replication_factor = replication_factor
+        self._tracer = tracer or trace.get_tracer(INSTRUMENTATION_NAME)
 
     @property
     def transactional_id(self) -> str:
@@ -402,11 +409,20 @@ class DlqRedriver:
             decision = decide(record, flt, ledger, max_redrives=self.max_redrives)
             result.counts[decision] += 1
             if decision is Decision.REDRIVE:
-                out.append(redriven_record(record, result.destination, result.redrive_id))
+                moved_record = redriven_record(record, result.destination, result.redrive_id)
             elif decision is Decision.PARK:
-                out.append(parked_record(record, self.parking, result.redrive_id, at))
+                moved_record = parked_record(record, self.parking, result.redrive_id, at)
             else:
                 continue
+            if producer is not None:  # the record's trace goes on through this run
+                moved_record = traced_move(
+                    self._tracer,
+                    record,
+                    moved_record,
+                    operation="redrive",
+                    run_id=result.redrive_id,
+                )
+            out.append(moved_record)
             info = parse_failure_headers(record.headers)
             result.by_exception_type[info.exception_type if info else "(none)"] += 1
             moved.setdefault(record.partition, []).append(record.offset)
