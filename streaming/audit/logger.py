@@ -199,28 +199,21 @@ class AuditLogger:
         session_id: str | None = None,
     ) -> AuditEvent:
         """Audit a business action; resource and action default to the audit context."""
-        ctx = current_execution_context()
         audit_ctx = current_audit_context()
-        actor_id = user_id or (ctx.user_id if ctx else None)
-        event = AuditEvent(
-            metadata=self._metadata(),
-            event_type=AuditEventType(event_type),
-            actor=Actor(
-                actor_type=ActorType.USER if actor_id else ActorType.SYSTEM,
-                actor_id=actor_id,
-                username=username,
-            ),
+        return await self._log_actor_event(
+            event_type,
+            user_id=user_id,
+            username=username,
+            anonymous=ActorType.SYSTEM,
             resource_type=resource_type or (audit_ctx.resource_type if audit_ctx else "unknown"),
             resource_id=resource_id or (audit_ctx.resource_id if audit_ctx else None),
             action=action or (audit_ctx.action if audit_ctx else str(event_type).lower()),
             outcome=outcome,
-            details=self._details(details),
-            ip_address=ip_address or (ctx.ip_address if ctx else None),
+            details=details,
+            ip_address=ip_address,
             user_agent=user_agent,
             session_id=session_id,
         )
-        await self.log(event)
-        return event
 
     async def log_authentication_event(
         self,
@@ -239,22 +232,56 @@ class AuditLogger:
         if failure_reason:
             extra["failure_reason"] = failure_reason
         ctx = current_execution_context()
+        return await self._log_actor_event(
+            event_type,
+            user_id=user_id,
+            username=username,
+            anonymous=ActorType.ANONYMOUS,
+            resource_type="authentication",
+            resource_id=user_id or (ctx.user_id if ctx else None),
+            action=str(AuditEventType(event_type).value).lower(),
+            outcome=AuditOutcome.SUCCESS if success else AuditOutcome.FAILURE,
+            details=extra,
+            ip_address=ip_address,
+            user_agent=user_agent,
+        )
+
+    async def _log_actor_event(
+        self,
+        event_type: AuditEventType | str,
+        *,
+        user_id: str | None,
+        username: str | None,
+        anonymous: ActorType,
+        resource_type: str,
+        resource_id: str | None,
+        action: str,
+        outcome: AuditOutcome,
+        details: Mapping[str, Any] | None,
+        ip_address: str | None,
+        user_agent: str | None,
+        session_id: str | None = None,
+    ) -> AuditEvent:
+        """Build and send one event; the actor and address default to the execution
+        context's (``anonymous`` is the actor type when there is no user at all)."""
+        ctx = current_execution_context()
         actor_id = user_id or (ctx.user_id if ctx else None)
         event = AuditEvent(
             metadata=self._metadata(),
             event_type=AuditEventType(event_type),
             actor=Actor(
-                actor_type=ActorType.USER if actor_id else ActorType.ANONYMOUS,
+                actor_type=ActorType.USER if actor_id else anonymous,
                 actor_id=actor_id,
                 username=username,
             ),
-            resource_type="authentication",
-            resource_id=actor_id,
-            action=str(AuditEventType(event_type).value).lower(),
-            outcome=AuditOutcome.SUCCESS if success else AuditOutcome.FAILURE,
-            details=self._details(extra),
+            resource_type=resource_type,
+            resource_id=resource_id,
+            action=action,
+            outcome=outcome,
+            details=self._details(details),
             ip_address=ip_address or (ctx.ip_address if ctx else None),
             user_agent=user_agent,
+            session_id=session_id,
         )
         await self.log(event)
         return event

@@ -45,6 +45,7 @@ from streaming.clients.topics import TopicDefaults, ensure_topics, plan_topics
 from streaming.config import KafkaSettings, Settings
 from streaming.context import ExecutionContext, current_execution_context, execution_context
 from streaming.core.headers import H_CORRELATION_ID
+from streaming.core.lifecycle import AsyncService
 from streaming.core.topics import dlq_topic
 from streaming.errors import StreamingError
 from streaming.events import EVENT_TYPES, Event, EventDeserializer, EventTypes
@@ -126,7 +127,7 @@ def default_topic_for(event_type: type[Event]) -> str:
     return f"events.{event_type.type_name()}"
 
 
-class TransportEventBus:
+class TransportEventBus(AsyncService):
     """An :class:`EventBus` over any transport factory and schema registry."""
 
     def __init__(
@@ -183,13 +184,6 @@ class TransportEventBus:
         self._started = False
         await self._stop_consumer()
         await self._producer.stop()
-
-    async def __aenter__(self) -> TransportEventBus:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def _resolve(self, event_type: str | type[Event]) -> type[Event]:
         if isinstance(event_type, str):

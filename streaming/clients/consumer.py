@@ -21,8 +21,7 @@ import asyncio
 import dataclasses
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
-from typing import Any, Self, TypeVar, Unpack
+from typing import Any, TypeVar, Unpack
 
 import structlog
 from opentelemetry import trace
@@ -49,6 +48,7 @@ from streaming.clients.privacy import RevealMiddleware
 from streaming.clients.retry import RetryPolicy, attempt_of
 from streaming.clients.router import RetryRouter, RetryWriteError
 from streaming.clients.topics import ensure_failure_topics
+from streaming.core.lifecycle import AsyncService
 from streaming.core.topics import retry_topic
 from streaming.errors import TransportError
 from streaming.events import Event, EventDeserializer
@@ -69,7 +69,7 @@ log = structlog.get_logger(__name__)
 E = TypeVar("E", bound=Event)
 
 
-class EventConsumer:
+class EventConsumer(AsyncService):
     """Consume typed events from ``topics`` as consumer group ``group_id``.
 
     Configure with ``options=ConsumerOptions(...)``, with its fields as keywords
@@ -235,16 +235,8 @@ class EventConsumer:
         self._started = True
         log.info("consumer started", group=self.group_id, topics=list(self.topics))
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
+        """Stop as leaving ``async with`` does: end :meth:`run`, commit, then close."""
         self.request_stop()
         await self.close()
 

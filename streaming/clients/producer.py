@@ -16,7 +16,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from types import TracebackType
 from typing import Protocol, Self
 
 import structlog
@@ -43,6 +42,7 @@ from streaming.core.headers import (
     H_EVENT_TYPE,
     H_PRODUCED_AT,
 )
+from streaming.core.lifecycle import AsyncService
 from streaming.errors import PartialSendError, StreamingError, TransactionError, TransportError
 from streaming.events import Event
 from streaming.privacy.plan import plan_for
@@ -115,7 +115,7 @@ def _type_header(cls: type[Event]) -> bytes:
     return value
 
 
-class EventProducer:
+class EventProducer(AsyncService):
     """Send typed events; use as ``async with EventProducer(transport, registry) as p``.
 
     Exiting the block flushes and stops the transport. With ``transactional_id`` every
@@ -176,18 +176,6 @@ class EventProducer:
         finally:
             await self._transport.stop()
             await self._privacy.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def _require_started(self) -> None:
         if not self._started:

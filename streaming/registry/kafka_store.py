@@ -29,13 +29,13 @@ tight loop; a write gives up with 50001 after ``max_write_attempts``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from typing import TypeVar
 
 import structlog
 
 from streaming.core.backoff import Backoff
+from streaming.core.lifecycle import cancel_and_wait
 from streaming.core.topics import COMPACTED, SCHEMAS_TOPIC
 from streaming.errors import TransportError
 from streaming.registry.errors import NotReady, StoreError, StoreTimeout
@@ -131,11 +131,8 @@ class KafkaSchemaStore:
         log.info("registry.store_started", topic=self.topic, end_offset=self._startup_end)
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        await cancel_and_wait(self._reader)
+        self._reader = None
         await self._drop_producer()
         if self._consumer is not None:
             await self._consumer.stop()

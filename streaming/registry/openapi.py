@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from streaming.serde.compatibility import LEVELS
+
 JSON = "application/vnd.schemaregistry.v1+json"
 
 _ERROR = {
@@ -57,15 +59,6 @@ _SUBJECT_VERSION = {
     },
     "required": ["subject", "version", "id", "schema"],
 }
-_LEVELS = [
-    "NONE",
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-]
 _MODES = ["READWRITE", "READONLY", "IMPORT"]
 
 
@@ -163,7 +156,7 @@ _STRINGS = {"type": "array", "items": {"type": "string"}}
 _CONFIG = {"type": "object", "properties": {"compatibilityLevel": {"type": "string"}}}
 _CONFIG_PUT = {
     "type": "object",
-    "properties": {"compatibility": {"type": "string", "enum": _LEVELS}},
+    "properties": {"compatibility": {"type": "string", "enum": list(LEVELS)}},
     "required": ["compatibility"],
 }
 _MODE = {

@@ -13,7 +13,6 @@ import contextlib
 import gc
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from types import TracebackType
 from typing import Any, Literal
 
 import httpx
@@ -23,6 +22,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streaming.config import KafkaSettings, RegistrySettings
+from streaming.core.lifecycle import AsyncService, cancel_and_wait
 from streaming.core.topics import SCHEMAS_TOPIC
 from streaming.errors import ConfigError
 from streaming.registry.app import BODY_TIMEOUT_S, MAX_BODY_BYTES, create_app
@@ -88,7 +88,7 @@ class _BackgroundServer(uvicorn.Server):
         yield
 
 
-class RegistryServer:
+class RegistryServer(AsyncService):
     """One registry instance: store + app + HTTP server, as an async context manager."""
 
     def __init__(
@@ -224,11 +224,8 @@ class RegistryServer:
             await self._task
 
     async def stop(self) -> None:
-        if self._settler is not None:
-            self._settler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._settler
-            self._settler = None
+        await cancel_and_wait(self._settler)
+        self._settler = None
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:
@@ -241,18 +238,6 @@ class RegistryServer:
         if self.revocations is not None:
             await self.revocations.stop()
         await self.store.stop()
-
-    async def __aenter__(self) -> RegistryServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 class _ChainAudit:

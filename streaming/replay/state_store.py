@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import structlog
 
+from streaming.core.lifecycle import AsyncService
 from streaming.core.topics import CHANGELOG_CONFIG, changelog_topic
 from streaming.errors import TransportError
 from streaming.replay.kv import KeyValueView
@@ -59,7 +59,7 @@ class _DiskCache:
         self._db.close()
 
 
-class StateStore(KeyValueView):
+class StateStore(KeyValueView, AsyncService):
     """Bytes-to-bytes state restored from and written through ``<name>.changelog``."""
 
     def __init__(
@@ -180,17 +180,6 @@ class StateStore(KeyValueView):
         if self._cache is not None:
             self._cache.close()
             self._cache = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 __all__ = ["CHANGELOG_CONFIG", "StateStore", "changelog_topic"]

@@ -9,13 +9,12 @@ applying new records. Tombstones (``value=None``) delete keys. Reading uses
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Self
 
 import structlog
 
+from streaming.core.lifecycle import AsyncService, cancel_and_wait
 from streaming.errors import TransportError
 from streaming.replay.kv import KeyValueView
 from streaming.replay.reading import iter_range, partition_extents
@@ -26,7 +25,7 @@ log = structlog.get_logger(__name__)
 UpdateCallback = Callable[[bytes, bytes | None], Awaitable[None]]
 
 
-class CompactedTable(KeyValueView):
+class CompactedTable(KeyValueView, AsyncService):
     """Latest value per key of ``topic``; keys and values are the raw bytes."""
 
     def __init__(
@@ -66,25 +65,11 @@ class CompactedTable(KeyValueView):
         return self
 
     async def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-            self._follower = None
+        await cancel_and_wait(self._follower)
+        self._follower = None
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def _require_consumer(self) -> ConsumerTransport:
         if self._consumer is None:

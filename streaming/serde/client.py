@@ -13,8 +13,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, Self, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -22,6 +21,8 @@ import structlog
 
 from streaming.config import RegistrySettings
 from streaming.core.backoff import Backoff
+from streaming.core.lifecycle import AsyncService
+from streaming.serde import compatibility
 from streaming.serde.errors import (
     RegistryError,
     RegistryUnavailableError,
@@ -33,15 +34,7 @@ log = structlog.get_logger(__name__)
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 ACCEPT = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json; qs=0.9, application/json; qs=0.5"
-COMPATIBILITY_LEVELS = (
-    "NONE",
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-)
+COMPATIBILITY_LEVELS = compatibility.LEVELS
 Version = int | Literal["latest"]
 K = TypeVar("K")
 V = TypeVar("V")
@@ -161,7 +154,7 @@ class SingleFlight(Generic[K, V]):
         return await asyncio.shield(pending)
 
 
-class SchemaRegistryClient:
+class SchemaRegistryClient(AsyncService):
     """HTTP client for a Confluent-compatible registry (``REGISTRY_URL``)."""
 
     def __init__(
@@ -209,15 +202,10 @@ class SchemaRegistryClient:
     def url(self) -> str:
         return self._settings.url
 
-    async def __aenter__(self) -> Self:
-        return self
+    async def start(self) -> None:
+        """Nothing to open: connections are made on first use (``async with`` works)."""
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:

@@ -49,6 +49,18 @@ class Deadline(Protocol):
     def check(self) -> None: ...
 
 
+LEVELS: tuple[str, ...] = (
+    "NONE",
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
+    "FULL_TRANSITIVE",
+)
+"""Confluent's compatibility level names, the one list (the registry's enum matches it)."""
+
+
 def is_transitive(level: str) -> bool:
     """``*_TRANSITIVE`` levels check every live version, the others only the latest."""
     return level.endswith("_TRANSITIVE")
@@ -214,6 +226,7 @@ def check(
 
 
 __all__ = [
+    "LEVELS",
     "Deadline",
     "IndexedRecordSchema",
     "PriorSchema",

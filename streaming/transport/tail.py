@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 import structlog
 
 from streaming.core.backoff import Backoff
+from streaming.core.lifecycle import cancel_and_wait
 from streaming.errors import TransportError
 from streaming.transport.base import (
     ConsumerTransport,
@@ -157,9 +158,7 @@ class TailedTopic:
             # The flag as well as the cancel: a cancel can be lost in a poll that
             # completes at the same moment (asyncio.wait_for before Python 3.12).
             self._stopping = True
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            await cancel_and_wait(self._reader)
             self._reader = None
         for client in (self._consumer, self._producer):
             if client is not None:
