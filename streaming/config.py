@@ -3,9 +3,14 @@
 Each section reads its own prefix (the seed's ``DB_``, ``SECURITY_``, ``LOG_``,
 ``MESSAGING_`` plus ``KAFKA_``, ``REGISTRY_``, ``OTEL_``). Three variables are the
 canonical connection settings everywhere: ``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``
-and ``REGISTRY_URL``. :func:`load_settings` gathers every problem, including the
-financial-compliance rules enforced when ``ENVIRONMENT=production``, into one
-:class:`~streaming.errors.ConfigError`.
+and ``REGISTRY_URL``. :func:`load_settings` gathers every problem, including the seed's
+financial-compliance rules (audit retention, salt rounds and audit encryption always;
+database SSL and short access tokens in production), into one
+:class:`~streaming.errors.ConfigError`; :func:`get_settings` is the cached front door.
+
+Why it is long (~520 lines): it is one settings tree of declarative sections whose
+compliance rules cross sections; split by section, those rules would lose the whole
+picture they check.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ topic). The range itself is fixed at the first run and stored with the progress,
 Handler mode calls ``async (Record) -> None`` per record in order and stores progress
 after each batch: at-least-once (a resumed run repeats at most the interrupted batch).
 
-Why it is long (~500 lines): one replay is one loop (read, write, record progress,
+Why it is long (~500 lines, ``RangeReplayer`` ~300): one replay is one loop (read, write, record progress,
 resume) in two delivery modes; its progress record and the range check are the only other
 parts, and they are kept beside the loop they serve (bounds are :mod:`.bounds`).
 """

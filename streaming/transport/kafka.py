@@ -3,7 +3,7 @@
 aiokafka errors are translated here into :mod:`streaming.errors` types so nothing above
 the boundary ever sees them.
 
-Why it is long (~770 lines): it is the whole aiokafka boundary (producer, consumer and
+Why it is long (~840 lines): it is the whole aiokafka boundary (producer, consumer and
 admin transports and the error translation); keeping it one module is what makes
 "only one module imports aiokafka" checkable at a glance.
 """
