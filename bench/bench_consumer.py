@@ -47,7 +47,12 @@ app = typer.Typer(add_completion=False)
 
 
 def _result(marks: list[float], n: int) -> dict[str, Any]:
-    rate = (len(marks) - 1) / (marks[-1] - marks[0]) if len(marks) > 1 else 0.0
+    """Records per second after the first delivery (a batch handler marks a whole batch
+    at once, so the first batch is the start line; one batch alone gives no rate)."""
+    first = marks[0] if marks else 0.0
+    span = marks[-1] - first if marks else 0.0
+    after_first = sum(1 for mark in marks if mark > first)
+    rate = after_first / span if span > 0 else 0.0
     return {"rate": rate, "seen": len(marks), "expected": n}
 
 

@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streaming.config import KafkaSettings, RegistrySettings
 from streaming.core.lifecycle import AsyncService, cancel_and_wait
-from streaming.core.topics import SCHEMAS_TOPIC
+from streaming.core.topics import AUDIT_EVENTS_TOPIC, SCHEMAS_TOPIC
 from streaming.errors import ConfigError
 from streaming.registry.app import BODY_TIMEOUT_S, MAX_BODY_BYTES, create_app
 from streaming.registry.audit import (
@@ -77,7 +77,7 @@ class ServerSettings(BaseSettings):
     """Where changes are audited: ``chain`` publishes AuditEvents to ``audit_topic`` (which
     must exist; changes are refused until it does), ``log`` only logs, ``auto`` is
     ``chain`` when the Kafka-backed store's cluster has ``audit_topic``, else ``log``."""
-    audit_topic: str = "audit.events"
+    audit_topic: str = AUDIT_EVENTS_TOPIC
 
 
 class _BackgroundServer(uvicorn.Server):

@@ -25,20 +25,21 @@ def _sizes(*labels: str, rows: tuple[str, ...]) -> list[str]:
     return [row.format(label) for label in labels for row in rows]
 
 
+PRODUCER_ROWS = (
+    "typed send loop ÷ raw aiokafka send() ({})",
+    "typed send loop ÷ confluent typed ({})",
+    "typed send_many ÷ raw aiokafka send() ({})",
+    "typed send_many ÷ confluent typed ({})",
+    "raw aiokafka ÷ Kafka ProducerPerformance ({})",
+)
 CASES = {
     "producer": (
         ["--messages", "200", "--rounds", "1"],
-        _sizes(
-            "100 B",
-            "1 KiB",
-            rows=(
-                "typed send loop ÷ raw aiokafka send() ({})",
-                "typed send loop ÷ confluent typed ({})",
-                "typed send_many ÷ raw aiokafka send() ({})",
-                "typed send_many ÷ confluent typed ({})",
-                "raw aiokafka ÷ Kafka ProducerPerformance ({})",
-            ),
-        ),
+        [
+            *_sizes("100 B", rows=PRODUCER_ROWS),
+            "typed send_many, marked fields encrypted ÷ in clear (UserRegistered)",
+            *_sizes("1 KiB", rows=PRODUCER_ROWS),
+        ],
     ),
     "consumer": (
         ["--messages", "300", "--rounds", "1", "--deadline", "60"],

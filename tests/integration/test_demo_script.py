@@ -81,8 +81,8 @@ async def test_demo_flow_shows_a_snapshot_a_reset_and_a_redrive(
         # Reset: one dry run, then two applied resets (to earliest, back to the snapshot).
         one(r"dry run: nothing changed", err)
         assert err.count("\napplied\n") == 2, err
-        one(rf"{group}: --to-earliest", out)
-        one(rf"{group}: --from-snapshot before-fix", out)
+        one(rf"{group}: --to-earliest", err)  # a table's title: stderr when piped
+        one(rf"{group}: --from-snapshot before-fix", err)
 
         # Redrive: the DLQ holds exactly the dead letters; all of them were moved back.
         one(rf"{dead} record\(s\) in {re.escape(topic)}\.{group}\.dlq", err)

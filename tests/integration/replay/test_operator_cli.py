@@ -93,12 +93,12 @@ def test_sigint_mid_replay_prints_the_command_that_resumes_it(
     bs = streaming_stack.bootstrap_servers
     source = create_topic(bs, _name("op-sigint"), 2)
     copy = f"{source}-copy"
-    sent = [f"v{i}".encode() for i in range(12_000)]
+    sent = [f"v{i}".encode() for i in range(3_000)]
     produce(bs, source, [(f"k{i % 97}".encode(), v) for i, v in enumerate(sent)])
     env = cli_env(bs)
     args = ["replay", "--topic", source, "--to", copy, "--create-target", "--audit", "log"]
     proc = subprocess.Popen(
-        [*STREAMING, *args, "--rate", "1500"],
+        [*STREAMING, *args, "--rate", "200"],  # ~15 s: time to be interrupted, even if slow
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
