@@ -103,6 +103,9 @@ def test_sigint_mid_replay_prints_the_command_that_resumes_it(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell that runs the suite in the background hands its children SIGINT ignored,
+        # and Python keeps an ignored SIGINT ignored: give the replay Ctrl-C as a terminal does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         eventually_sync(
