@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import structlog
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient as ConfluentRegistry
 from confluent_kafka.schema_registry.avro import AvroDeserializer as ConfluentDeserializer
@@ -334,19 +333,6 @@ async def test_authentication_flow_logs_in_and_refuses_a_bad_password(
     assert (login["event_type"], login["outcome"]) == ("USER_LOGIN", "SUCCESS")
     assert (failed["event_type"], failed["outcome"]) == ("LOGIN_FAILED", "FAILURE")
     assert failed["details"]["failure_reason"] == "Invalid password"
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configured, config = structlog.is_configured(), structlog.get_config()
-    yield
-    root.handlers, root.level = handlers, level
-    if configured:
-        structlog.configure(**config)
-    else:
-        structlog.reset_defaults()  # so later CLI runs configure logging (to stderr) again
 
 
 async def test_debug_mode_turns_debug_logs_on(
