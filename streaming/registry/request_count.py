@@ -1,13 +1,12 @@
 """How many API requests the registry has taken, for ``streaming top``'s request rate.
 
-A number in ``/health`` rather than a scrape format: the registry serves no ``/metrics``
-of its own, and a rate needs only a counter read twice. Probes (``/health``, ``/ready``)
-are not counted, so whoever watches the rate does not move it.
+A number in ``/health`` rather than a scrape format: a rate needs only a counter read
+twice, and ``/health`` answers whether or not OTel metrics are exported. The front layer
+(:mod:`.fast`) does the counting, so cached answers count too. Probes (``/health``,
+``/ready``) are not counted, so whoever watches the rate does not move it.
 """
 
 from __future__ import annotations
-
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 PROBES = frozenset({"/health", "/ready"})
 
@@ -19,17 +18,4 @@ class RequestCount:
         self.total = 0
 
 
-class CountRequests:
-    """ASGI middleware adding one to ``count`` per HTTP request that is not a probe."""
-
-    def __init__(self, app: ASGIApp, count: RequestCount) -> None:
-        self.app = app
-        self.count = count
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in PROBES:
-            self.count.total += 1
-        await self.app(scope, receive, send)
-
-
-__all__ = ["PROBES", "CountRequests", "RequestCount"]
+__all__ = ["PROBES", "RequestCount"]
