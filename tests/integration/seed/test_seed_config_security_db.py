@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import textwrap
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -44,6 +43,8 @@ from streaming.security import AccessDenied
 from streaming.testing import eventually_sync
 from streaming.transport.base import AdminTransport, TopicSpec
 from streaming.transport.kafka import KafkaTransport
+
+from .conftest import OUR_IMPORT, SEED_IMPORT, run_block
 
 # --- the seed's blocks, verbatim -----------------------------------------------------
 
@@ -158,15 +159,8 @@ def namespace(**values: Any) -> dict[str, Any]:
 
 
 async def run(block: str, ns: dict[str, Any]) -> dict[str, Any]:
-    """Run ``block`` (import line swapped) as an async function body in ``ns``; returns
-    its local variables, which also join ``ns`` for the next block."""
-    code = block.replace("from src.infrastructure import", "from streaming import")
-    source = "async def __seed_block__():\n" + textwrap.indent(code, "    ")
-    source += "\n    return locals()\n"
-    exec(compile(source, "<seed>", "exec"), ns)
-    found: dict[str, Any] = await ns.pop("__seed_block__")()
-    ns.update(found)
-    return found
+    """Run the seed's ``block`` (import line swapped) in ``ns``; its names join ``ns``."""
+    return await run_block(block.replace(SEED_IMPORT, OUR_IMPORT), ns)
 
 
 @pytest.fixture
