@@ -46,6 +46,14 @@ class SinkOptions:
     kafka_commit_interval_s: float = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """One batch's partition transactions, started and not yet accounted for."""
+
+    items: list[tuple[TopicPartition, list[PreparedRecord]]]
+    task: asyncio.Future[list[BatchResult | BaseException]]
+
+
 @dataclass(slots=True)
 class SinkStats:
     rows: int = 0
@@ -144,24 +152,49 @@ class AuditSink:
     # -- main loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`; a final checkpoint is attempted on the way out."""
+        """Consume until :meth:`stop`; a final checkpoint is attempted on the way out.
+
+        Pipelined: while PostgreSQL commits one batch, the next is polled, decoded and
+        sealed. Writes stay strictly in order (a batch's transactions start only after
+        the previous batch's have committed and moved ``_expected``), so the exactly-once
+        and fencing rules are those of the unpipelined loop; a prepared batch whose
+        partition was fenced or revoked meanwhile is dropped and re-read from the head.
+        """
         self._stop.clear()
         self._consumer.subscribe(
             self._topics, on_assigned=self._on_assigned, on_revoked=self._on_revoked
         )
         attempt = 0
-        while not self._stop.is_set():
-            try:
-                await self._position()
-                attempt = 0
-            except DatabaseUnavailableError as exc:
-                attempt += 1
-                await self._wait_out(attempt, exc)
-                continue
-            batches = await self._collect()
-            if batches:
-                await self._write(batches)
-            await self._maybe_checkpoint()
+        inflight: _InFlight | None = None
+        try:
+            while not self._stop.is_set():
+                if self._unpositioned and inflight is not None:
+                    # Read the heads only after our own in-flight write has committed.
+                    await self._finish(inflight)
+                    inflight = None
+                try:
+                    await self._position()
+                    attempt = 0
+                except DatabaseUnavailableError as exc:
+                    attempt += 1
+                    await self._wait_out(attempt, exc)
+                    continue
+                batches = await self._collect()
+                pending = await self._prepare_all(batches) if batches else {}
+                if inflight is not None:
+                    await self._finish(inflight)
+                    inflight = None
+                pending = {tp: p for tp, p in pending.items() if self._writable(tp)}
+                if pending:
+                    inflight = self._start(pending)
+                await self._maybe_checkpoint()
+            if inflight is not None:
+                await self._finish(inflight)
+                inflight = None
+        finally:
+            if inflight is not None:  # cancelled or failed: never leave a write behind
+                inflight.task.cancel()
+                await asyncio.gather(inflight.task, return_exceptions=True)
         await self._commit_kafka({}, force=True)
         await self._maybe_checkpoint(force=True)
 
@@ -199,17 +232,37 @@ class AuditSink:
                 self.stats.database_retries += 1
                 await self._wait_out(1, exc)
 
-    async def _write(self, batches: dict[TopicPartition, list[Record]]) -> None:
+    async def _prepare_all(
+        self, batches: dict[TopicPartition, list[Record]]
+    ) -> dict[TopicPartition, list[PreparedRecord]]:
         pending = {tp: await self._prepare(recs) for tp, recs in batches.items()}
         # Preparing may wait out a registry outage, during which a rebalance can take
         # partitions away: their records belong to the new owner now.
-        pending = {tp: p for tp, p in pending.items() if self._writable(tp)}
-        attempt = 0
-        while pending:
-            items = list(pending.items())
-            results = await asyncio.gather(
+        return {tp: p for tp, p in pending.items() if self._writable(tp)}
+
+    async def _write(self, batches: dict[TopicPartition, list[Record]]) -> None:
+        """Prepare and write one batch, unpipelined (what :meth:`run` overlaps)."""
+        pending = await self._prepare_all(batches)
+        if pending:
+            await self._finish(self._start(pending))
+
+    def _start(self, pending: dict[TopicPartition, list[PreparedRecord]]) -> _InFlight:
+        """Begin one transaction per partition; :meth:`_finish` collects the outcome."""
+        items = list(pending.items())
+        task = asyncio.ensure_future(
+            asyncio.gather(
                 *(self._append(tp, prepared) for tp, prepared in items), return_exceptions=True
             )
+        )
+        return _InFlight(items, task)
+
+    async def _finish(self, inflight: _InFlight) -> None:
+        """Account for a started batch; partitions PostgreSQL refused are retried here,
+        with nothing else in flight, until they are written, fenced or revoked."""
+        pending = dict(inflight.items)
+        items, results = inflight.items, await inflight.task
+        attempt = 0
+        while True:
             done: dict[TopicPartition, int] = {}
             failure: BaseException | None = None
             for (tp, _), result in zip(items, results, strict=True):
@@ -221,6 +274,7 @@ class AuditSink:
                     log.warning("audit chain fenced", chain=result.chain_id, error=str(result))
                     self.stats.fenced += 1
                     self._unpositioned.add(tp)
+                    self._expected.pop(tp, None)
                     self._consumer.pause(tp)
                     del pending[tp]
                 elif isinstance(result, DatabaseUnavailableError):
@@ -228,13 +282,18 @@ class AuditSink:
                 elif isinstance(result, BaseException):
                     raise result
             await self._commit_kafka(done)
-            if pending:
-                attempt += 1
-                assert failure is not None
-                await self._wait_out(attempt, failure)
-                pending = {tp: p for tp, p in pending.items() if self._writable(tp)}
-                if self._stop.is_set():
-                    return  # not committed anywhere: re-read after restart
+            if not pending:
+                return
+            attempt += 1
+            assert failure is not None
+            await self._wait_out(attempt, failure)
+            pending = {tp: p for tp, p in pending.items() if self._writable(tp)}
+            if self._stop.is_set() or not pending:
+                return  # not committed anywhere: re-read after restart (or by the new owner)
+            items = list(pending.items())
+            results = await asyncio.gather(
+                *(self._append(tp, prepared) for tp, prepared in items), return_exceptions=True
+            )
 
     async def _append(self, tp: TopicPartition, prepared: list[PreparedRecord]) -> BatchResult:
         started = time.perf_counter()
@@ -256,7 +315,8 @@ class AuditSink:
         return result
 
     def _record_success(self, tp: TopicPartition, result: BatchResult) -> None:
-        self._expected[tp] = result.head.kafka_offset
+        if tp in self._expected:  # else revoked or reassigned meanwhile: re-read the head
+            self._expected[tp] = result.head.kafka_offset
         self.stats.rows += result.written
         self.stats.duplicates += result.duplicates
         self.stats.redelivered += result.redelivered

@@ -76,6 +76,7 @@ class PreparedRecord:
     pii_paths: tuple[str, ...] = ()
     payload: bytes | None = None
     sealed_with: bytes | None = None
+    float_free: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +259,7 @@ class ChainWriter:
             if r.payload is not None:
                 continue
             if pii is None or not r.pii_paths or not r.subject_id:
-                r.payload = canonical_json(r.envelope)
+                r.payload = canonical_json(r.envelope, floats=not r.float_free)
                 continue
             entry = cache.get(r.subject_id)
             if entry is not None:
@@ -271,7 +272,7 @@ class ChainWriter:
         envelope["event"] = self.keys.pii.protect(
             envelope["event"], r.pii_paths, r.subject_id, key.aes
         )
-        return canonical_json(envelope)
+        return canonical_json(envelope, floats=not r.float_free)
 
     async def _payloads(self, conn: Any, records: Sequence[PreparedRecord]) -> list[bytes]:
         """Canonical bytes of each envelope, PII encrypted under the subject's data key.
@@ -281,14 +282,21 @@ class ChainWriter:
         """
         if self.keys.pii is None:
             return [
-                r.payload if r.payload is not None else canonical_json(r.envelope) for r in records
+                r.payload
+                if r.payload is not None
+                else canonical_json(r.envelope, floats=not r.float_free)
+                for r in records
             ]
         subjects = {r.subject_id for r in records if r.subject_id and r.pii_paths}
         keys = await self.keys.resolve(conn, subjects) if subjects else {}
         out = []
         for r in records:
             if not r.pii_paths or not r.subject_id:
-                out.append(r.payload if r.payload is not None else canonical_json(r.envelope))
+                out.append(
+                    r.payload
+                    if r.payload is not None
+                    else canonical_json(r.envelope, floats=not r.float_free)
+                )
                 continue
             key = keys[r.subject_id]
             if r.payload is not None and r.sealed_with == key.wrapped:

@@ -13,10 +13,13 @@ import datetime as dt
 import decimal
 import enum
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from json.encoder import encode_basestring as json_string  # the C escaper when available
 from typing import Any
+
+import orjson
 
 from streaming.errors import SerializationError
 
@@ -150,15 +153,57 @@ _KEY_PREFIXES: dict[str, str] = {}
 _KEY_CACHE_SIZE = 4096
 
 
-def canonical_json(value: Any) -> bytes:
+def canonical_json(value: Any, *, floats: bool = True) -> bytes:
     """The canonical UTF-8 JSON bytes of ``value`` (RFC 8785 style).
 
     Strings go through the C JSON string escaper, which escapes exactly what RFC 8785
     asks for ('"', '\\', the short forms and other controls as lower-case \\u00xx). The
     rest is one Python pass writing text directly: converting to JSON-native types for
     ``json.dumps`` first cost more than writing the text, and the sink does this per row.
+
+    ``floats=False`` is the caller's promise that ``value`` holds no float (the sink
+    knows it from the Avro schemas that decoded it). orjson then writes the same bytes
+    about five times faster: it escapes like the C escaper, sorts keys by code point
+    and refuses integers beyond 2**53 - 1; floats are the one thing it writes
+    differently (``1.0``, ``1e16``, NaN as ``null``), hence the promise. Whatever it
+    refuses, and any output whose key order could differ (a character at or above
+    U+E000), is written by the Python pass instead.
     """
+    if not floats:
+        try:
+            out = orjson.dumps(value, default=_orjson_default, option=_ORJSON_OPTIONS)
+        except orjson.JSONEncodeError:
+            pass
+        else:
+            if out.isascii() or _UTF16_ORDER_RISK.search(out) is None:
+                return out
     return _text(value).encode("utf-8", "surrogatepass")
+
+
+# Sorted keys; integers outside +-(2**53 - 1) are refused (canonical JSON writes them as
+# strings); datetimes, dataclasses and subclasses go to :func:`_orjson_default`.
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_STRICT_INTEGER
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+# UTF-8 lead bytes of U+E000..U+10FFFF: past U+E000 code-point order (orjson's) and
+# UTF-16 order (RFC 8785's) can disagree.
+_UTF16_ORDER_RISK = re.compile(rb"[\xee-\xf4]")
+
+
+def _orjson_default(value: Any) -> str:
+    """The canonical string of the non-JSON types orjson leaves to us; else refuse."""
+    if isinstance(value, dt.datetime):
+        return format_timestamp(value)
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    raise TypeError  # orjson raises JSONEncodeError: the Python pass decides
 
 
 def format_timestamp(value: dt.datetime) -> str:

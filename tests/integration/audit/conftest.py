@@ -13,22 +13,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest_asyncio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.runtime import running_sink
 from connectors.audit_sink.sink import AuditSink
 from streaming.clients.producer import EventProducer
+from streaming.config import DatabaseSettings
 from streaming.db import Database
 from streaming.errors import DatabaseError
 from streaming.events import Actor, ActorType, AuditEvent, AuditEventType, AuditOutcome
 from streaming.serde.client import SchemaRegistry
 from streaming.testing import eventually
 from streaming.transport.kafka import KafkaTransport
+from tests.integration.test_database import TcpProxy
 
 TopicFactory = Callable[..., Awaitable[str]]
 
@@ -230,3 +234,25 @@ def export_args(
     since = since or now - timedelta(hours=1)
     until = until or now + timedelta(hours=1)
     return ["export", "--since", since.isoformat(), "--until", until.isoformat(), "--out", str(out)]
+
+
+@pytest_asyncio.fixture
+async def proxied(  # the sink's own Database, through a proxy a test can cut
+    database_settings: DatabaseSettings,
+) -> AsyncIterator[tuple[TcpProxy, Database]]:
+    url = urlsplit(database_settings.url.get_secret_value() if database_settings.url else "")
+    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    netloc = url.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{proxy.port}"
+    via = urlunsplit(url._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+    db = Database(
+        DatabaseSettings(
+            url=SecretStr(via), connect_timeout_s=1, breaker_cooldown_s=0.5, pool_size=4
+        )
+    )
+    try:
+        yield proxy, db
+    finally:
+        await db.close()
+        await proxy.stop()

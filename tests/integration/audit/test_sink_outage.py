@@ -8,14 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
-
-import pytest_asyncio
-from pydantic import SecretStr
 
 from connectors.audit_sink.runtime import run_verify, running_sink
-from streaming.config import DatabaseSettings
 from streaming.db import Database
 from streaming.serde.client import SchemaRegistry
 from streaming.testing import eventually
@@ -30,26 +24,6 @@ from tests.integration.audit.conftest import (
 from tests.integration.test_database import TcpProxy
 
 OUTAGE_S = float(os.environ.get("AUDIT_OUTAGE_S", "4"))
-
-
-@pytest_asyncio.fixture
-async def proxied(database_settings: DatabaseSettings) -> AsyncIterator[tuple[TcpProxy, Database]]:
-    url = urlsplit(database_settings.url.get_secret_value() if database_settings.url else "")
-    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    netloc = url.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{proxy.port}"
-    via = urlunsplit(url._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
-    db = Database(
-        DatabaseSettings(
-            url=SecretStr(via), connect_timeout_s=1, breaker_cooldown_s=0.5, pool_size=4
-        )
-    )
-    try:
-        yield proxy, db
-    finally:
-        await db.close()
-        await proxy.stop()
 
 
 async def test_database_outage_mid_stream_loses_nothing(
