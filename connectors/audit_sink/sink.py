@@ -181,6 +181,7 @@ class AuditSink:
                     continue
                 batches = await self._collect()
                 pending = await self._prepare_all(batches) if batches else {}
+                del batches  # the raw records: free them before waiting on PostgreSQL
                 if inflight is not None:
                     await self._finish(inflight)
                     inflight = None
