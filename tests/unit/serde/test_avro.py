@@ -8,7 +8,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from streaming.serde.avro import AvroDeserializer, AvroSerializer
+from streaming.serde.avro import AvroDeserializer, AvroSerializer, reading_form
 from streaming.serde.catalog import LocalSchema, SchemaCatalog
 from streaming.serde.context import MessageField, SerializationContext
 from streaming.serde.errors import (
@@ -253,3 +253,42 @@ async def test_references_are_registered_under_their_fullname_and_resolved_on_re
     decoded = await AvroDeserializer(registry, catalog=EMPTY).deserialize(data, CTX)
     assert decoded.value == {"p": struct.pack(">q", 1234)}
     assert json.loads(decoded.writer_schema.schema_str)["fields"][0]["type"] == "m.Cents"
+
+
+V1_DOCUMENTED = LocalSchema.from_json(
+    {
+        "type": "record",
+        "name": "Trade",
+        "namespace": "t",
+        "doc": "A trade.",
+        "x-partition-key": "id",
+        "fields": [
+            {"name": "id", "type": "string", "doc": "Trade id."},
+            {"name": "qty", "type": "long"},
+            {
+                "name": "side",
+                "type": {"type": "enum", "name": "Side", "namespace": "t", "symbols": ["B", "S"]},
+            },
+            {"name": "note", "type": ["null", "string"], "default": None, "aliases": ["memo"]},
+        ],
+    }
+)
+
+
+def test_reading_forms_ignore_docs_namespaces_and_custom_attributes() -> None:
+    documented = SchemaCatalog([V1_DOCUMENTED]).parsed("t.Trade")
+    assert reading_form(documented) == reading_form(SchemaCatalog([V1]).parsed("t.Trade"))
+    assert reading_form(documented) != reading_form(SchemaCatalog([V2]).parsed("t.Trade"))
+    as_uuid = json.loads(V1.schema_str)
+    as_uuid["fields"][0]["type"] = {"type": "string", "logicalType": "uuid"}
+    uuid_catalog = SchemaCatalog([LocalSchema.from_json(as_uuid)])
+    assert reading_form(uuid_catalog.parsed("t.Trade")) != reading_form(documented)
+
+
+async def test_a_writer_that_differs_only_in_docs_reads_as_written() -> None:
+    registry = InMemorySchemaRegistryClient()
+    data = await serializer(registry).serialize(TRADE, CTX)
+    de = AvroDeserializer(registry, use_local_schemas=True, catalog=SchemaCatalog([V1_DOCUMENTED]))
+    assert (await de.deserialize(data, CTX)).value == TRADE
+    with pytest.raises(CorruptRecordError, match="left over"):
+        await de.deserialize(data + b"\x00", CTX)
