@@ -3,12 +3,18 @@
 import io
 import json
 import struct
+import uuid
 from typing import Any
 
 import fastavro
 import pytest
 
-from streaming.serde.avro import AvroDeserializer, AvroSerializer, reading_form
+from streaming.serde.avro import (
+    AvroDeserializer,
+    AvroSerializer,
+    reading_form,
+    without_uuid_types,
+)
 from streaming.serde.catalog import LocalSchema, SchemaCatalog
 from streaming.serde.context import MessageField, SerializationContext
 from streaming.serde.errors import (
@@ -292,3 +298,44 @@ async def test_a_writer_that_differs_only_in_docs_reads_as_written() -> None:
     assert (await de.deserialize(data, CTX)).value == TRADE
     with pytest.raises(CorruptRecordError, match="left over"):
         await de.deserialize(data + b"\x00", CTX)
+
+
+WITH_UUID = LocalSchema.from_json(
+    {
+        "type": "record",
+        "name": "Ref",
+        "namespace": "t",
+        "fields": [{"name": "id", "type": {"type": "string", "logicalType": "uuid"}}],
+    }
+)
+
+
+async def test_uuid_as_text_leaves_uuid_values_as_their_text() -> None:
+    registry = InMemorySchemaRegistryClient()
+    value = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    data = await serializer(registry, schema=WITH_UUID).serialize({"id": value}, CTX)
+    as_read = deserializer(registry, reader_schema=WITH_UUID)
+    as_text = deserializer(registry, reader_schema=WITH_UUID, uuid_as_text=True)
+    assert (await as_read.deserialize(data, CTX)).value == {"id": value}
+    assert (await as_text.deserialize(data, CTX)).value == {"id": str(value)}
+
+
+async def test_an_event_with_malformed_uuid_text_is_a_typed_mismatch() -> None:
+    from streaming.events import EventDeserializer, OrderPlaced
+    from streaming.events.fake import fake_events
+
+    registry = InMemorySchemaRegistryClient()
+    event = next(iter(fake_events(OrderPlaced, 1)))
+    raw = event.to_avro_dict()
+    raw["order_id"] = "not-a-uuid"
+    schema = LocalSchema.from_json(
+        without_uuid_types(json.loads(OrderPlaced.avro_schema().schema_str))
+    )
+    plain = AvroSerializer(registry, schema=schema)  # a writer that never checked the text
+    data = await plain.serialize(raw, CTX)
+    events = EventDeserializer(registry)
+    good = await AvroSerializer(registry).serialize(event, CTX)
+    assert await events.deserialize(good, CTX) == event
+    with pytest.raises(SchemaMismatchError, match="order_id") as caught:
+        await events.deserialize(data, CTX)
+    assert caught.value.data == data and caught.value.retriable is False
