@@ -52,6 +52,7 @@ from streaming.clients.privacy import RevealMiddleware
 from streaming.clients.retry import RetryPolicy, attempt_of
 from streaming.clients.router import RetryRouter, RetryWriteError
 from streaming.clients.topics import ensure_failure_topics
+from streaming.core.heap import freeze_startup_heap
 from streaming.core.lifecycle import AsyncService
 from streaming.core.topics import retry_topic
 from streaming.errors import TransportError
@@ -238,6 +239,8 @@ class EventConsumer(AsyncService):
         )
         await self._consumer.start()
         self._started = True
+        if options.freeze_heap_on_start:
+            freeze_startup_heap()
         log.info("consumer started", group=self.group_id, topics=list(self.topics))
 
     async def stop(self) -> None:
