@@ -77,6 +77,10 @@ class BatchFailure(StreamingError):
         self.cause = cause
 
 
+MAX_BATCH_LINKS = 128
+"""Links per batch span: OpenTelemetry's default span link limit (OTEL_SPAN_LINK_COUNT_LIMIT)."""
+
+
 @dataclass(slots=True)
 class _Item:
     """A polled record on its way: decoded ``event``, or the ``failure`` that stopped it."""
@@ -172,9 +176,10 @@ class BatchProcessor:
         return items, None
 
     def span(self, tp: TopicPartition, run: list[_Item]) -> Any:
-        """One ``process <topic>`` span for a batch, linked to every record's producer."""
+        """One ``process <topic>`` span for a batch, linked to its records' producers (the
+        first :data:`MAX_BATCH_LINKS`: the SDK keeps no more links than that per span)."""
         links = []
-        for item in run:
+        for item in run[:MAX_BATCH_LINKS]:
             producer = span_context_of(item.record.headers)
             if producer is not None:
                 links.append(Link(producer))
