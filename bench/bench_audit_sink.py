@@ -96,25 +96,31 @@ async def sink_rate(
     n: int,
     deadline_s: float,
     on_progress: Any = None,
+    cpu_out: list[float] | None = None,
 ) -> tuple[float, int]:
     """Run the sink until it stored ``n`` rows (or the deadline); (rows/s, rows stored).
 
-    ``on_progress(rows)`` is called at every sample (the memory bench reads RSS there).
+    ``on_progress(rows)`` is called at every sample (the memory bench reads RSS there);
+    ``cpu_out`` gets the rows stored per CPU-second of this process over the same stretch.
     """
     async with running_sink(
         transport=transport, database=database, registry=registry, settings=config
     ) as sink:
         task = asyncio.create_task(sink.run())
         stop_at = time.monotonic() + deadline_s
-        started, first = 0.0, 0
+        started, first, cpu_started = 0.0, 0, 0.0
         while sink.stats.rows < n and time.monotonic() < stop_at and not task.done():
             await asyncio.sleep(0.001 if on_progress is None else 0.05)  # poll
             if not started and sink.stats.rows:
                 started, first = time.perf_counter(), sink.stats.rows
+                cpu_started = time.process_time()
             if on_progress is not None:
                 on_progress(sink.stats.rows)
         elapsed = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_started
         rows = sink.stats.rows
+        if cpu_out is not None and started and cpu_s > 0:
+            cpu_out.append((rows - first) / cpu_s)
         sink.stop()
         await task
     return ((rows - first) / elapsed if started and elapsed else 0.0), rows
@@ -171,14 +177,19 @@ async def measure(
                 transport, database, registry, settings(topic, seed, batch), events, deadline_s
             )
 
+            def run(rate: float, rows: int, cpu: list[float]) -> Run:
+                return Run(rate, expected=events, seen=rows, extra={"cpu": cpu[0]} if cpu else {})
+
             async def sink() -> Run:
                 config = settings(topic, schema(), batch)
+                cpu: list[float] = []
                 rate, rows = await sink_rate(
-                    transport, database, registry, config, events, deadline_s
+                    transport, database, registry, config, events, deadline_s, cpu_out=cpu
                 )
-                return Run(rate, expected=events, seen=rows)
+                return run(rate, rows, cpu)
 
             async def plain() -> Run:
+                cpu: list[float] = []
                 rate, rows = await run_plain_sink(
                     transport,
                     registry,
@@ -187,8 +198,9 @@ async def measure(
                     events,
                     batch=batch,
                     deadline_s=deadline_s,
+                    cpu_out=cpu,
                 )
-                return Run(rate, expected=events, seen=rows)
+                return run(rate, rows, cpu)
 
             async def copy() -> Run:
                 rate, rows = await copy_rate(database, seed, schema(), batch)
@@ -207,6 +219,9 @@ async def measure(
             got.ratio("audit sink ÷ plain sink", "sink", "plain"),
             got.ratio("audit sink ÷ COPY", "sink", "copy"),
             got.ratio("plain sink ÷ COPY", "plain", "copy"),
+            got.ratio("audit sink ÷ plain sink, per CPU-second", "sink cpu", "plain cpu"),
+            got.measure("audit sink rows per CPU-second", "sink cpu", "rows/CPU-s"),
+            got.measure("plain sink rows per CPU-second", "plain cpu", "rows/CPU-s"),
         ],
         **got.summary(),
     }

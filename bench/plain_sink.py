@@ -39,8 +39,12 @@ async def run_plain_sink(
     *,
     batch: int,
     deadline_s: float,
+    cpu_out: list[float] | None = None,
 ) -> tuple[float, int]:
-    """Sink ``n`` records of ``topic`` into a fresh table; (rows/s from the first row, rows)."""
+    """Sink ``n`` records of ``topic`` into a fresh table; (rows/s from the first row, rows).
+
+    ``cpu_out`` gets the rows stored per CPU-second of this process over the same stretch.
+    """
     table = f"bench_plain_{uuid.uuid4().hex[:8]}"
     deserializer = AvroDeserializer(registry, use_local_schemas=True)
     consumer = transport.consumer(
@@ -52,7 +56,7 @@ async def run_plain_sink(
     await create_table(conn, table)
     await consumer.start()
     consumer.subscribe([topic])
-    done, first, first_rows = 0, 0.0, 0
+    done, first, first_rows, cpu_first = 0, 0.0, 0, 0.0
     stop_at = time.monotonic() + deadline_s
     try:
         while done < n and time.monotonic() < stop_at:
@@ -86,7 +90,11 @@ async def run_plain_sink(
             done += len(rows)
             if not first:  # like the audit sink's rate: from the first batch written
                 first, first_rows = time.perf_counter(), done
+                cpu_first = time.process_time()
         elapsed = time.perf_counter() - first if first else 0.0
+        cpu_s = time.process_time() - cpu_first
+        if cpu_out is not None and first and cpu_s > 0:
+            cpu_out.append((done - first_rows) / cpu_s)
         return ((done - first_rows) / elapsed if elapsed else 0.0), done
     finally:
         await consumer.stop()

@@ -54,7 +54,14 @@ CASES = {
     ),
     "audit_sink": (
         ["--events", "300", "--batch", "100", "--rounds", "1", "--deadline", "60"],
-        ["audit sink ÷ plain sink", "audit sink ÷ COPY", "plain sink ÷ COPY"],
+        [
+            "audit sink ÷ plain sink",
+            "audit sink ÷ COPY",
+            "plain sink ÷ COPY",
+            "audit sink ÷ plain sink, per CPU-second",
+            "audit sink rows per CPU-second",
+            "plain sink rows per CPU-second",
+        ],
     ),
     "registry": (
         ["--seconds", "1", "--rounds", "1", "--schemas", "3"],
