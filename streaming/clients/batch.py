@@ -265,9 +265,7 @@ class _Pass:
                 await self._route_all(run, exc, started)
                 return
             else:
-                share = (time.perf_counter() - started) / len(run)
-                for item in run:
-                    self._handled(item, share)
+                self._all_handled(run, time.perf_counter() - started)
                 return
 
     async def _route_all(self, run: list[_Item], exc: Exception, started: float) -> None:
@@ -282,6 +280,15 @@ class _Pass:
         except RetryWriteError as write_error:
             self._rewind(item, write_error)
         self._done(item, elapsed, exc)
+
+    def _all_handled(self, run: list[_Item], elapsed: float) -> None:
+        """Every record of ``run`` was handled: count them and move the offset once."""
+        p, n, last = self._p, len(run), run[-1].record
+        p._stats.handled += n
+        p._stats.processing_s += elapsed
+        p._tally.add(last, elapsed, None, count=n)
+        p._flow.done(self._tp, last, self._generation)
+        self.done += n
 
     def _handled(self, item: _Item, elapsed: float) -> None:
         stats = self._p._stats
