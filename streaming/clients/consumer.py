@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar, Unpack
 
 import structlog
@@ -406,11 +407,9 @@ class EventConsumer(AsyncService):
     # -- the middleware chain
     def _get_chain(self) -> CallNext:
         if self._chain is None:
-            decode: list[Middleware] = [
-                DecodeMiddleware(self._deserializer, self.stats),
-                RevealMiddleware(self._revealer),
-                *self._middlewares,
-            ]
+            decoder = DecodeMiddleware(self._deserializer, self.stats)
+            revealer = RevealMiddleware(self._revealer)
+            decode: list[Middleware] = [decoder, revealer, *self._middlewares]
             steps: list[Middleware] = [
                 TraceMiddleware(self._tracer),
                 RouteMiddleware(self._router, self.stats, self._tally),
@@ -422,6 +421,9 @@ class EventConsumer(AsyncService):
                 self._batches = BatchProcessor(
                     handlers=self._batch_handlers,
                     prepare=lambda collect: chain(decode, collect),
+                    direct=None
+                    if self._middlewares
+                    else partial(_decode_direct, decoder, revealer),
                     router=self._router,
                     flow=self._flow,
                     stats=self.stats,
@@ -454,6 +456,14 @@ class EventConsumer(AsyncService):
             "retried": s.retried,
             "dead_lettered": s.dead_lettered,
         }
+
+
+async def _decode_direct(
+    decoder: DecodeMiddleware, revealer: RevealMiddleware, record: Record
+) -> Event | None:
+    """What the decode chain gives a batch when there are no user middlewares."""
+    event = await decoder.decode(record)
+    return None if event is None else await revealer.reveal(event)
 
 
 __all__ = [

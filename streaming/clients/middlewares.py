@@ -216,19 +216,23 @@ class DecodeMiddleware:
         self._stats = stats
 
     async def __call__(self, message: Message, call_next: CallNext) -> None:
-        record = message.record
+        event = await self.decode(message.record)
+        if event is not None:
+            await call_next(Message(message.record, message.group, message.attempt, event))
+
+    async def decode(self, record: Record) -> Event | None:
+        """The record's event; ``None`` for a tombstone (counted as skipped)."""
         if record.value is None:
             self._stats.skipped += 1
-            return
+            return None
         try:
-            event = await self._deserializer.deserialize(
+            return await self._deserializer.deserialize(
                 record.value, SerializationContext.for_record(record)
             )
         except StreamingError as exc:
             if exc.retriable:  # not poison: rewind
                 raise TransientProcessingError(f"cannot decode now: {exc}") from exc
             raise
-        await call_next(Message(record, message.group, message.attempt, event))
 
 
 __all__ = [
