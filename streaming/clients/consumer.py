@@ -53,7 +53,7 @@ from streaming.clients.privacy import RevealMiddleware
 from streaming.clients.retry import RetryPolicy, attempt_of
 from streaming.clients.router import RetryRouter, RetryWriteError
 from streaming.clients.topics import ensure_failure_topics
-from streaming.core.heap import freeze_startup_heap
+from streaming.core.heap import tune_heap
 from streaming.core.lifecycle import AsyncService
 from streaming.core.topics import retry_topic
 from streaming.errors import TransportError
@@ -240,8 +240,8 @@ class EventConsumer(AsyncService):
         )
         await self._consumer.start()
         self._started = True
-        if options.freeze_heap_on_start:
-            freeze_startup_heap()
+        if options.tune_gc_on_start:
+            tune_heap()
         log.info("consumer started", group=self.group_id, topics=list(self.topics))
 
     async def stop(self) -> None:
