@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar, Unpack
 
 import structlog
@@ -52,7 +53,7 @@ from streaming.clients.privacy import RevealMiddleware
 from streaming.clients.retry import RetryPolicy, attempt_of
 from streaming.clients.router import RetryRouter, RetryWriteError
 from streaming.clients.topics import ensure_failure_topics
-from streaming.core.heap import freeze_startup_heap
+from streaming.core.heap import tune_heap
 from streaming.core.lifecycle import AsyncService
 from streaming.core.topics import retry_topic
 from streaming.errors import TransportError
@@ -239,8 +240,8 @@ class EventConsumer(AsyncService):
         )
         await self._consumer.start()
         self._started = True
-        if options.freeze_heap_on_start:
-            freeze_startup_heap()
+        if options.tune_gc_on_start:
+            tune_heap()
         log.info("consumer started", group=self.group_id, topics=list(self.topics))
 
     async def stop(self) -> None:
@@ -406,11 +407,9 @@ class EventConsumer(AsyncService):
     # -- the middleware chain
     def _get_chain(self) -> CallNext:
         if self._chain is None:
-            decode: list[Middleware] = [
-                DecodeMiddleware(self._deserializer, self.stats),
-                RevealMiddleware(self._revealer),
-                *self._middlewares,
-            ]
+            decoder = DecodeMiddleware(self._deserializer, self.stats)
+            revealer = RevealMiddleware(self._revealer)
+            decode: list[Middleware] = [decoder, revealer, *self._middlewares]
             steps: list[Middleware] = [
                 TraceMiddleware(self._tracer),
                 RouteMiddleware(self._router, self.stats, self._tally),
@@ -422,6 +421,9 @@ class EventConsumer(AsyncService):
                 self._batches = BatchProcessor(
                     handlers=self._batch_handlers,
                     prepare=lambda collect: chain(decode, collect),
+                    direct=None
+                    if self._middlewares
+                    else partial(_decode_direct, decoder, revealer),
                     router=self._router,
                     flow=self._flow,
                     stats=self.stats,
@@ -454,6 +456,14 @@ class EventConsumer(AsyncService):
             "retried": s.retried,
             "dead_lettered": s.dead_lettered,
         }
+
+
+async def _decode_direct(
+    decoder: DecodeMiddleware, revealer: RevealMiddleware, record: Record
+) -> Event | None:
+    """What the decode chain gives a batch when there are no user middlewares."""
+    event = await decoder.decode(record)
+    return None if event is None else await revealer.reveal(event)
 
 
 __all__ = [
