@@ -36,7 +36,7 @@ from bench import harness
 from bench.harness import Run
 from bench.plain_sink import run_plain_sink
 from connectors.audit_sink.config import AuditSinkSettings
-from connectors.audit_sink.runtime import build_store, running_sink, tune_gc
+from connectors.audit_sink.runtime import build_store, running_sink
 from connectors.audit_sink.writer import AUDIT_LOG_COLUMNS
 from streaming.clients.producer import EventProducer
 from streaming.config import DatabaseSettings, KafkaSettings
@@ -152,11 +152,7 @@ async def copy_rate(database: Database, source: str, target: str, batch: int) ->
     return len(records) / elapsed, len(records)
 
 
-async def measure(
-    events: int, batch: int, rounds: int, deadline_s: float, sink_gc: bool = True
-) -> dict[str, Any]:
-    if sink_gc:  # the sink process's GC setting; every contender shares this process
-        tune_gc()
+async def measure(events: int, batch: int, rounds: int, deadline_s: float) -> dict[str, Any]:
     bootstrap = harness.env("KAFKA_BOOTSTRAP_SERVERS")
     database_url = harness.env("DATABASE_URL")
     transport = KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap))
@@ -214,7 +210,7 @@ async def measure(
             await conn.commit()
         await database.close()
     return {
-        "params": {"events": events, "batch": batch, "rounds": rounds, "sink_gc": sink_gc},
+        "params": {"events": events, "batch": batch, "rounds": rounds},
         "rows": [
             got.ratio("audit sink ÷ plain sink", "sink", "plain"),
             got.ratio("audit sink ÷ COPY", "sink", "copy"),
@@ -233,12 +229,9 @@ def main(
     batch: int = typer.Option(1000, min=1, help="Sink batch size (and COPY batch size)."),
     rounds: int = typer.Option(3, min=1, help="Interleaved rounds (median of ratios)."),
     deadline: float = typer.Option(120.0, help="Seconds a sink gets to store them all."),
-    sink_gc: bool = typer.Option(
-        True, help="Run every contender with the sink process's GC threshold (tune_gc)."
-    ),
     out: Path | None = harness.OUT_OPTION,
 ) -> None:
-    harness.run("audit_sink", measure(events, batch, rounds, deadline, sink_gc), out)
+    harness.run("audit_sink", measure(events, batch, rounds, deadline), out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,24 +29,6 @@ from streaming.db import Database
 from streaming.serde.avro import AvroDeserializer
 from streaming.serde.client import SchemaRegistry
 from streaming.transport.base import AdminTransport, TopicSpec, TransportFactory
-
-SINK_GC_YOUNG_THRESHOLD = 50_000
-
-
-def tune_gc() -> None:
-    """Run CPython's young collection every 50k net allocations instead of every 700.
-
-    The sink holds each batch of decoded records (a few dicts apiece) until PostgreSQL
-    has it. The startup heap freeze (:func:`streaming.core.heap.freeze_startup_heap`,
-    done when the sink runs) keeps full collections off the ~130k startup objects; this
-    makes the young and middle collections that promote every held batch rare: ~5 us
-    of each row's CPU, a tenth of the sink's. The records are freed by reference
-    counting once written, so collecting less often finds the same (little) cyclic
-    garbage. Process-wide: the sink's own process (``streaming audit sink``) calls it;
-    the sink benchmark calls it for every contender it runs.
-    """
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(SINK_GC_YOUNG_THRESHOLD, middle, old)
 
 
 def build_store(
@@ -227,5 +208,4 @@ __all__ = [
     "run_verify",
     "running_sink",
     "sink_options",
-    "tune_gc",
 ]

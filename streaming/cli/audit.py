@@ -23,13 +23,7 @@ from connectors.audit_sink.bundle import verify_bundle
 from connectors.audit_sink.config import AuditSinkSettings
 from connectors.audit_sink.metrics import METER_NAME
 from connectors.audit_sink.reveal import reveal_subject
-from connectors.audit_sink.runtime import (
-    build_store,
-    run_export,
-    run_verify,
-    running_sink,
-    tune_gc,
-)
+from connectors.audit_sink.runtime import build_store, run_export, run_verify, running_sink
 from connectors.audit_sink.store import AuditStore
 from connectors.audit_sink.verify import VerifyReport
 from streaming.cli._common import (
@@ -93,7 +87,6 @@ def _print_report(report: VerifyReport, as_json: bool) -> None:
 def sink_command(as_json: JsonOpt = False) -> None:
     """Consume AUDIT_TOPICS into the PostgreSQL hash chains until SIGTERM/SIGINT."""
     settings, audit = sink_settings()
-    tune_gc()
 
     async def main() -> None:
         database = Database(settings.database)
