@@ -6,8 +6,9 @@ a fixed schedule (open loop: a send is never held back by an earlier one's progr
 Latency is from an event's *scheduled* send time to its handler, so a stall shows up in
 every event behind it (no coordinated omission):
 
-- ``typed``: ``EventProducer.send()`` per event (each in its own task) and
-  ``EventConsumer`` with a handler, tracing and metrics on;
+- ``typed``: ``EventProducer.enqueue()`` per event (its delivery future left to run, as
+  the raw side leaves aiokafka's) and ``EventConsumer`` with a handler, tracing and
+  metrics on;
 - ``raw``: aiokafka ``send()`` of the same bytes and ``getmany`` + fastavro decode.
 
 Events missing after ``--seconds`` + 30 s count as lost (the round is dropped).
@@ -106,15 +107,12 @@ async def typed_side(bootstrap: str, topic: str, rate: int, n: int, wait_s: floa
 
     consumer.add_handler(OrderPlaced, handle)
     consumer_task = asyncio.create_task(consumer.run())
-    tasks: set[asyncio.Task[Any]] = set()
     async with EventProducer(
         transport, registry, tracer=tel.tracer, instruments=tel.instruments
     ) as producer:
 
         async def send(i: int, event: Event) -> None:
-            task = asyncio.create_task(producer.send(topic, event))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            await producer.enqueue(topic, event)  # a lost record shows as missing
 
         await _open_loop(_numbered(n), rate, clock, send)
         await _until(lambda: len(clock.latencies) >= n, wait_s)

@@ -278,6 +278,8 @@ class EventProducer(AsyncService):
         record, message_id = await self._build(topic, event, key, headers, partition)
         try:
             if self._direct:  # the chain's steps without a Publish per record
+                if not self._trace.active:  # tracing is off: nothing to wrap
+                    return await self._transport.enqueue(record, settled=self._settled)
                 return await self._trace.enqueue(record, message_id, self._to_transport)
             deliveries: list[Delivery] = []
             publish = Publish(topic, (record,), message_id=message_id, deliveries=deliveries)

@@ -127,6 +127,12 @@ class TracePublish:
             record_sent(span, metas[0])
         return metas
 
+    @property
+    def active(self) -> bool:
+        """False while the tracer can only make no-op spans (checked per record: a
+        provider may be set after the producer was made)."""
+        return _can_trace(self._tracer)
+
     async def enqueue(
         self, record: OutgoingRecord, message_id: str | None, enqueue: EnqueueNext
     ) -> Delivery:
