@@ -145,13 +145,15 @@ class TracePublish:
         span = self._enqueue_span(record.topic, record, message_id, ())
         if span is None:
             return await enqueue(record)  # tracing is off: no context to carry
-        with trace.use_span(span, end_on_exit=False) as current:
-            traced = _with_headers(record, inject_headers(record.headers))
-            try:
-                delivery = await enqueue(traced)
-            except BaseException:
-                current.end()  # use_span recorded the error
-                raise
+        # Only the headers need the span's context (no middleware runs inside): inject
+        # it directly instead of making the span current around the call.
+        context = trace.set_span_in_context(span)
+        traced = _with_headers(record, inject_headers(record.headers, context))
+        try:
+            delivery = await enqueue(traced)
+        except BaseException as exc:
+            _end_failed(span, exc)
+            raise
         delivery.add_done_callback(partial(_end_send_span, span))
         return delivery
 
@@ -239,7 +241,14 @@ def _end_send_span(span: Span, delivery: Delivery) -> None:
     exc = delivery.exception()
     if exc is None:
         record_sent(span, delivery.result())
+        span.end()
     else:
+        _end_failed(span, exc)
+
+
+def _end_failed(span: Span, exc: BaseException) -> None:
+    """End ``span`` as failed by ``exc`` (``use_span`` leaves a cancellation unrecorded)."""
+    if isinstance(exc, Exception):
         span.set_attribute(ERROR_TYPE, error_type(exc))
         span.record_exception(exc)
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
