@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import StatusCode, Tracer
 from opentelemetry.util._once import Once
 
 from streaming.clients.producer import EventProducer
@@ -195,3 +195,16 @@ async def test_with_middlewares_enqueue_runs_them_and_still_counts() -> None:
     assert seen == [str(e.event_id) for e in events]
     assert second.offset == 99 and first.offset == 0
     assert [count for count, _ in sent_points(reader)] == [2]
+
+
+async def test_a_send_refused_before_buffering_ends_its_span_as_failed() -> None:
+    tracer, exporter = tracer_and_spans()
+    transport = await transport_with()
+    async with EventProducer(transport, InMemorySchemaRegistryClient(), tracer=tracer) as p:
+        with pytest.raises(TopicError):
+            await p.enqueue("orders", orders(1)[0], partition=9)
+    [span] = exporter.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert str(span.attributes["error.type"]).endswith("TopicError")
+    assert any(event.name == "exception" for event in span.events)
