@@ -46,14 +46,28 @@ from streaming.transport.kafka import KafkaTransport
 app = typer.Typer(add_completion=False)
 
 
-def _result(marks: list[float], n: int) -> dict[str, Any]:
+def _result(marks: list[float], n: int, cpu: list[float]) -> dict[str, Any]:
     """Records per second after the first delivery (a batch handler marks a whole batch
-    at once, so the first batch is the start line; one batch alone gives no rate)."""
+    at once, so the first batch is the start line; one batch alone gives no rate), and
+    per CPU-second of the contender's own process over the same stretch (``cpu``: its
+    ``process_time()`` at the first and the last delivery), which a busy machine moves
+    far less than wall time."""
     first = marks[0] if marks else 0.0
     span = marks[-1] - first if marks else 0.0
     after_first = sum(1 for mark in marks if mark > first)
     rate = after_first / span if span > 0 else 0.0
-    return {"rate": rate, "seen": len(marks), "expected": n}
+    cpu_s = cpu[-1] - cpu[0] if len(cpu) > 1 else 0.0
+    cpu_rate = after_first / cpu_s if cpu_s > 0 else 0.0
+    return {"rate": rate, "cpu_rate": cpu_rate, "seen": len(marks), "expected": n}
+
+
+def _mark(marks: list[float], cpu: list[float], count: int, n: int) -> bool:
+    """Note ``count`` deliveries now; True once all ``n`` are in."""
+    now = time.perf_counter()
+    if not marks or len(marks) + count >= n:
+        cpu.append(time.process_time())
+    marks.extend(now for _ in range(count))
+    return len(marks) >= n
 
 
 def _decoder() -> Any:
@@ -76,16 +90,14 @@ async def typed(
     async with SchemaRegistryClient(RegistrySettings(url=registry_url)) as registry:
         consumer = harness.traced_consumer(bootstrap, registry, topic, tel, poll_timeout_ms=100)
         marks: list[float] = []
+        cpu: list[float] = []
 
         async def handle(event: OrderPlaced) -> None:
-            marks.append(time.perf_counter())
-            if len(marks) >= n:
+            if _mark(marks, cpu, 1, n):
                 consumer.request_stop()
 
         async def handle_batch(events: list[OrderPlaced]) -> None:
-            now = time.perf_counter()
-            marks.extend(now for _ in events)
-            if len(marks) >= n:
+            if _mark(marks, cpu, len(events), n):
                 consumer.request_stop()
 
         if batch:
@@ -94,7 +106,7 @@ async def typed(
             consumer.add_handler(OrderPlaced, handle)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(consumer.run(), deadline_s)
-    return _result(marks, n)
+    return _result(marks, n, cpu)
 
 
 async def faststream(bootstrap: str, topic: str, n: int, deadline_s: float, **_: Any) -> Any:
@@ -115,6 +127,7 @@ async def faststream(bootstrap: str, topic: str, n: int, deadline_s: float, **_:
     )
     done = asyncio.Event()
     marks: list[float] = []
+    cpu: list[float] = []
 
     async def decoder(message: KafkaMessage) -> Any:
         return OrderPlaced.from_avro_dict(decode(message.body))
@@ -126,15 +139,14 @@ async def faststream(bootstrap: str, topic: str, n: int, deadline_s: float, **_:
         decoder=decoder,
     )
     async def handle(event: OrderPlaced) -> None:
-        marks.append(time.perf_counter())
-        if len(marks) >= n:
+        if _mark(marks, cpu, 1, n):
             done.set()
 
     async with broker:
         await broker.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), deadline_s)
-    return _result(marks, n)
+    return _result(marks, n, cpu)
 
 
 async def raw(bootstrap: str, topic: str, n: int, deadline_s: float, decode: bool, **_: Any) -> Any:
@@ -144,7 +156,7 @@ async def raw(bootstrap: str, topic: str, n: int, deadline_s: float, decode: boo
     decoder = _decoder() if decode else None
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    got, first, last = 0, 0.0, 0.0
+    got, first, last, cpu_first, cpu_last = 0, 0.0, 0.0, 0.0, 0.0
     stop_at = time.monotonic() + deadline_s
     try:
         tp = TopicPartition(topic, 0)
@@ -155,19 +167,23 @@ async def raw(bootstrap: str, topic: str, n: int, deadline_s: float, decode: boo
             for records in batch.values():
                 if not first and records:
                     first = time.perf_counter()  # the first record starts the clock
+                    cpu_first = time.process_time()
                 got += len(records)
                 if decoder is not None:
                     for record in records:
                         decoder(record.value)
                 last = time.perf_counter()
+                cpu_last = time.process_time()
     finally:
         await consumer.stop()
     rate = (got - 1) / (last - first) if got > 1 else 0.0
-    return {"rate": rate, "seen": got, "expected": n}
+    cpu_rate = (got - 1) / (cpu_last - cpu_first) if got > 1 and cpu_last > cpu_first else 0.0
+    return {"rate": rate, "cpu_rate": cpu_rate, "seen": got, "expected": n}
 
 
 def _run(result: dict[str, Any]) -> Run:
-    return Run(result["rate"], expected=result["expected"], seen=result["seen"])
+    extra = {"cpu": result["cpu_rate"]} if "cpu_rate" in result else {}
+    return Run(result["rate"], expected=result["expected"], seen=result["seen"], extra=extra)
 
 
 async def measure(messages: int, rounds: int, deadline_s: float) -> dict[str, Any]:
@@ -248,6 +264,17 @@ async def measure(messages: int, rounds: int, deadline_s: float) -> dict[str, An
             got.ratio("typed batch consumer ÷ raw getmany+fastavro", "typed batch", "raw+fastavro"),
             got.ratio("typed batch consumer ÷ FastStream", "typed batch", "faststream"),
             got.ratio("raw getmany ÷ Kafka ConsumerPerformance", "raw", "kafka-perf"),
+            got.ratio(
+                "typed consumer ÷ raw getmany+fastavro, per CPU-second",
+                "typed cpu",
+                "raw+fastavro cpu",
+            ),
+            got.ratio(
+                "typed batch consumer ÷ raw getmany+fastavro, per CPU-second",
+                "typed batch cpu",
+                "raw+fastavro cpu",
+            ),
+            got.ratio("typed consumer ÷ FastStream, per CPU-second", "typed cpu", "faststream cpu"),
         ],
         **got.summary(),
     }

@@ -77,6 +77,10 @@ class BatchFailure(StreamingError):
         self.cause = cause
 
 
+MAX_BATCH_LINKS = 128
+"""Links per batch span: OpenTelemetry's default span link limit (OTEL_SPAN_LINK_COUNT_LIMIT)."""
+
+
 @dataclass(slots=True)
 class _Item:
     """A polled record on its way: decoded ``event``, or the ``failure`` that stopped it."""
@@ -99,6 +103,7 @@ class BatchProcessor:
         *,
         handlers: Mapping[type[Event], BatchHandler],
         prepare: Callable[[CallNext], CallNext],
+        direct: Callable[[Record], Awaitable[Event | None]] | None = None,
         router: RetryRouter,
         flow: PartitionFlow,
         stats: ConsumerStats,
@@ -112,6 +117,9 @@ class BatchProcessor:
         self._handlers = handlers
         self._decoded: dict[tuple[str, int, int], Event] = {}
         self._prepare = prepare(self._collect)
+        # Without user middlewares the chain is decode + reveal: called directly, no
+        # Message per step (a record's chain costs more than its handler's share).
+        self._direct = direct
         self._router = router
         self._flow = flow
         self._stats = stats
@@ -161,20 +169,25 @@ class BatchProcessor:
             self._stats.consumed += 1
             item = _Item(record, attempt)
             try:
-                await self._prepare(Message(record, self._group, attempt))
+                if self._direct is not None:
+                    item.event = await self._direct(record)
+                else:
+                    await self._prepare(Message(record, self._group, attempt))
+                    key = (record.topic, record.partition, record.offset)
+                    item.event = self._decoded.pop(key, None)
             except _TRANSIENT as exc:
                 self._stats.consumed -= 1  # delivered again after the rewind
                 return items, (record, exc)
             except Exception as exc:
                 item.failure = exc
-            item.event = self._decoded.pop((record.topic, record.partition, record.offset), None)
             items.append(item)
         return items, None
 
     def span(self, tp: TopicPartition, run: list[_Item]) -> Any:
-        """One ``process <topic>`` span for a batch, linked to every record's producer."""
+        """One ``process <topic>`` span for a batch, linked to its records' producers (the
+        first :data:`MAX_BATCH_LINKS`: the SDK keeps no more links than that per span)."""
         links = []
-        for item in run:
+        for item in run[:MAX_BATCH_LINKS]:
             producer = span_context_of(item.record.headers)
             if producer is not None:
                 links.append(Link(producer))
@@ -260,9 +273,7 @@ class _Pass:
                 await self._route_all(run, exc, started)
                 return
             else:
-                share = (time.perf_counter() - started) / len(run)
-                for item in run:
-                    self._handled(item, share)
+                self._all_handled(run, time.perf_counter() - started)
                 return
 
     async def _route_all(self, run: list[_Item], exc: Exception, started: float) -> None:
@@ -277,6 +288,15 @@ class _Pass:
         except RetryWriteError as write_error:
             self._rewind(item, write_error)
         self._done(item, elapsed, exc)
+
+    def _all_handled(self, run: list[_Item], elapsed: float) -> None:
+        """Every record of ``run`` was handled: count them and move the offset once."""
+        p, n, last = self._p, len(run), run[-1].record
+        p._stats.handled += n
+        p._stats.processing_s += elapsed
+        p._tally.add(last, elapsed, None, count=n)
+        p._flow.done(self._tp, last, self._generation)
+        self.done += n
 
     def _handled(self, item: _Item, elapsed: float) -> None:
         stats = self._p._stats

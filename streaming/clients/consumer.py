@@ -10,8 +10,8 @@ its retry/DLQ topic.
 Flow control never sleeps in the loop (:mod:`streaming.clients.flow`): a retry record that
 is not yet due (``x-not-before``) pauses only its own partition until then, and a failed
 retry/DLQ write (or a registry outage while decoding) rewinds and pauses only that
-partition with exponential backoff. Offsets are committed after every batch and on
-partition revoke; :meth:`EventConsumer.stop` (or SIGTERM) finishes the record in flight,
+partition with exponential backoff. Offsets are committed after every batch (in the
+background, while the next batch is processed; in order) and on partition revoke; :meth:`EventConsumer.stop` (or SIGTERM) finishes the record in flight,
 commits and leaves the group. All settings are one frozen :class:`ConsumerOptions`.
 
 Why ``EventConsumer`` is ~360 lines: it is the run loop and its rebalance callbacks;
@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar, Unpack
 
 import structlog
@@ -52,6 +53,7 @@ from streaming.clients.privacy import RevealMiddleware
 from streaming.clients.retry import RetryPolicy, attempt_of
 from streaming.clients.router import RetryRouter, RetryWriteError
 from streaming.clients.topics import ensure_failure_topics
+from streaming.core.heap import tune_heap
 from streaming.core.lifecycle import AsyncService
 from streaming.core.topics import retry_topic
 from streaming.errors import TransportError
@@ -140,6 +142,7 @@ class EventConsumer(AsyncService):
             self._consumer, clock_ms=options.clock_ms, backoff_s=options.backoff_s
         )
         self._stopping = asyncio.Event()
+        self._committing: asyncio.Task[None] | None = None
         self._started = False
         self._lag_interval_ms = int(options.lag_interval_s * 1000)
         self._lag_due_ms = 0
@@ -237,6 +240,8 @@ class EventConsumer(AsyncService):
         )
         await self._consumer.start()
         self._started = True
+        if options.tune_gc_on_start:
+            tune_heap()
         log.info("consumer started", group=self.group_id, topics=list(self.topics))
 
     async def stop(self) -> None:
@@ -301,7 +306,7 @@ class EventConsumer(AsyncService):
         done = await asyncio.gather(
             *(self._process_partition(tp, records, generation) for tp, records in batch.items())
         )
-        await self._commit()
+        await self._commit_in_background()
         await self._report_lag()
         return sum(done)
 
@@ -364,7 +369,24 @@ class EventConsumer(AsyncService):
             await flow.caught_up(tp, generation)
         return count
 
+    async def _commit_in_background(self) -> None:
+        """Commit this poll's offsets while the next poll is processed (Kafka's
+        ``commitAsync``): a commit round trip per poll no longer stalls the loop. The
+        previous commit is awaited first, so commits reach the broker in order."""
+        await self._settle_commit()
+        self._committing = asyncio.get_running_loop().create_task(self._commit_now())
+
+    async def _settle_commit(self) -> None:
+        """Wait for the commit in flight, if any."""
+        task, self._committing = self._committing, None
+        if task is not None:
+            await task
+
     async def _commit(self) -> None:
+        await self._settle_commit()
+        await self._commit_now()
+
+    async def _commit_now(self) -> None:
         if await self._flow.commit():
             self.stats.commits += 1
 
@@ -373,6 +395,7 @@ class EventConsumer(AsyncService):
 
     async def _on_revoked(self, tps: Sequence[TopicPartition]) -> None:
         """Commit what is done for the revoked partitions, then forget their state."""
+        await self._settle_commit()  # an older commit must not land after this one
         revoked = set(tps)
         if await self._flow.revoke(revoked):
             self.stats.commits += 1
@@ -384,11 +407,9 @@ class EventConsumer(AsyncService):
     # -- the middleware chain
     def _get_chain(self) -> CallNext:
         if self._chain is None:
-            decode: list[Middleware] = [
-                DecodeMiddleware(self._deserializer, self.stats),
-                RevealMiddleware(self._revealer),
-                *self._middlewares,
-            ]
+            decoder = DecodeMiddleware(self._deserializer, self.stats)
+            revealer = RevealMiddleware(self._revealer)
+            decode: list[Middleware] = [decoder, revealer, *self._middlewares]
             steps: list[Middleware] = [
                 TraceMiddleware(self._tracer),
                 RouteMiddleware(self._router, self.stats, self._tally),
@@ -400,6 +421,9 @@ class EventConsumer(AsyncService):
                 self._batches = BatchProcessor(
                     handlers=self._batch_handlers,
                     prepare=lambda collect: chain(decode, collect),
+                    direct=None
+                    if self._middlewares
+                    else partial(_decode_direct, decoder, revealer),
                     router=self._router,
                     flow=self._flow,
                     stats=self.stats,
@@ -432,6 +456,14 @@ class EventConsumer(AsyncService):
             "retried": s.retried,
             "dead_lettered": s.dead_lettered,
         }
+
+
+async def _decode_direct(
+    decoder: DecodeMiddleware, revealer: RevealMiddleware, record: Record
+) -> Event | None:
+    """What the decode chain gives a batch when there are no user middlewares."""
+    event = await decoder.decode(record)
+    return None if event is None else await revealer.reveal(event)
 
 
 __all__ = [

@@ -54,6 +54,8 @@ class ConsumerOptions:
     rng: random.Random | None = None
     lag_interval_s: float = 5.0
     privacy: FieldRevealer | None = None  # default: from SECURITY_PII_KEK
+    # gc.freeze() the startup objects and raise the young threshold (streaming.core.heap).
+    tune_gc_on_start: bool = True
 
     def __post_init__(self) -> None:
         if not self.topics:
@@ -86,6 +88,7 @@ class ConsumerKeywords(TypedDict, total=False):
     rng: random.Random | None
     lag_interval_s: float
     privacy: FieldRevealer | None
+    tune_gc_on_start: bool
 
 
 __all__ = ["ConsumerKeywords", "ConsumerOptions"]

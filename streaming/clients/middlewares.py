@@ -125,7 +125,10 @@ class DeliveryTally:
         # (topic, partition) -> error type (None: success) -> [count, seconds]
         self._open: dict[tuple[str, int], dict[type[BaseException] | None, list[Any]]] = {}
 
-    def add(self, record: Record, elapsed_s: float, failure: BaseException | None) -> None:
+    def add(
+        self, record: Record, elapsed_s: float, failure: BaseException | None, count: int = 1
+    ) -> None:
+        """``count`` deliveries of ``record``'s partition that took ``elapsed_s`` in all."""
         key = (record.topic, record.partition)
         outcomes = self._open.get(key)
         if outcomes is None:
@@ -133,9 +136,9 @@ class DeliveryTally:
         kind = type(failure) if failure is not None else None
         slot = outcomes.get(kind)
         if slot is None:
-            outcomes[kind] = [1, elapsed_s, failure]
+            outcomes[kind] = [count, elapsed_s, failure]
         else:
-            slot[0] += 1
+            slot[0] += count
             slot[1] += elapsed_s
 
     def flush(self, topic: str, partition: int) -> None:
@@ -213,19 +216,23 @@ class DecodeMiddleware:
         self._stats = stats
 
     async def __call__(self, message: Message, call_next: CallNext) -> None:
-        record = message.record
+        event = await self.decode(message.record)
+        if event is not None:
+            await call_next(Message(message.record, message.group, message.attempt, event))
+
+    async def decode(self, record: Record) -> Event | None:
+        """The record's event; ``None`` for a tombstone (counted as skipped)."""
         if record.value is None:
             self._stats.skipped += 1
-            return
+            return None
         try:
-            event = await self._deserializer.deserialize(
+            return await self._deserializer.deserialize(
                 record.value, SerializationContext.for_record(record)
             )
         except StreamingError as exc:
             if exc.retriable:  # not poison: rewind
                 raise TransientProcessingError(f"cannot decode now: {exc}") from exc
             raise
-        await call_next(Message(record, message.group, message.attempt, event))
 
 
 __all__ = [

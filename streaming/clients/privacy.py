@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from streaming.clients.middlewares import CallNext, Message, TransientProcessingError
 from streaming.errors import StreamingError
+from streaming.events import Event
 from streaming.privacy.reveal import FieldRevealer
 
 
@@ -26,15 +27,19 @@ class RevealMiddleware:
     async def __call__(self, message: Message, call_next: CallNext) -> None:
         event = message.event
         if event is not None:
-            try:
-                revealed = await self._revealer.reveal(event)
-            except StreamingError as exc:
-                if exc.retriable:  # the key list is not current: rewind, not poison
-                    raise TransientProcessingError(f"cannot decrypt now: {exc}") from exc
-                raise
+            revealed = await self.reveal(event)
             if revealed is not event:
                 message = Message(message.record, message.group, message.attempt, revealed)
         await call_next(message)
+
+    async def reveal(self, event: Event) -> Event:
+        """``event`` with its marked fields decrypted or typed (itself when none are)."""
+        try:
+            return await self._revealer.reveal(event)
+        except StreamingError as exc:
+            if exc.retriable:  # the key list is not current: rewind, not poison
+                raise TransientProcessingError(f"cannot decrypt now: {exc}") from exc
+            raise
 
 
 __all__ = ["RevealMiddleware"]

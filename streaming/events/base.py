@@ -24,6 +24,8 @@ from streaming.serde.catalog import LocalSchema, default_catalog
 
 def _to_utc_millis(value: datetime) -> datetime:
     """Avro timestamp-millis keeps milliseconds; truncate so round trips are exact."""
+    if value.tzinfo is UTC and not value.microsecond % 1000:
+        return value  # what a decoded record holds: nothing to do (runs per record)
     value = value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 

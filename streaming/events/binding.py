@@ -73,7 +73,10 @@ class EventDeserializer:
         catalog: SchemaCatalog | None = None,
     ) -> None:
         self._types = event_types
-        self._avro = AvroDeserializer(registry, use_local_schemas=True, catalog=catalog)
+        # The models parse uuid text themselves (in pydantic-core): no uuid.UUID() twice.
+        self._avro = AvroDeserializer(
+            registry, use_local_schemas=True, catalog=catalog, uuid_as_text=True
+        )
 
     async def deserialize(self, data: bytes, ctx: SerializationContext) -> Event:
         decoded = await self._avro.deserialize(data, ctx)

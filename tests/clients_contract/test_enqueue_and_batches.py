@@ -11,6 +11,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from streaming import BatchFailure
+from streaming.clients.middlewares import CallNext, Message
 from streaming.clients.retry import parse_failure_headers
 from streaming.errors import TopicError, TransactionError
 from streaming.events import OrderPlaced
@@ -178,3 +179,37 @@ async def test_any_other_batch_exception_sends_every_record_on_its_own_way(
     assert sorted(parse_failure_headers(r.headers).original_offset for r in dead) == list(range(5))
     assert await env.read_all(f"{topic}.{group}.retry.1") == []
     assert consumer.stats.handled == 0
+
+
+async def test_user_middlewares_see_each_record_of_a_batch_and_can_fail_one(
+    env: ClientEnv,
+) -> None:
+    topic = await env.topic()
+    group = env.group()
+    events = [order() for _ in range(6)]
+    async with env.producer() as producer:
+        await producer.send_many(topic, events)
+    consumer = env.consumer(topic, group)
+    seen: list[int] = []
+    batches: list[list[OrderPlaced]] = []
+    bad = events[2]
+
+    @consumer.use
+    async def check(message: Message, call_next: CallNext) -> None:
+        seen.append(message.record.offset)
+        assert isinstance(message.event, OrderPlaced)
+        if message.event == bad:
+            raise TypeError("refused by a middleware: straight to the DLQ")
+        await call_next(message)
+
+    @consumer.batch_handler(OrderPlaced)
+    async def handle(got: list[OrderPlaced]) -> None:
+        batches.append(got)
+
+    async with env.running(consumer):
+        await eventually(lambda: consumer.stats.dead_lettered == 1, what="1 dead letter")
+        await eventually(lambda: consumer.stats.handled == 5, what="5 handled")
+    assert seen == list(range(6))
+    assert [e for batch in batches for e in batch] == [e for e in events if e != bad]
+    (dead,) = await env.read_all(f"{topic}.{group}.dlq")
+    assert parse_failure_headers(dead.headers).original_offset == 2

@@ -3,12 +3,18 @@
 import io
 import json
 import struct
+import uuid
 from typing import Any
 
 import fastavro
 import pytest
 
-from streaming.serde.avro import AvroDeserializer, AvroSerializer
+from streaming.serde.avro import (
+    AvroDeserializer,
+    AvroSerializer,
+    reading_form,
+    without_uuid_types,
+)
 from streaming.serde.catalog import LocalSchema, SchemaCatalog
 from streaming.serde.context import MessageField, SerializationContext
 from streaming.serde.errors import (
@@ -253,3 +259,83 @@ async def test_references_are_registered_under_their_fullname_and_resolved_on_re
     decoded = await AvroDeserializer(registry, catalog=EMPTY).deserialize(data, CTX)
     assert decoded.value == {"p": struct.pack(">q", 1234)}
     assert json.loads(decoded.writer_schema.schema_str)["fields"][0]["type"] == "m.Cents"
+
+
+V1_DOCUMENTED = LocalSchema.from_json(
+    {
+        "type": "record",
+        "name": "Trade",
+        "namespace": "t",
+        "doc": "A trade.",
+        "x-partition-key": "id",
+        "fields": [
+            {"name": "id", "type": "string", "doc": "Trade id."},
+            {"name": "qty", "type": "long"},
+            {
+                "name": "side",
+                "type": {"type": "enum", "name": "Side", "namespace": "t", "symbols": ["B", "S"]},
+            },
+            {"name": "note", "type": ["null", "string"], "default": None, "aliases": ["memo"]},
+        ],
+    }
+)
+
+
+def test_reading_forms_ignore_docs_namespaces_and_custom_attributes() -> None:
+    documented = SchemaCatalog([V1_DOCUMENTED]).parsed("t.Trade")
+    assert reading_form(documented) == reading_form(SchemaCatalog([V1]).parsed("t.Trade"))
+    assert reading_form(documented) != reading_form(SchemaCatalog([V2]).parsed("t.Trade"))
+    as_uuid = json.loads(V1.schema_str)
+    as_uuid["fields"][0]["type"] = {"type": "string", "logicalType": "uuid"}
+    uuid_catalog = SchemaCatalog([LocalSchema.from_json(as_uuid)])
+    assert reading_form(uuid_catalog.parsed("t.Trade")) != reading_form(documented)
+
+
+async def test_a_writer_that_differs_only_in_docs_reads_as_written() -> None:
+    registry = InMemorySchemaRegistryClient()
+    data = await serializer(registry).serialize(TRADE, CTX)
+    de = AvroDeserializer(registry, use_local_schemas=True, catalog=SchemaCatalog([V1_DOCUMENTED]))
+    assert (await de.deserialize(data, CTX)).value == TRADE
+    with pytest.raises(CorruptRecordError, match="left over"):
+        await de.deserialize(data + b"\x00", CTX)
+
+
+WITH_UUID = LocalSchema.from_json(
+    {
+        "type": "record",
+        "name": "Ref",
+        "namespace": "t",
+        "fields": [{"name": "id", "type": {"type": "string", "logicalType": "uuid"}}],
+    }
+)
+
+
+async def test_uuid_as_text_leaves_uuid_values_as_their_text() -> None:
+    registry = InMemorySchemaRegistryClient()
+    value = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    data = await serializer(registry, schema=WITH_UUID).serialize({"id": value}, CTX)
+    as_read = deserializer(registry, reader_schema=WITH_UUID)
+    as_text = deserializer(registry, reader_schema=WITH_UUID, uuid_as_text=True)
+    assert (await as_read.deserialize(data, CTX)).value == {"id": value}
+    assert (await as_text.deserialize(data, CTX)).value == {"id": str(value)}
+
+
+async def test_an_event_with_malformed_uuid_text_is_a_typed_mismatch() -> None:
+    from streaming.events import EventDeserializer, OrderPlaced
+    from streaming.events.fake import fake_events
+
+    registry = InMemorySchemaRegistryClient()
+    event = next(iter(fake_events(OrderPlaced, 1)))
+    raw = event.to_avro_dict()
+    raw["order_id"] = "not-a-uuid"
+    schema = LocalSchema.from_json(
+        without_uuid_types(json.loads(OrderPlaced.avro_schema().schema_str))
+    )
+    plain = AvroSerializer(registry, schema=schema)  # a writer that never checked the text
+    data = await plain.serialize(raw, CTX)
+    events = EventDeserializer(registry)
+    good = await AvroSerializer(registry).serialize(event, CTX)
+    assert await events.deserialize(good, CTX) == event
+    with pytest.raises(SchemaMismatchError, match="order_id") as caught:
+        await events.deserialize(data, CTX)
+    assert caught.value.data == data and caught.value.retriable is False
