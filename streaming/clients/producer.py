@@ -13,9 +13,8 @@ partition, because aiokafka lacks KIP-447 fencing by consumer-group metadata.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Protocol, Self
 
 import structlog
@@ -25,6 +24,7 @@ from opentelemetry.trace import Tracer
 from streaming.clients.chain import chain
 from streaming.clients.publish import (
     Delivery,
+    EnqueueNext,
     Publish,
     PublishMiddleware,
     PublishNext,
@@ -62,6 +62,7 @@ from streaming.transport.base import (
     OutgoingRecord,
     ProducerTransport,
     RecordMetadata,
+    Settled,
     TopicPartition,
     TransportFactory,
 )
@@ -87,9 +88,11 @@ def event_headers(event: Event, *, now_ms: int, extra: Headers = ()) -> Headers:
     The correlation id is the event's own, else the current execution context's, else
     the event id (a root event correlates with itself).
     """
-    metadata = event.metadata
-    event_id = str(metadata.event_id).encode()
-    correlation = metadata.correlation_id or current_correlation_id()
+    return _event_headers(event, str(event.metadata.event_id).encode(), now_ms, extra)
+
+
+def _event_headers(event: Event, event_id: bytes, now_ms: int, extra: Headers) -> Headers:
+    correlation = event.metadata.correlation_id or current_correlation_id()
     own: Headers = (
         (H_EVENT_ID, event_id),
         (H_EVENT_TYPE, _type_header(type(event))),
@@ -145,10 +148,16 @@ class EventProducer(AsyncService):
         self._serializer = serializer or AvroSerializer(registry)
         # Marked (pii) fields are encrypted before serialization: default from SECURITY_PII_KEK.
         self._privacy = privacy or FieldProtector.from_settings(transport)
-        tracer = tracer or trace.get_tracer(INSTRUMENTATION_NAME)
+        self._trace = TracePublish(tracer or trace.get_tracer(INSTRUMENTATION_NAME))
+        # One bound method: the transport tells a run of records with the same listener
+        # (``is``) in one call.
+        self._settled: Settled = self._count_settled
+        self._to_transport: EnqueueNext = self._enqueue_record
         self._publish: PublishNext = chain(
-            [TracePublish(tracer), *middlewares], transport_endpoint(self._transport)
+            [self._trace, *middlewares],
+            transport_endpoint(self._transport, settled=self._settled),
         )
+        self._direct = not middlewares  # enqueue() may skip the chain (same steps)
         self._instruments = instruments or global_instruments()
         self._guard = guard
         self._allowed: set[str] = set()
@@ -201,15 +210,27 @@ class EventProducer(AsyncService):
         partition: int | None = None,
     ) -> OutgoingRecord:
         """The record :meth:`send` would write (serialized, keyed, headed; no trace yet)."""
+        return (await self._build(topic, event, key, headers, partition))[0]
+
+    async def _build(
+        self,
+        topic: str,
+        event: Event,
+        key: bytes | None,
+        headers: Headers,
+        partition: int | None,
+    ) -> tuple[OutgoingRecord, str]:
+        """:meth:`build`, and the event id as text (the span's message id)."""
         if key is None:
             text = event.partition_key()
             key = text.encode() if text is not None else None
         if plan_for(type(event)) is not None:  # marked fields: encrypt before serializing
             event = await self._privacy.protect(event)
-        all_headers = event_headers(event, now_ms=self._clock_ms(), extra=headers)
+        event_id = str(event.metadata.event_id)
+        all_headers = _event_headers(event, event_id.encode(), self._clock_ms(), headers)
         ctx = SerializationContext(topic, headers=all_headers)
         value = await self._serializer.serialize(event, ctx)
-        return OutgoingRecord(topic, value, key, all_headers, partition)
+        return OutgoingRecord(topic, value, key, all_headers, partition), event_id
 
     async def send(
         self,
@@ -228,8 +249,7 @@ class EventProducer(AsyncService):
         """
         self._require_started()
         await self._authorize([topic])
-        record = await self.build(topic, event, key=key, headers=headers, partition=partition)
-        message_id = str(event.metadata.event_id)
+        record, message_id = await self._build(topic, event, key, headers, partition)
         return (await self._counted(Publish(topic, (record,), message_id=message_id)))[0]
 
     async def enqueue(
@@ -249,34 +269,38 @@ class EventProducer(AsyncService):
         written in enqueue order (idempotence keeps it across retries). Errors known
         before buffering (a refused topic, a serialization error) raise here; a
         refused write fails the future. :meth:`flush` (or leaving ``async with``)
-        waits for everything enqueued. The ``send`` span ends at the acknowledgement.
+        waits for everything enqueued. The ``send`` span ends at the acknowledgement;
+        the sent-messages metric counts each batch once its fate is known.
         """
         self._require_started()
         if topic not in self._allowed:
             await self._authorize([topic])
-        record = await self.build(topic, event, key=key, headers=headers, partition=partition)
-        deliveries: list[Delivery] = []
-        publish = Publish(
-            topic, (record,), message_id=str(event.metadata.event_id), deliveries=deliveries
-        )
+        record, message_id = await self._build(topic, event, key, headers, partition)
         try:
+            if self._direct:  # the chain's steps without a Publish per record
+                if not self._trace.active:  # tracing is off: nothing to wrap
+                    return await self._transport.enqueue(record, settled=self._settled)
+                return await self._trace.enqueue(record, message_id, self._to_transport)
+            deliveries: list[Delivery] = []
+            publish = Publish(topic, (record,), message_id=message_id, deliveries=deliveries)
             metas = await self._publish(publish)
         except StreamingError as exc:
             self._count(topic, exc)
             raise
         if deliveries:
-            delivery = deliveries[0]
-        else:  # a middleware answered itself (as it may for send()): already delivered
-            delivery = asyncio.get_running_loop().create_future()
-            delivery.set_result(metas[0])
-        delivery.add_done_callback(partial(self._delivered, topic))
+            return deliveries[0]
+        # A middleware answered itself (as it may for send()): already delivered.
+        self._count(topic)
+        delivery: Delivery = asyncio.get_running_loop().create_future()
+        delivery.set_result(metas[0])
         return delivery
 
-    def _delivered(self, topic: str, delivery: Delivery) -> None:
-        """Count an enqueued record once its fate is known."""
-        if delivery.cancelled():
-            return
-        self._count(topic, delivery.exception())
+    def _enqueue_record(self, record: OutgoingRecord) -> Awaitable[Delivery]:
+        return self._transport.enqueue(record, settled=self._settled)
+
+    def _count_settled(self, topic: str, count: int, error: BaseException | None) -> None:
+        """Count a batch of enqueued records once their fate is known."""
+        self._count(topic, error, count)
 
     async def send_many(
         self, topic: str, events: Sequence[Event], *, headers: Headers = ()

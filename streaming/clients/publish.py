@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from functools import partial
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    Link,
+    NoOpTracer,
+    ProxyTracer,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+)
 
 from streaming.errors import StreamingError
 from streaming.telemetry import (
@@ -33,7 +42,13 @@ from streaming.telemetry import (
     send_attributes,
     send_span,
 )
-from streaming.transport.base import Headers, OutgoingRecord, ProducerTransport, RecordMetadata
+from streaming.transport.base import (
+    Headers,
+    OutgoingRecord,
+    ProducerTransport,
+    RecordMetadata,
+    Settled,
+)
 
 MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
 
@@ -61,16 +76,20 @@ class Publish:
 
 
 PublishNext = Callable[[Publish], Awaitable[list[RecordMetadata]]]
+EnqueueNext = Callable[[OutgoingRecord], Awaitable[Delivery]]
 PublishMiddleware = Callable[[Publish, PublishNext], Awaitable[list[RecordMetadata]]]
 
 
-def transport_endpoint(transport: ProducerTransport) -> PublishNext:
-    """The end of a publish chain: send through ``transport`` (a batch pipelined)."""
+def transport_endpoint(
+    transport: ProducerTransport, *, settled: Settled | None = None
+) -> PublishNext:
+    """The end of a publish chain: send through ``transport`` (a batch pipelined);
+    ``settled`` hears of enqueued records' fates (see ``ProducerTransport.enqueue``)."""
 
     async def send(publish: Publish) -> list[RecordMetadata]:
         if publish.deliveries is not None:
             for record in publish.records:
-                publish.deliveries.append(await transport.enqueue(record))
+                publish.deliveries.append(await transport.enqueue(record, settled=settled))
             return []
         if publish.batch:
             return await transport.send_many(publish.records)
@@ -108,24 +127,65 @@ class TracePublish:
             record_sent(span, metas[0])
         return metas
 
-    async def _enqueue(self, publish: Publish, call_next: PublishNext) -> list[RecordMetadata]:
-        """The span ends when the broker acknowledges (or refuses) the record, as Kafka's
-        own instrumentation ends it in the send callback: it then carries the offset."""
-        record, deliveries = publish.records[0], publish.deliveries
-        assert deliveries is not None
+    @property
+    def active(self) -> bool:
+        """False while the tracer can only make no-op spans (checked per record: a
+        provider may be set after the producer was made)."""
+        return _can_trace(self._tracer)
+
+    async def enqueue(
+        self, record: OutgoingRecord, message_id: str | None, enqueue: EnqueueNext
+    ) -> Delivery:
+        """The span of one record handed to ``enqueue`` (the transport's), without a
+        :class:`Publish`: :meth:`EventProducer.enqueue`'s path when it has no middlewares.
+
+        The span ends when the broker acknowledges (or refuses) the record, as Kafka's
+        own instrumentation ends it in the send callback: it then carries the offset.
+        """
+        span = self._enqueue_span(record.topic, record, message_id, ())
+        if span is None:
+            return await enqueue(record)  # tracing is off: no context to carry
+        # Only the headers need the span's context (no middleware runs inside): inject
+        # it directly instead of making the span current around the call.
+        context = trace.set_span_in_context(span)
+        traced = _with_headers(record, inject_headers(record.headers, context))
+        try:
+            delivery = await enqueue(traced)
+        except BaseException as exc:
+            _end_failed(span, exc)
+            raise
+        delivery.add_done_callback(partial(_end_send_span, span))
+        return delivery
+
+    def _enqueue_span(
+        self, topic: str, record: OutgoingRecord, message_id: str | None, links: Sequence[Link]
+    ) -> Span | None:
+        """A started ``send`` span, or ``None`` when it could carry no context (tracing
+        is off; a no-op tracer costs no attribute building at all)."""
+        if not _can_trace(self._tracer):
+            return None
         span = self._tracer.start_span(
-            f"send {publish.topic}",
+            f"send {topic}",
             kind=SpanKind.PRODUCER,
-            links=publish.links,
+            links=links,
             attributes=send_attributes(
-                publish.topic,
+                topic,
                 key=record.key,
                 value=record.value,
-                message_id=publish.message_id,
+                message_id=message_id,
                 partition=record.partition,
             ),
         )
         if not span.is_recording() and not span.get_span_context().is_valid:
+            return None
+        return span
+
+    async def _enqueue(self, publish: Publish, call_next: PublishNext) -> list[RecordMetadata]:
+        """:meth:`enqueue` inside a publish chain (the endpoint appends the delivery)."""
+        record, deliveries = publish.records[0], publish.deliveries
+        assert deliveries is not None
+        span = self._enqueue_span(publish.topic, record, publish.message_id, publish.links)
+        if span is None:
             return await call_next(publish)  # tracing is off: no context to carry
         first = len(deliveries)
         with trace.use_span(span, end_on_exit=False) as current:
@@ -165,6 +225,14 @@ class TracePublish:
                 raise
 
 
+def _can_trace(tracer: Tracer) -> bool:
+    """False for a tracer that only makes no-op spans: the API's default before any
+    provider is set (a proxy that delegates to the no-op tracer until one is)."""
+    if isinstance(tracer, ProxyTracer):
+        tracer = tracer._tracer  # what it delegates to now (it follows the provider)
+    return not isinstance(tracer, NoOpTracer)
+
+
 def _end_send_span(span: Span, delivery: Delivery) -> None:
     """End an enqueued record's span with where it landed, or why it did not."""
     if delivery.cancelled():
@@ -173,7 +241,14 @@ def _end_send_span(span: Span, delivery: Delivery) -> None:
     exc = delivery.exception()
     if exc is None:
         record_sent(span, delivery.result())
+        span.end()
     else:
+        _end_failed(span, exc)
+
+
+def _end_failed(span: Span, exc: BaseException) -> None:
+    """End ``span`` as failed by ``exc`` (``use_span`` leaves a cancellation unrecorded)."""
+    if isinstance(exc, Exception):
         span.set_attribute(ERROR_TYPE, error_type(exc))
         span.record_exception(exc)
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
@@ -200,6 +275,7 @@ def _with_headers(record: OutgoingRecord, headers: Headers) -> OutgoingRecord:
 __all__ = [
     "MESSAGING_BATCH_MESSAGE_COUNT",
     "Delivery",
+    "EnqueueNext",
     "Publish",
     "PublishMiddleware",
     "PublishNext",

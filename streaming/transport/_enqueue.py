@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any
 
 from streaming.errors import TransportError
-from streaming.transport.base import OutgoingRecord, RecordMetadata
+from streaming.transport.base import OutgoingRecord, RecordMetadata, Settled
 
 Delivery = asyncio.Future[RecordMetadata]
 # (builder, topic, partition) -> the future of the batch's acknowledgement
@@ -38,6 +38,12 @@ Translate = Callable[[BaseException, str], TransportError]
 class _Batch:
     builder: Any
     entries: list[tuple[Delivery, Any]] = field(default_factory=list)  # (future, append meta)
+    # Whom to tell of the batch's fate: runs of (listener, records), in append order.
+    settled: list[list[Any]] = field(default_factory=list)
+
+    def tell(self, topic: str, error: BaseException | None) -> None:
+        for listener, count in self.settled:
+            listener(topic, count, error)
 
 
 @dataclass(slots=True)
@@ -67,20 +73,27 @@ class EnqueueBuffer:
         create_batch: Callable[[], Any],
         send_batch: SendBatch,
         translate: Translate,
+        check_size: Callable[[OutgoingRecord], None],
         max_ready: int = 4,
         hand_over_bytes: int = 16_384,
     ) -> None:
         self._create_batch = create_batch
         self._send_batch = send_batch
         self._translate = translate
+        self._check_size = check_size
         self._max_ready = max_ready
         self._hand_over_bytes = hand_over_bytes
         self._partitions: dict[tuple[str, int], _Partition] = {}
 
     async def add(
-        self, record: OutgoingRecord, partition: int, check_size: Callable[[], None]
+        self, record: OutgoingRecord, partition: int, settled: Settled | None = None
     ) -> Delivery:
-        """Append ``record`` to ``partition``'s open batch; its delivery future."""
+        """Append ``record`` to ``partition``'s open batch; its delivery future.
+
+        ``settled`` hears of it with its batch (a run of records with the same listener
+        is one call). A record too large for any batch raises here (``check_size``, run
+        only when a batch is opened: a record that fit one fits the request).
+        """
         key = (record.topic, partition)
         part = self._partitions.get(key)
         if part is None:
@@ -97,15 +110,22 @@ class EnqueueBuffer:
             if meta is None:  # full
                 part.close_open()
         if batch is None or meta is None:
-            check_size()
+            self._check_size(record)
             batch = part.open = _Batch(self._create_batch())
             meta = batch.builder.append(
                 timestamp=record.timestamp_ms, key=record.key, value=record.value, headers=headers
             )
-        delivery: Delivery = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        delivery: Delivery = loop.create_future()
         batch.entries.append((delivery, meta))
+        if settled is not None:
+            runs = batch.settled
+            if runs and runs[-1][0] is settled:
+                runs[-1][1] += 1
+            else:
+                runs.append([settled, 1])
         if part.task is None:
-            part.task = asyncio.get_running_loop().create_task(self._run(part))
+            part.task = loop.create_task(self._run(part))
         if not part.ready and batch.builder.size() >= self._hand_over_bytes:
             # Nothing waits before it: hand it over now and let the sender run, so the
             # network works while the caller goes on appending (as aiokafka's own
@@ -127,7 +147,7 @@ class EnqueueBuffer:
         for part in self._partitions.values():
             part.close_open()
             while part.ready:
-                _fail(part.ready.popleft().entries, exc)
+                _fail(part, part.ready.popleft(), exc)
             part.space.set()
 
     async def _run(self, part: _Partition) -> None:
@@ -148,32 +168,37 @@ class EnqueueBuffer:
         try:
             acked = await self._send_batch(batch.builder, part.topic, part.partition)
         except Exception as exc:
-            _fail(batch.entries, self._translate(exc, f"send to {part.topic}[{part.partition}]"))
+            _fail(part, batch, self._translate(exc, f"send to {part.topic}[{part.partition}]"))
             return
-        acked.add_done_callback(partial(self._resolve, part, batch.entries))
+        acked.add_done_callback(partial(self._resolve, part, batch))
 
-    def _resolve(self, part: _Partition, entries: list[tuple[Delivery, Any]], acked: Any) -> None:
+    def _resolve(self, part: _Partition, batch: _Batch, acked: Any) -> None:
         if acked.cancelled():
-            for delivery, _ in entries:
+            for delivery, _ in batch.entries:
                 delivery.cancel()
             return
         exc = acked.exception()
         if exc is not None:
-            _fail(entries, self._translate(exc, f"send to {part.topic}[{part.partition}]"))
+            _fail(part, batch, self._translate(exc, f"send to {part.topic}[{part.partition}]"))
             return
         done = acked.result()
-        for delivery, meta in entries:
+        topic, partition, base, stamp = done.topic, done.partition, done.offset, done.timestamp
+        unstamped = stamp in (None, -1)
+        for delivery, meta in batch.entries:
             if not delivery.done():
-                stamp = meta.timestamp if done.timestamp in (None, -1) else done.timestamp
                 delivery.set_result(
-                    RecordMetadata(done.topic, done.partition, done.offset + meta.offset, stamp)
+                    RecordMetadata(
+                        topic, partition, base + meta.offset, meta.timestamp if unstamped else stamp
+                    )
                 )
+        batch.tell(part.topic, None)  # the awaiting code runs after this callback
 
 
-def _fail(entries: list[tuple[Delivery, Any]], exc: TransportError) -> None:
-    for delivery, _ in entries:
+def _fail(part: _Partition, batch: _Batch, exc: TransportError) -> None:
+    for delivery, _ in batch.entries:
         if not delivery.done():
             delivery.set_exception(exc)
+    batch.tell(part.topic, exc)
 
 
 __all__ = ["EnqueueBuffer"]

@@ -129,6 +129,11 @@ class GroupInfo:
 RebalanceCallback = Callable[[Sequence[TopicPartition]], Awaitable[None]]
 
 
+Settled = Callable[[str, int, BaseException | None], None]
+"""``(topic, count, error)``: ``count`` enqueued records were acknowledged (``error`` is
+``None``) or refused; cancelled records are not reported."""
+
+
 @runtime_checkable
 class ProducerTransport(Protocol):
     """Sends bytes. Idempotent (acks=all) unless the factory was told otherwise."""
@@ -144,11 +149,17 @@ class ProducerTransport(Protocol):
         """Send a batch pipelined, wait for all acknowledgements, keep per-partition order."""
         ...
 
-    async def enqueue(self, record: OutgoingRecord) -> asyncio.Future[RecordMetadata]:
+    async def enqueue(
+        self, record: OutgoingRecord, *, settled: Settled | None = None
+    ) -> asyncio.Future[RecordMetadata]:
         """Hand one record to the send buffer and return the future of its acknowledgement.
 
         Waits only while the buffer is full; records of one partition are written in the
-        order they were enqueued. The future fails with a ``TransportError``.
+        order they were enqueued. The future fails with a ``TransportError``. ``settled``
+        is told ``(topic, count, error)`` once per group of records whose fate is known
+        together (a batch), before anything awaiting their futures runs: how a producer
+        counts sent records without a callback per record. A record whose ``enqueue``
+        raises is not reported.
         """
         ...
 
@@ -282,6 +293,7 @@ __all__ = [
     "RebalanceCallback",
     "Record",
     "RecordMetadata",
+    "Settled",
     "TopicPartition",
     "TopicSpec",
     "TransportFactory",

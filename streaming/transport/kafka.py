@@ -14,7 +14,6 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import Any, TypeVar
 
 import aiokafka
@@ -61,6 +60,7 @@ from streaming.transport.base import (
     RebalanceCallback,
     Record,
     RecordMetadata,
+    Settled,
     TopicPartition,
     TopicSpec,
 )
@@ -175,6 +175,7 @@ class KafkaProducerTransport:
             create_batch=self._producer.create_batch,
             send_batch=self._send_batch,
             translate=translate,
+            check_size=self._check_size,
         )
 
     async def start(self) -> None:
@@ -222,7 +223,9 @@ class KafkaProducerTransport:
             meta = await fut
         return RecordMetadata(meta.topic, meta.partition, meta.offset, meta.timestamp)
 
-    async def enqueue(self, record: OutgoingRecord) -> asyncio.Future[RecordMetadata]:
+    async def enqueue(
+        self, record: OutgoingRecord, *, settled: Settled | None = None
+    ) -> asyncio.Future[RecordMetadata]:
         """Append to the partition's open batch (:mod:`._enqueue`); the record's future."""
         if self._txn_capable and not self._in_transaction:
             raise TransactionError(
@@ -233,8 +236,7 @@ class KafkaProducerTransport:
         if parts is None:
             with _translated(f"send to {record.topic}"):
                 parts = await self._partitions(record.topic)
-        partition = self._partition(record, parts)
-        return await self._buffer.add(record, partition, partial(self._check_size, record))
+        return await self._buffer.add(record, self._partition(record, parts), settled)
 
     def _sorted_partitions(self, topic: str) -> list[int] | None:
         """The topic's partitions from the producer's current metadata (no I/O)."""

@@ -54,6 +54,7 @@ from streaming.transport.base import (
     RebalanceCallback,
     Record,
     RecordMetadata,
+    Settled,
     TopicPartition,
     TopicSpec,
 )
@@ -114,11 +115,15 @@ class InMemoryProducer(_Lifecycle):
     async def send_many(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         return [await self.send(r) for r in records]
 
-    async def enqueue(self, record: OutgoingRecord) -> asyncio.Future[RecordMetadata]:
+    async def enqueue(
+        self, record: OutgoingRecord, *, settled: Settled | None = None
+    ) -> asyncio.Future[RecordMetadata]:
         """Append now (nothing is buffered in memory); a refused send raises here, as
         Kafka's client raises what it can tell before buffering."""
         delivery: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         delivery.set_result(await self.send(record))
+        if settled is not None:
+            settled(record.topic, 1, None)
         return delivery
 
     async def flush(self) -> None:

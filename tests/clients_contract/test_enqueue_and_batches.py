@@ -7,6 +7,8 @@ import random
 from collections import defaultdict
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from streaming import BatchFailure
 from streaming.clients.middlewares import CallNext, Message
@@ -14,6 +16,7 @@ from streaming.clients.retry import parse_failure_headers
 from streaming.errors import TopicError, TransactionError
 from streaming.events import OrderPlaced
 from streaming.events.fake import fake_events
+from streaming.telemetry import MessagingInstruments
 from streaming.testing import eventually
 from streaming.transport.base import TopicPartition
 from tests.clients_contract.conftest import ClientEnv
@@ -46,6 +49,29 @@ async def test_enqueue_returns_futures_that_resolve_in_enqueue_order_per_partiti
     # The send span of an enqueued record ends at its acknowledgement, with its offset.
     spans = [s for s in env.exporter.get_finished_spans() if s.name == f"send {topic}"]
     assert sorted(s.attributes[OFFSET] for s in spans) == sorted(m.offset for m in metas)
+
+
+async def test_enqueued_records_are_counted_by_the_time_their_futures_resolve(
+    env: ClientEnv,
+) -> None:
+    topic = await env.topic(partitions=3)
+    reader = InMemoryMetricReader()
+    instruments = MessagingInstruments.create(MeterProvider(metric_readers=[reader]).get_meter("t"))
+    events = list(fake_events(OrderPlaced, 500, rng=random.Random(8), keys=40))
+    async with env.producer(instruments=instruments) as producer:
+        await asyncio.gather(*[await producer.enqueue(topic, e) for e in events])
+        data = reader.get_metrics_data()  # before flush: the futures' resolution counted
+    assert data is not None
+    [point] = [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "messaging.client.sent.messages"
+        for p in m.data.data_points
+    ]
+    assert point.value == 500
+    assert dict(point.attributes or {})["messaging.destination.name"] == topic
 
 
 async def test_flush_waits_for_enqueued_records_and_send_keeps_their_order(

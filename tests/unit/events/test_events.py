@@ -1,6 +1,8 @@
 """Events mirror their .avsc contracts exactly, and round-trip through serde."""
 
 import enum
+import io
+import random
 import types
 import typing
 import uuid
@@ -8,10 +10,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import fastavro
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, field_serializer
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -32,6 +35,8 @@ from streaming.events import (
     OrderType,
     UserRegistered,
 )
+from streaming.events.base import Event
+from streaming.events.fake import FAKERS, fake_events
 from streaming.serde import (
     AvroSerializer,
     InMemorySchemaRegistryClient,
@@ -40,6 +45,7 @@ from streaming.serde import (
     default_catalog,
 )
 from streaming.serde.schema import schema_fullname
+from streaming.serde.wire import unframe
 
 CATALOG = default_catalog()
 # Top-level records of the catalog; nested ones (Actor) are checked through their parent.
@@ -400,3 +406,77 @@ async def test_a_consumer_on_v2_of_an_event_reads_v1_records() -> None:
     event = await EventDeserializer(registry).deserialize(encoded, ctx)
     assert isinstance(event, UserRegistered)
     assert (event.username, event.country, event.roles) == ("ann", None, ())
+
+
+# --- the cached converter behind to_avro_dict / to_avro_datum ----------------------------
+
+
+def _written(fullname: str, value: Any) -> bytes:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, CATALOG.parsed(fullname), value)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("cls", list(FAKERS), ids=lambda c: c.__name__)
+async def test_the_converter_matches_model_dump_in_value_and_bytes(cls: type[Event]) -> None:
+    registry = InMemorySchemaRegistryClient()
+    serializer = AvroSerializer(registry)
+    ctx = SerializationContext("t")
+    for event in fake_events(cls, 200, rng=random.Random(11)):
+        dumped = event.model_dump(mode="python")
+        assert event.to_avro_dict() == dumped
+        before = _written(cls.avro_name, dumped)  # the path before the converter
+        assert _written(cls.avro_name, event.to_avro_datum()) == before
+        assert unframe(await serializer.serialize(event, ctx))[1] == before
+
+
+@pytest.mark.parametrize("fullname", sorted(EVENT_TYPES))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_converter_matches_model_dump_for_any_schema_value(
+    fullname: str, data: st.DataObject
+) -> None:
+    raw = data.draw(avro_values(CATALOG.get(fullname).definition(), ""))
+    event = EVENT_TYPES[fullname].from_avro_dict(raw)
+    assert event.to_avro_dict() == event.model_dump(mode="python")
+    assert _written(fullname, event.to_avro_datum()) == _written(fullname, event.to_avro_dict())
+
+
+def test_record_unions_are_tagged_for_the_writer_and_plain_for_everyone_else() -> None:
+    placed = order().model_copy(update={"limit_price": Money(amount=Decimal(2), currency="USD")})
+    money = {"amount": Decimal(2), "currency": "USD"}
+    assert placed.to_avro_datum()["limit_price"] == ("com.tradesense.common.Money", money)
+    assert placed.to_avro_dict()["limit_price"] == money
+    assert placed.to_avro_datum()["stop_price"] is None
+
+
+def test_the_converter_copies_containers_and_dumps_declared_fields_only() -> None:
+    class RichMoney(Money):
+        note: str = "extra"
+
+    audit = AuditEvent(
+        event_type=AuditEventType.USER_LOGIN,
+        actor=Actor(actor_type=ActorType.USER),
+        resource_type="session",
+        action="login",
+        outcome=AuditOutcome.SUCCESS,
+        details={"k": "v"},
+    )
+    dumped = audit.to_avro_dict()
+    dumped["details"]["k"] = "changed"
+    assert audit.details == {"k": "v"}  # a copy, as model_dump gives
+    placed = order().model_copy(
+        update={"limit_price": RichMoney(amount=Decimal(1), currency="EUR")}
+    )
+    assert placed.to_avro_dict() == placed.model_dump(mode="python")
+
+
+def test_a_model_with_its_own_serializer_keeps_model_dump() -> None:
+    class Shouting(OrderPlaced):
+        @field_serializer("symbol")
+        def loud(self, value: str) -> str:
+            return value.lower()
+
+    event = Shouting(**order().model_dump())
+    assert event.to_avro_dict() == event.model_dump(mode="python")
+    assert event.to_avro_dict()["symbol"] == event.symbol.lower()
