@@ -229,7 +229,10 @@ def _can_trace(tracer: Tracer) -> bool:
     """False for a tracer that only makes no-op spans: the API's default before any
     provider is set (a proxy that delegates to the no-op tracer until one is)."""
     if isinstance(tracer, ProxyTracer):
-        tracer = tracer._tracer  # what it delegates to now (it follows the provider)
+        # What it delegates to now (it follows the provider). A private attribute of the
+        # API's proxy: should a release drop it, trace (correct, only slower).
+        delegate = getattr(tracer, "_tracer", None)
+        return delegate is None or not isinstance(delegate, NoOpTracer)
     return not isinstance(tracer, NoOpTracer)
 
 
