@@ -50,6 +50,9 @@ CASES = {
             "typed batch consumer ÷ raw getmany+fastavro",
             "typed batch consumer ÷ FastStream",
             "raw getmany ÷ Kafka ConsumerPerformance",
+            "typed consumer ÷ raw getmany+fastavro, per CPU-second",
+            "typed batch consumer ÷ raw getmany+fastavro, per CPU-second",
+            "typed consumer ÷ FastStream, per CPU-second",
         ],
     ),
     "audit_sink": (
